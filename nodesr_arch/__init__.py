@@ -1,0 +1,13 @@
+"""NODE-SR (Park & Kim, ICASSP 2022) for BasicSR.
+
+Importing this package applies the BasicSR compatibility fixes, then registers the architectures,
+datasets and models in BasicSR's registries.
+"""
+from nodesr_arch import compat
+
+compat.apply()
+
+from nodesr_arch.archs import *  # noqa: F401,F403,E402
+from nodesr_arch.data import *  # noqa: F401,F403,E402
+from nodesr_arch.models import *  # noqa: F401,F403,E402
+from nodesr_arch.version import __version__  # noqa: E402

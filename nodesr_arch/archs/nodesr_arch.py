@@ -1,0 +1,74 @@
+"""NODESR: NODE-SR around any same-resolution network from BasicSR's registry."""
+import inspect
+from copy import deepcopy
+
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from nodesr_arch.archs.node_util import NODEBase
+
+_IN_KEYS = ('num_in_ch', 'in_chans', 'in_nc', 'in_channels')
+_OUT_KEYS = ('num_out_ch', 'out_chans', 'out_nc', 'out_channels')
+
+
+def _signature_defaults(cls):
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
+
+
+def infer_size_multiple(backbone):
+    """Size multiple a backbone needs: SwinIR's window, RRDBNet's pixel-unshuffle factor, else 1."""
+    params = _signature_defaults(ARCH_REGISTRY.get(backbone['type']))
+    if 'window_size' in params:
+        return int(backbone.get('window_size', params['window_size']))
+    if backbone['type'] == 'RRDBNet':
+        return {1: 4, 2: 2}.get(int(backbone.get('scale', params['scale'])), 1)
+    return 1
+
+
+class _SliceChannels(nn.Module):
+    """Keep the first ``num_out_ch`` output channels of a backbone (e.g. SwinIR outputs in_chans)."""
+
+    def __init__(self, net, num_out_ch):
+        super().__init__()
+        self.net = net
+        self.num_out_ch = num_out_ch
+
+    def forward(self, x):
+        return self.net(x)[:, :self.num_out_ch]
+
+
+@ARCH_REGISTRY.register()
+class NODESR(NODEBase):
+    """NODE-SR with any registry architecture as ``f``.
+
+    ``f`` must keep the resolution (e.g. ``SwinIR`` with ``upscale: 1, upsampler: ''`` or ``RRDBNet``
+    with ``scale: 1``). Its input-channel key (num_in_ch, in_chans...) is set to ``num_in_ch + 1`` unless
+    given; extra output channels are dropped.
+
+    Args:
+        backbone (dict): ``{type: <registry name>, ...}`` options of ``f``.
+        num_in_ch (int): Channels of the image. Default: 3.
+        num_out_ch (int): Channels of the output. Default: 3.
+        size_multiple (int | None): Pad H, W to this multiple for ``f``; None infers it (SwinIR's
+            window_size, RRDBNet's unshuffle factor).
+        ode (dict | None): Solver options.
+    """
+
+    def __init__(self, backbone, num_in_ch=3, num_out_ch=3, size_multiple=None, ode=None):
+        if not isinstance(backbone, dict) or 'type' not in backbone:
+            raise ValueError('NODESR: backbone must be a dict with a "type" key')
+        backbone = deepcopy(backbone)
+        cls = ARCH_REGISTRY.get(backbone['type'])
+        params = _signature_defaults(cls)
+        for key in _IN_KEYS:
+            if key in params:
+                backbone.setdefault(key, num_in_ch + 1)
+                break
+        for key in _OUT_KEYS:
+            if key in params:
+                backbone.setdefault(key, num_out_ch)
+                break
+        if size_multiple is None:
+            size_multiple = infer_size_multiple(backbone)
+        net = cls(**{k: v for k, v in backbone.items() if k != 'type'})
+        super().__init__(_SliceChannels(net, num_out_ch), ode=ode, size_multiple=size_multiple)
