@@ -1,0 +1,125 @@
+"""Running any super-resolution network of this package (or of BasicSR) on one batch.
+
+Two helpers shared by the model's validation, the Python API and ``nodesr infer``:
+:func:`run_network` (bicubic-enlarge the LR when the network wants its input at output size, then call
+it with or without the scale) and :func:`self_ensemble` (the paper's "+": the x8 flip/transpose mean).
+"""
+import math
+
+import torch
+
+from nodesr_arch.data.scale_space import imresize
+
+
+def output_size(in_size, scale):
+    """Output size of an ``(h, w)`` image enlarged by ``scale``: ``floor(h * s)`` (DESIGN.md section 3).
+
+    Args:
+        in_size (tuple[int, int]): Input (h, w).
+        scale (float | tuple[float, float]): One factor or one per axis.
+
+    Returns:
+        tuple[int, int]: (h, w), each at least 1.
+    """
+    sh, sw = (scale, scale) if isinstance(scale, (int, float)) else scale
+    # the 1e-6 guards float error: 3 * (10 / 3) must give 10, not 9
+    return tuple(max(1, math.floor(n * s + 1e-6)) for n, s in zip(in_size, (float(sh), float(sw))))
+
+
+def _consistent(in_len, out_len, scale):
+    """True if ``out_len`` is what enlarging ``in_len`` by ``scale`` gives, up to the rounding of sizes."""
+    return math.floor(in_len * scale + 1e-6) <= out_len <= math.ceil(in_len * scale - 1e-6)
+
+
+def enlarge_to(lq, scale, out_size):
+    """Bicubically enlarge a BCHW tensor to ``out_size``.
+
+    When ``out_size`` is what ``scale`` gives on both axes (up to rounding), resize by the factor and crop
+    the top-left window, which keeps pixel centres aligned exactly as the training data does
+    (:func:`nodesr_arch.data.scale_space.enlarge`). Otherwise (an exact target size with another aspect
+    ratio) resize to the size, each axis by its own factor.
+
+    Args:
+        lq (Tensor): (B, C, h, w).
+        scale (float): Enlargement factor.
+        out_size (tuple[int, int]): Output (H, W).
+    """
+    (h, w), (oh, ow) = lq.shape[-2:], out_size
+    if (h, w) == (oh, ow):
+        return lq
+    if _consistent(h, oh, scale) and _consistent(w, ow, scale):
+        return imresize(lq, float(scale))[..., :oh, :ow]
+    return imresize(lq, size=(oh, ow))
+
+
+def run_network(net, lq, scale, out_size=None):
+    """Super-resolve a batch with any network, whatever input it wants.
+
+    Args:
+        net (nn.Module): A network. ``net.input_size == 'output'`` (all NODE-SR archs, VDSR): the input
+            is the LR enlarged bicubically to the output size; ``'lr'`` (default for other archs, e.g.
+            BasicSR's EDSR/RCAN): the LR itself. ``net.takes_scale``: call ``net(x, scale)``, else ``net(x)``.
+        lq (Tensor): (B, C, h, w), float in [0, 1]. Already at ``out_size`` for ``'output'`` networks
+            is fine too (then it is used as it is).
+        scale (float | Tensor): The scale (``t0``), one or one per sample.
+        out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
+
+    Returns:
+        Tensor: (B, C, H, W) at ``out_size``.
+    """
+    if out_size is None:
+        s = float(torch.as_tensor(scale, dtype=torch.float64).flatten()[0])
+        out_size = output_size(lq.shape[-2:], s)
+    out_size = (int(out_size[0]), int(out_size[1]))
+    s_max = float(torch.as_tensor(scale, dtype=torch.float64).max())
+    if getattr(net, 'input_size', 'lr') == 'output':
+        x = lq
+        if tuple(lq.shape[-2:]) != out_size:
+            x = enlarge_to(lq, s_max, out_size)
+    else:
+        x = lq
+    out = net(x, scale) if getattr(net, 'takes_scale', False) else net(x)
+    if tuple(out.shape[-2:]) != out_size:
+        oh, ow = out_size
+        if out.shape[-2] >= oh and out.shape[-1] >= ow:
+            out = out[..., :oh, :ow]  # a fixed-scale 'lr' net gives ceil sizes or its own integer scale
+        else:
+            out = imresize(out, size=out_size)
+    return out
+
+
+# the 8 elements of the dihedral group as (transpose, flip H, flip W); each is its own inverse except
+# that the inverse of "transpose then flip" is "flip the swapped axes then transpose"
+_D8 = [(tr, fh, fw) for tr in (False, True) for fh in (False, True) for fw in (False, True)]
+
+
+def _forward_aug(x, transpose, flip_h, flip_w):
+    if transpose:
+        x = x.transpose(-2, -1)
+    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
+    return x.flip(dims) if dims else x
+
+
+def _inverse_aug(y, transpose, flip_h, flip_w):
+    dims = [d for d, f in ((-2, flip_h), (-1, flip_w)) if f]
+    if dims:
+        y = y.flip(dims)
+    return y.transpose(-2, -1) if transpose else y
+
+
+def self_ensemble(fn, x):
+    """The x8 self-ensemble: mean of ``fn`` over the flips and transposes of ``x``, each mapped back.
+
+    Args:
+        fn (callable): BCHW tensor -> BCHW tensor, equivariant in layout (a transposed input gives a
+            transposed output; e.g. ``lambda t: run_network(net, t, s)`` without a fixed ``out_size``).
+        x (Tensor): (B, C, H, W).
+
+    Returns:
+        Tensor: The mean of the 8 mapped-back outputs.
+    """
+    total = None
+    for aug in _D8:
+        y = _inverse_aug(fn(_forward_aug(x, *aug)), *aug)
+        total = y if total is None else total + y
+    return total / len(_D8)
