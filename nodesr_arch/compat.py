@@ -73,7 +73,7 @@ def find_resume_state(opt):
 def load_resume_state(opt):
     """Fix 3: CPU-safe, root-anchored replacement for ``basicsr.train.load_resume_state`` (BasicSR#538)."""
     import torch
-    from basicsr.utils.options import check_resume
+    from basicsr.utils.misc import check_resume
     if opt['auto_resume']:
         path = find_resume_state(opt)
         if path is not None:
