@@ -13,47 +13,55 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
+from nodesr_arch.tiling import tiled_apply
+
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
 ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun', 'scipy_solver')
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 ODE_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol', 'checkpoint', 'adjoint', 'options')
 
 
-def check_scale(scale, batch_size=None, device=None, dtype=torch.float32):
-    """Validate scales and return them as a length-``batch_size`` tensor.
+def check_scale(scale, batch_size=None, device=None, dtype=torch.float32, name='scale'):
+    """Validate scales and return them as a tensor of shape (B,).
 
     Args:
-        scale (float | Tensor): One scale, or one per sample. Every value must be a finite real >= 1.
+        scale (float | Sequence[float] | Tensor): One scale, or one per sample. Every value must be a
+            finite real >= 1.
         batch_size (int | None): Batch size to broadcast a single scale to.
         device, dtype: Of the returned tensor.
+        name (str): Name used in error messages. Default: 'scale'.
 
     Returns:
-        Tensor: Shape (B,).
+        Tensor: Shape (B,) (or (K,) for K scales without ``batch_size``).
 
     Raises:
         ValueError: A scale is not a number, is NaN or infinite, is below 1, or the count mismatches.
     """
-    if isinstance(scale, bool) or not isinstance(scale, (numbers.Real, torch.Tensor)):
-        try:
-            scale = torch.as_tensor(scale, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            raise ValueError(f'scale must be a real number >= 1, got {scale!r}') from None
-    t = torch.as_tensor(scale, dtype=torch.float64).detach().flatten().cpu()
+    if isinstance(scale, (bool, str, bytes)):
+        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
+    try:
+        t = torch.as_tensor(scale).detach()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}') from None
+    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
+        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
+    t = t.to(device='cpu', dtype=torch.float64).flatten()
     if t.numel() == 0:
-        raise ValueError('scale is empty')
+        raise ValueError(f'{name} is empty')
     if not torch.isfinite(t).all():
-        raise ValueError(f'scale must be finite, got {t.tolist()} (NaN or infinite)')
+        raise ValueError(f'{name} must be finite, got {t.tolist()} (NaN or infinite)')
     if (t < 1).any():
-        raise ValueError(f'scale must be >= 1, got {min(t.tolist())}')
+        raise ValueError(f'{name} must be >= 1, got {min(t.tolist())}')
     if batch_size is not None:
         if t.numel() == 1:
             t = t.expand(batch_size)
         elif t.numel() != batch_size:
-            raise ValueError(f'got {t.numel()} scales for a batch of {batch_size}')
+            raise ValueError(f'got {t.numel()} values of {name} for a batch of {batch_size}')
     return t.to(device=device, dtype=dtype)
 
 
 class _ScaledField(nn.Module):
-    """``dI/du = (1 - t0) f(cat(I, t(u)))`` for a batch with per-sample ``t0``.
+    """Holds ``f``; :meth:`bind` gives the field ``dI/du = (1 - t0) f(cat(I, t(u)))`` of one batch.
 
     Args:
         func (nn.Module): ``f``: (B, C+1, H, W) -> (B, C, H, W).
@@ -64,19 +72,45 @@ class _ScaledField(nn.Module):
         super().__init__()
         self.func = func
         self.checkpoint = checkpoint
-        self.t0 = None
+        self.tile = None
+        self.tile_pad = 0
+        self.tile_multiple = 1
         self.nfe = 0
+
+    def evaluate(self, state, t):
+        """``f(cat(state, t))``, tiled and checkpointed as configured. ``t``: (B, 1, 1, 1)."""
+
+        def f(window):
+            inp = torch.cat([window, t.expand(-1, 1, window.shape[2], window.shape[3])], dim=1)
+            return self.func(inp)
+
+        def run(window):
+            if self.checkpoint and torch.is_grad_enabled():
+                return torch_checkpoint(f, window, use_reentrant=False)
+            return f(window)
+
+        self.nfe += 1
+        return tiled_apply(run, state, self.tile, self.tile_pad, self.tile_multiple)
+
+    def bind(self, t0):
+        """The vector field for a batch with scales ``t0`` (B,), as a module torchdiffeq can call.
+
+        Binding per call (rather than storing ``t0`` here) keeps an adjoint backward correct when the
+        network ran on another batch in between.
+        """
+        return _BoundField(self, t0)
+
+
+class _BoundField(nn.Module):
+
+    def __init__(self, field, t0):
+        super().__init__()
+        object.__setattr__(self, 'field', field)  # a reference, not a submodule
+        self.t0 = t0.view(-1, 1, 1, 1)
 
     def forward(self, u, state):
         t0 = self.t0.to(state.dtype)
-        t = (t0 + u * (1 - t0)).view(-1, 1, 1, 1)
-        inp = torch.cat([state, t.expand(-1, 1, state.shape[2], state.shape[3])], dim=1)
-        self.nfe += 1
-        if self.checkpoint and torch.is_grad_enabled():
-            out = torch_checkpoint(self.func, inp, use_reentrant=False)
-        else:
-            out = self.func(inp)
-        return out * (1 - t0).view(-1, 1, 1, 1)
+        return self.field.evaluate(state, t0 + u * (1 - t0)) * (1 - t0)
 
 
 class _GridConstructor:
@@ -89,12 +123,12 @@ class _GridConstructor:
         self.grid = grid
 
     def __call__(self, func, y0, t):
-        a, b = float(t[0]), float(t[-1])
-        lo, hi = min(a, b), max(a, b)
-        inner = [g for g in self.grid if lo + 1e-9 < g < hi - 1e-9]
-        if a > b:
-            inner = inner[::-1]
-        return torch.cat([t[:1], torch.tensor(inner, dtype=t.dtype, device=t.device), t[-1:]])
+        grid = torch.tensor(self.grid, dtype=t.dtype, device=t.device)
+        lo, hi = torch.minimum(t[0], t[-1]), torch.maximum(t[0], t[-1])
+        inner = grid[(grid > lo) & (grid < hi)]  # compared in t's dtype: no near-duplicate points
+        if t[0] > t[-1]:
+            inner = inner.flip(0)
+        return torch.cat([t[:1], inner, t[-1:]])
 
 
 class ODEIntegrator(nn.Module):
@@ -102,33 +136,46 @@ class ODEIntegrator(nn.Module):
 
     Args:
         func (nn.Module): The network ``f``, taking the state plus one scale channel.
-        method (str): Any torchdiffeq method. Default: 'rk4'.
-        step_size (float): Step in scale units for fixed-grid methods. A mixed batch takes the step
-            count of its largest scale: ``N = ceil(max(t0 - 1) / step_size)``. Default: 1.0.
-        num_steps (int | None): Fixed step count for every sample instead of ``step_size``.
-        rtol (float), atol (float): Tolerances of adaptive methods (dopri5...).
-        checkpoint (bool): Recompute ``f`` in backward (torch.utils.checkpoint): memory O(one f).
-        adjoint (bool): Use ``odeint_adjoint`` (memory independent of the step count).
+        method (str): Any torchdiffeq method. Default: 'rk4' (torchdiffeq's 3/8-rule variant).
+        step_size (float | None): Step in scale units for fixed-grid methods. The grid has
+            ``N = ceil(max(t0 - 1) / step_size)`` equal steps, so a mixed batch takes the step count of
+            its largest scale. Default (None): 1.0 unless ``num_steps`` is given.
+        num_steps (int | None): Fixed step count for every sample instead of ``step_size``; each sample
+            of a mixed batch then gets exactly what it gets alone. Give ``step_size`` or ``num_steps``.
+        rtol (float), atol (float): Tolerances of adaptive methods (dopri5...). Default: 1e-3, 1e-4.
+        checkpoint (bool): Recompute each evaluation of ``f`` in backward (torch.utils.checkpoint), so
+            only the ODE states, not ``f``'s activations, are kept for backward. Default: False.
+        adjoint (bool): Use ``odeint_adjoint`` (memory independent of the step count). Default: False.
         options (dict | None): Extra torchdiffeq options.
     """
 
-    def __init__(self, func, method='rk4', step_size=1.0, num_steps=None, rtol=1e-3, atol=1e-4,
+    def __init__(self, func, method='rk4', step_size=None, num_steps=None, rtol=1e-3, atol=1e-4,
                  checkpoint=False, adjoint=False, options=None):
         super().__init__()
         if method not in FIXED_GRID_METHODS + ADAPTIVE_METHODS:
             raise ValueError(f'ode: method {method!r} is not a torchdiffeq method; choose one of '
                              f'{FIXED_GRID_METHODS + ADAPTIVE_METHODS}')
-        if num_steps is not None and (int(num_steps) != num_steps or num_steps < 1):
+        if num_steps is not None and step_size is not None:
+            raise ValueError(f'ode: give step_size or num_steps, not both (got step_size={step_size!r}, '
+                             f'num_steps={num_steps!r})')
+        if num_steps is not None and (isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Real)
+                                      or int(num_steps) != num_steps or num_steps < 1):
             raise ValueError(f'ode: num_steps must be a positive integer, got {num_steps!r}')
-        if num_steps is None and not (step_size is not None and step_size > 0):
-            raise ValueError(f'ode: step_size must be > 0, got {step_size!r}')
-        self.field = _ScaledField(func, checkpoint=checkpoint)
+        if num_steps is None:
+            step_size = 1.0 if step_size is None else step_size
+            if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real) or not (
+                    math.isfinite(step_size) and step_size > 0):
+                raise ValueError(f'ode: step_size must be a finite number > 0, got {step_size!r}')
+        for name, tol in (('rtol', rtol), ('atol', atol)):
+            if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol > 0:
+                raise ValueError(f'ode: {name} must be a number > 0, got {tol!r}')
+        self.field = _ScaledField(func, checkpoint=bool(checkpoint))
         self.method = method
-        self.step_size = step_size
+        self.step_size = None if num_steps is not None else float(step_size)
         self.num_steps = None if num_steps is None else int(num_steps)
-        self.rtol = rtol
-        self.atol = atol
-        self.adjoint = adjoint
+        self.rtol = float(rtol)
+        self.atol = float(atol)
+        self.adjoint = bool(adjoint)
         self.options = dict(options or {})
 
     @property
@@ -137,16 +184,23 @@ class ODEIntegrator(nn.Module):
 
     @property
     def nfe(self):
-        """Number of evaluations of ``f`` since the last call to :meth:`forward`."""
+        """Number of evaluations of ``f`` since the last call to :meth:`forward` (adjoint backward
+        evaluations included)."""
         return self.field.nfe
+
+    def set_tiling(self, tile=None, tile_pad=0, multiple=1):
+        """Evaluate ``f`` on overlapping tiles (see :func:`nodesr_arch.tiling.tiled_apply`); None: off."""
+        self.field.tile = tile
+        self.field.tile_pad = tile_pad
+        self.field.tile_multiple = multiple
 
     def steps_for(self, t0):
         """Number of fixed-grid steps for the scales ``t0`` (tensor of shape (B,))."""
         if self.num_steps is not None:
             return self.num_steps
         span = float((t0 - 1).max())
-        # 1e-6 guards float error: (3.0 - 1) / 1.0 must give 2 steps, not 3
-        return max(1, math.ceil(span / self.step_size - 1e-6))
+        # the relative guard absorbs float error: (3.0 - 1) / 1.0 must give 2 steps, not 3
+        return max(1, math.ceil(span / self.step_size * (1 - 1e-6)))
 
     def forward(self, x, scale, t_eval=None):
         """Integrate from ``scale`` to 1.
@@ -155,43 +209,46 @@ class ODEIntegrator(nn.Module):
             x (Tensor): Initial state ``I(t0)``, (B, C, H, W), at output size.
             scale (float | Tensor): ``t0``, one per batch or one per sample; finite and >= 1.
             t_eval (list[float] | None): Scales at which to also return states (trajectory), each in
-                [1, t0]; all samples must then share one scale. The solver grid is refined to pass
-                through these scales.
+                [1, t0]; all samples must then share one scale. Fixed-grid solvers step exactly through
+                these scales (the grid is refined there).
 
         Returns:
             Tensor: ``I(1)``, or with ``t_eval`` a tensor (K, B, C, H, W) of states at ``t_eval``.
         """
-        t0 = check_scale(scale, x.shape[0], device=x.device, dtype=torch.float32)
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        t0 = check_scale(scale, x.shape[0], device=x.device, dtype=dtype)
         self.field.nfe = 0
-        if t_eval is None and bool((t0 == 1).all()):
-            return x
-        if t_eval is not None:
+        if t_eval is None:
+            if bool((t0 == 1).all()):
+                return x
+            u_out = [1.0]
+        else:
             if not bool((t0 == t0[0]).all()):
                 raise ValueError('trajectory (t_eval) needs one scale for the whole batch')
             s = float(t0[0])
-            t_eval = [float(v) for v in t_eval]
-            if any(not (1 - 1e-6 <= v <= s + 1e-6) for v in t_eval):
-                raise ValueError(f'trajectory scales must lie in [1, {s}], got {t_eval}')
+            t_eval = check_scale(t_eval, dtype=torch.float64, name='t_eval').tolist()
+            if any(v > s * (1 + 1e-6) for v in t_eval):
+                raise ValueError(f'trajectory scales must lie in [1, {s:g}], got {t_eval}')
             if s == 1:
                 return x.unsqueeze(0).expand(len(t_eval), *x.shape)
-            u_out = [(s - v) / (s - 1) for v in t_eval]
-        else:
-            u_out = [1.0]
-        self.field.t0 = t0
+            u_out = [min((s - v) / (s - 1), 1.0) for v in t_eval]
+            u_out = [max(u, 0.0) for u in u_out]
+        times = sorted(set([0.0] + u_out))
         options = dict(self.options)
-        if self.method in FIXED_GRID_METHODS:
+        if self.method in FIXED_GRID_METHODS and not {'step_size', 'grid_constructor'} & set(options):
             n = self.steps_for(t0)
-            grid = sorted(set([i / n for i in range(n + 1)] + [min(max(u, 0.0), 1.0) for u in u_out]))
-            options.setdefault('grid_constructor', _GridConstructor(grid))
-        times = sorted(set([0.0] + [min(max(u, 0.0), 1.0) for u in u_out]))
-        times_t = torch.tensor(times, dtype=x.dtype, device=x.device)
-        solve = odeint_adjoint if self.adjoint else odeint
+            options['grid_constructor'] = _GridConstructor(sorted(set([i / n for i in range(n + 1)] + times)))
+        times_t = torch.tensor(times, dtype=dtype, device=x.device)
+        field = self.field.bind(t0)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options or None)
         if self.adjoint:
-            kwargs['adjoint_options'] = dict(norm='seminorm') if self.method in ADAPTIVE_METHODS else None
-            kwargs['adjoint_params'] = tuple(self.field.parameters())
-        states = solve(self.field, x, times_t, **kwargs)
+            kwargs['adjoint_params'] = tuple(p for p in self.field.parameters() if p.requires_grad)
+            if self.method in ADAPTIVE_METHODS:
+                kwargs['adjoint_options'] = dict(options, norm='seminorm')
+            states = odeint_adjoint(field, x, times_t, **kwargs)
+        else:
+            states = odeint(field, x, times_t, **kwargs)
         if t_eval is None:
             return states[-1]
         index = {u: i for i, u in enumerate(times)}
-        return torch.stack([states[index[min(max(u, 0.0), 1.0)]] for u in u_out])
+        return torch.stack([states[index[u]] for u in u_out])

@@ -26,15 +26,18 @@ def infer_size_multiple(backbone):
 
 
 class _SliceChannels(nn.Module):
-    """Keep the first ``num_out_ch`` output channels of a backbone (e.g. SwinIR outputs in_chans)."""
+    """Keep the first ``num_out_ch`` output channels of a backbone (e.g. SwinIR outputs in_chans), minus
+    the input's first channels when the backbone adds its input to its output (``subtract_input``)."""
 
-    def __init__(self, net, num_out_ch):
+    def __init__(self, net, num_out_ch, subtract_input=False):
         super().__init__()
         self.net = net
         self.num_out_ch = num_out_ch
+        self.subtract_input = subtract_input
 
     def forward(self, x):
-        return self.net(x)[:, :self.num_out_ch]
+        out = self.net(x)[:, :self.num_out_ch]
+        return out - x[:, :self.num_out_ch] if self.subtract_input else out
 
 
 @ARCH_REGISTRY.register()
@@ -51,10 +54,16 @@ class NODESR(NODEBase):
         num_out_ch (int): Channels of the output. Default: 3.
         size_multiple (int | None): Pad H, W to this multiple for ``f``; None infers it (SwinIR's
             window_size, RRDBNet's unshuffle factor).
+        subtract_input (bool | None): ``f`` = backbone output minus its input, for backbones with a
+            built-in global residual (their output is an image, not a rate of change). None: True for
+            SwinIR with ``upsampler: ''`` (which returns ``x + conv_last(...)``), else False.
+        receptive_radius (int | None): Receptive radius of the backbone in pixels, for exact tiling;
+            None: unknown (``set_tiling`` then needs an explicit ``tile_pad``).
         ode (dict | None): Solver options.
     """
 
-    def __init__(self, backbone, num_in_ch=3, num_out_ch=3, size_multiple=None, ode=None):
+    def __init__(self, backbone, num_in_ch=3, num_out_ch=3, size_multiple=None, subtract_input=None,
+                 receptive_radius=None, ode=None):
         if not isinstance(backbone, dict) or 'type' not in backbone:
             raise ValueError('NODESR: backbone must be a dict with a "type" key')
         backbone = deepcopy(backbone)
@@ -70,5 +79,11 @@ class NODESR(NODEBase):
                 break
         if size_multiple is None:
             size_multiple = infer_size_multiple(backbone)
+        if subtract_input is None:
+            subtract_input = backbone['type'] == 'SwinIR' and not backbone.get('upsampler', params.get('upsampler'))
         net = cls(**{k: v for k, v in backbone.items() if k != 'type'})
-        super().__init__(_SliceChannels(net, num_out_ch), ode=ode, size_multiple=size_multiple)
+        super().__init__(
+            _SliceChannels(net, num_out_ch, bool(subtract_input)),
+            ode=ode,
+            size_multiple=size_multiple,
+            receptive_radius=receptive_radius)

@@ -4,6 +4,7 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase
+from nodesr_arch.tiling import conv_receptive_radius
 
 
 class RDB(nn.Module):
@@ -68,6 +69,10 @@ class RDNSameRes(nn.Module):
         nn.init.zeros_(self.conv_last.weight)
         nn.init.zeros_(self.conv_last.bias)
 
+    def receptive_radius(self):
+        """Every 3x3 conv lies on the longest path (sfe1, sfe2, D*C dense convs, GFF, last): D*C + 4."""
+        return conv_receptive_radius(self)
+
     def forward(self, x):
         return self.conv_last(self.body(x))
 
@@ -113,7 +118,8 @@ class RDNt(OneShotBase):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_conv=8, num_grow=64):
-        super().__init__(RDNSameRes(num_in_ch + 1, num_out_ch, num_feat, num_block, num_conv, num_grow))
+        func = RDNSameRes(num_in_ch + 1, num_out_ch, num_feat, num_block, num_conv, num_grow)
+        super().__init__(func, receptive_radius=func.receptive_radius())
 
 
 @ARCH_REGISTRY.register()
@@ -128,5 +134,5 @@ class NODERDN(NODEBase):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_conv=8, num_grow=64, ode=None):
-        super().__init__(
-            RDNSameRes(num_in_ch + 1, num_out_ch, num_feat, num_block, num_conv, num_grow), ode=ode)
+        func = RDNSameRes(num_in_ch + 1, num_out_ch, num_feat, num_block, num_conv, num_grow)
+        super().__init__(func, ode=ode, receptive_radius=func.receptive_radius())

@@ -2,7 +2,8 @@
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from nodesr_arch.archs.node_util import NODEBase, OneShotBase
+from nodesr_arch.archs.node_util import NODEBase, OneShotBase, TilingMixin
+from nodesr_arch.tiling import tiled_apply
 
 
 class VDSRBody(nn.Sequential):
@@ -31,10 +32,15 @@ class VDSRBody(nn.Sequential):
                 nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
                 nn.init.zeros_(m.bias)
         nn.init.zeros_(self[-1].weight)
+        self.num_layer = num_layer
+
+    def receptive_radius(self):
+        """Each 3x3 conv widens the receptive field by one pixel on each side."""
+        return self.num_layer
 
 
 @ARCH_REGISTRY.register()
-class VDSR(nn.Module):
+class VDSR(TilingMixin, nn.Module):
     """Classic VDSR: ``SR = x + body(x)`` on the bicubic-enlarged image (no scale input).
 
     Args:
@@ -50,9 +56,11 @@ class VDSR(nn.Module):
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_layer=20):
         super().__init__()
         self.body = VDSRBody(num_in_ch, num_out_ch, num_feat, num_layer)
+        self.radius = num_layer
+        self.tile, self.tile_pad = None, 0
 
     def forward(self, x):
-        return x + self.body(x)
+        return x + tiled_apply(self.body, x, self.tile, self.tile_pad)
 
 
 @ARCH_REGISTRY.register()
@@ -67,7 +75,8 @@ class VDSRt(OneShotBase):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_layer=20):
-        super().__init__(VDSRBody(num_in_ch + 1, num_out_ch, num_feat, num_layer))
+        body = VDSRBody(num_in_ch + 1, num_out_ch, num_feat, num_layer)
+        super().__init__(body, receptive_radius=body.receptive_radius())
 
 
 @ARCH_REGISTRY.register()
@@ -83,4 +92,5 @@ class NODEVDSR(NODEBase):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_layer=20, ode=None):
-        super().__init__(VDSRBody(num_in_ch + 1, num_out_ch, num_feat, num_layer), ode=ode)
+        body = VDSRBody(num_in_ch + 1, num_out_ch, num_feat, num_layer)
+        super().__init__(body, ode=ode, receptive_radius=body.receptive_radius())
