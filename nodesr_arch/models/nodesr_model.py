@@ -1,0 +1,328 @@
+"""NODESRModel: BasicSR's SRModel for networks that take a scale, at any real scale."""
+import glob
+import os
+from collections import OrderedDict
+from os import path as osp
+
+import torch
+import torch.distributed as dist
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.registry import MODEL_REGISTRY
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from nodesr_arch.inference import enlarge_to, output_size, run_network, self_ensemble
+from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
+                                         trajectory_strip, write_summary)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped after too many non-finite losses (or gradients) in a row."""
+
+
+@MODEL_REGISTRY.register()
+class NODESRModel(SRModel):
+    """SR model for NODE-SR and the other scale-aware networks of this package.
+
+    Differences from BasicSR's ``SRModel``:
+
+    - Feeds ``net(x, scale)`` to networks with ``takes_scale`` (``net(x)`` to the others, e.g. BasicSR's
+      EDSR). Batches from ``ContinuousScalePairedDataset`` carry ``lq = I(t0)`` at output size and a
+      per-sample ``scale``; batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
+      dataset's ``scale``: for networks with ``input_size == 'output'`` the model enlarges them itself
+      (MATLAB bicubic).
+    - ``train: grad_clip`` (max norm, or ``{max_norm, norm_type}``) clips gradients. A non-finite loss or
+      gradient skips the step with a warning; ``train: max_nonfinite`` (default 10) in a row stop training
+      with :class:`NonFiniteLossError`, before anything more is saved.
+    - Validation always runs the bare network (never the DDP wrapper). With several processes every rank
+      validates its share of the images and the results are gathered, so every rank follows the same
+      schedule. Metrics with ``crop_border: scale`` crop ``ceil(s)`` per image; grey images (``grey`` in
+      the batch) are measured on channel 0 without YCbCr. Per-set metrics go to the console and to
+      TensorBoard as ``metrics/<set>/<metric>``.
+    - ``val`` options: ``self_ensemble: true`` (x8 flips/transposes), ``tile``/``tile_pad`` (tiles
+      each evaluation of ``f``, see ``net.set_tiling``), ``trajectory`` (``true``/``false`` or
+      ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the first image of each set, to TensorBoard
+      as ``trajectory/<set>`` and to ``visualization/trajectory``). In test runs (``nodesr test``) a
+      ``metrics.json`` and ``metrics.csv`` summary is written to the results folder.
+
+    Args:
+        opt (dict): BasicSR options.
+    """
+
+    def __init__(self, opt):
+        self.nonfinite_count = 0
+        self.data_scale = None
+        self.data_lq_size = 'output'
+        self.summary = OrderedDict()
+        super().__init__(opt)
+
+    def init_training_settings(self):
+        super().init_training_settings()
+        train_opt = self.opt['train']
+        clip = train_opt.get('grad_clip')
+        if isinstance(clip, dict):
+            self.grad_clip = dict(max_norm=float(clip['max_norm']), norm_type=float(clip.get('norm_type', 2.0)))
+        else:
+            self.grad_clip = dict(max_norm=float(clip), norm_type=2.0) if clip else None
+        self.max_nonfinite = int(train_opt.get('max_nonfinite', 10))
+
+    # ------------------------------------------------------------------ data
+    def _default_scale(self):
+        if self.data_scale is not None:
+            return self.data_scale
+        if self.is_train and 'train' in self.opt.get('datasets', {}):
+            scale = self.opt['datasets']['train'].get('scale')
+            if scale is not None:
+                return scale
+        return self.opt.get('scale')
+
+    def feed_data(self, data):
+        """Take a batch: ``lq``, optional ``gt``, ``scale`` (or the dataset's), optional ``grey``."""
+        self.lq = data['lq'].to(self.device)
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+        elif hasattr(self, 'gt'):
+            del self.gt
+        # our dataset gives lq at output size unless told 'lq_size: lr'; BasicSR's give the low-res image
+        self.lq_at_output = 'scale' in data and self.data_lq_size != 'lr'
+        if 'scale' in data:
+            self.scale = data['scale']
+        else:
+            scale = self._default_scale()
+            if scale is None:
+                if 'gt' not in data:
+                    raise ValueError('the batch has no "scale" and the dataset options set none: add "scale" '
+                                     'to the dataset options')
+                scale = data['gt'].shape[-2] / data['lq'].shape[-2]
+            self.scale = float(scale)
+        grey = data.get('grey')
+        self.grey = [False] * self.lq.shape[0] if grey is None else [bool(g) for g in grey]
+
+    def _out_size(self):
+        if hasattr(self, 'gt'):
+            return tuple(self.gt.shape[-2:])
+        if self.lq_at_output:
+            return tuple(self.lq.shape[-2:])
+        return output_size(self.lq.shape[-2:], self._max_scale())
+
+    def _max_scale(self):
+        return float(torch.as_tensor(self.scale, dtype=torch.float64).max())
+
+    def _check_input(self, net, out_size):
+        if (getattr(net, 'input_size', 'lr') == 'lr' and tuple(self.lq.shape[-2:]) == tuple(out_size)
+                and self._max_scale() > 1):
+            raise ValueError(f'network_g: {type(net).__name__} takes the low-res image, but the batch gives lq '
+                             'at output size (ContinuousScalePairedDataset); use a dataset with low-res lq '
+                             '(e.g. PairedImageDataset) or a network with input_size "output"')
+
+    # -------------------------------------------------------------- training
+    def optimize_parameters(self, current_iter):
+        """One step with non-finite guard, optional gradient clipping and EMA."""
+        bare = self.get_bare_model(self.net_g)
+        out_size = tuple(self.gt.shape[-2:])
+        self._check_input(bare, out_size)
+        x = self.lq
+        if getattr(bare, 'input_size', 'lr') == 'output' and tuple(x.shape[-2:]) != out_size:
+            x = enlarge_to(x, self._max_scale(), out_size)
+
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(x, self.scale) if getattr(bare, 'takes_scale', False) else self.net_g(x)
+        if tuple(self.output.shape[-2:]) != out_size:
+            raise ValueError(f'network_g output is {tuple(self.output.shape[-2:])}, gt is {out_size}')
+
+        l_total = 0
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            l_pix = self.cri_pix(self.output, self.gt)
+            l_total += l_pix
+            loss_dict['l_pix'] = l_pix
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            for name, value in (('l_percep', l_percep), ('l_style', l_style)):
+                if value is not None:
+                    l_total += value
+                    loss_dict[name] = value
+
+        # every rank always runs backward (DDP's reducer needs it) and takes the same decision: the loss
+        # flag is reduced over ranks and the gradients are already averaged
+        l_total.backward()
+        finite = self._all_ranks_true(bool(torch.isfinite(l_total.detach()).all()))
+        params = [p for p in self.net_g.parameters() if p.grad is not None]
+        if self.grad_clip:
+            norm = torch.nn.utils.clip_grad_norm_(params, **self.grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        finite = finite and bool(torch.isfinite(norm))
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if not finite:
+            self.optimizer_g.zero_grad()
+            self._skip_step(current_iter, float(l_total.detach()), float(norm))
+            return
+        self.nonfinite_count = 0
+        self.optimizer_g.step()
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _all_ranks_true(self, flag):
+        if not self.opt.get('dist'):
+            return flag
+        t = torch.tensor([1 if flag else 0], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MIN)
+        return bool(t.item())
+
+    def _skip_step(self, current_iter, loss, norm):
+        self.nonfinite_count += 1
+        logger = get_root_logger()
+        logger.warning(f'iter {current_iter}: non-finite loss {loss} or gradient norm {norm}: step skipped '
+                       f'({self.nonfinite_count} in a row; train:max_nonfinite = {self.max_nonfinite})')
+        if self.nonfinite_count >= self.max_nonfinite:
+            saved = sorted(glob.glob(osp.join(self.opt['path'].get('models', ''), 'net_g_*.pth')), key=os.path.getmtime)
+            last = saved[-1] if saved else 'none saved yet'
+            raise NonFiniteLossError(
+                f'training stopped at iter {current_iter}: {self.nonfinite_count} non-finite losses or gradients '
+                f'in a row (train:max_nonfinite = {self.max_nonfinite}). Nothing was saved after the last good '
+                f'step; last checkpoint: {last}. Lower the learning rate or set train:grad_clip.')
+
+    # ------------------------------------------------------------- inference
+    def _eval_net(self):
+        return self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
+
+    def test(self):
+        """Run the bare (EMA if any) network on the fed batch; honours ``val: self_ensemble``."""
+        net = self._eval_net()
+        was_training = net.training
+        net.eval()
+        out_size = self._out_size()
+        self._check_input(net, out_size)
+        in_size = tuple(self.lq.shape[-2:])
+
+        def forward(x):
+            size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
+            return run_network(net, x, self.scale, out_size=size)
+
+        with torch.no_grad():
+            if self.opt.get('val', {}).get('self_ensemble'):
+                self.output = self_ensemble(forward, self.lq)
+            else:
+                self.output = forward(self.lq)
+        if was_training:
+            net.train()
+
+    # ------------------------------------------------------------ validation
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self._validation(dataloader, current_iter, tb_logger, save_img)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        self._validation(dataloader, current_iter, tb_logger, save_img)
+
+    def _rank_loader(self, dataloader):
+        rank, world_size = get_dist_info()
+        if world_size == 1:
+            return dataloader
+        subset = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world_size))
+        return DataLoader(subset, batch_size=dataloader.batch_size or 1, shuffle=False, num_workers=0)
+
+    def _validation(self, dataloader, current_iter, tb_logger, save_img):
+        val_opt = self.opt['val']
+        dataset_name = dataloader.dataset.opt['name']
+        metric_opts = val_opt.get('metrics') or {}
+        rank, _ = get_dist_info()
+        self.data_scale = dataloader.dataset.opt.get('scale')
+        self.data_lq_size = dataloader.dataset.opt.get('lq_size', 'output')
+        net = self._eval_net()
+        tile = val_opt.get('tile')
+        if tile:
+            if not hasattr(net, 'set_tiling'):
+                raise ValueError(f'val:tile: {type(net).__name__} has no set_tiling (NODE-SR archs have it)')
+            net.set_tiling(int(tile), int(val_opt.get('tile_pad', 0) or 0))
+        records = []
+        loader = self._rank_loader(dataloader)
+        pbar = tqdm(total=len(loader), unit='image') if val_opt.get('pbar') and rank == 0 else None
+        try:
+            for idx, val_data in enumerate(loader):
+                self.feed_data(val_data)
+                self.test()
+                scales = torch.as_tensor(self.scale, dtype=torch.float64).flatten().tolist()
+                for b in range(self.output.shape[0]):
+                    name = osp.splitext(osp.basename(val_data['lq_path'][b]))[0]
+                    s = scales[b] if len(scales) > 1 else scales[0]
+                    rec = {'image': name, 'scale': s, 'metrics': {}}
+                    if hasattr(self, 'gt') and metric_opts:
+                        rec['metrics'] = image_metrics(self.output[b], self.gt[b], s, self.grey[b], metric_opts)
+                    records.append(rec)
+                    if save_img:
+                        imwrite(tensor2img(self.output[b]), self._image_path(dataset_name, name, current_iter))
+                if idx == 0 and rank == 0:
+                    self._log_trajectory(net, dataset_name, current_iter, tb_logger)
+                del self.lq, self.output
+                if hasattr(self, 'gt'):
+                    del self.gt
+                if pbar is not None:
+                    pbar.update(1)
+                    pbar.set_description(f'Test {name}')
+        finally:
+            if pbar is not None:
+                pbar.close()
+            if tile:
+                net.set_tiling(None, 0)
+            self.data_scale, self.data_lq_size = None, 'output'
+            if self.device.type == 'cuda':
+                torch.cuda.empty_cache()
+
+        records = gather_records(records)
+        if metric_opts and records and any(r['metrics'] for r in records):
+            self._initialize_best_metric_results(dataset_name)
+            self.metric_results = {
+                m: sum(r['metrics'][m] for r in records) / len(records) for m in metric_opts
+            }
+            for metric, value in self.metric_results.items():
+                self._update_best_metric_result(dataset_name, metric, value, current_iter)
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train'] and rank == 0:
+            self._add_summary(dataset_name, records)
+
+    def _image_path(self, dataset_name, img_name, current_iter):
+        folder = osp.join(self.opt['path']['visualization'], dataset_name)
+        if self.opt['is_train']:
+            return osp.join(folder, f'{img_name}_{current_iter}.png')
+        suffix = self.opt['val'].get('suffix') or self.opt['name']
+        return osp.join(folder, f'{img_name}_{suffix}.png')
+
+    def _log_trajectory(self, net, dataset_name, current_iter, tb_logger):
+        traj = self.opt['val'].get('trajectory', True)
+        s = float(torch.as_tensor(self.scale, dtype=torch.float64).flatten()[0])
+        if not traj or s <= 1 or not supports_trajectory(net) or getattr(net, 'input_size', '') != 'output':
+            return
+        traj = traj if isinstance(traj, dict) else {}
+        out_size = self._out_size()
+        x = self.lq[:1]
+        if tuple(x.shape[-2:]) != out_size:
+            x = enlarge_to(x, s, out_size)
+        x = center_crop(x, traj.get('max_size', 192))
+        was_training = net.training
+        net.eval()
+        with torch.no_grad():
+            strip, ts = trajectory_strip(net, x, s, num=traj.get('num', 5))
+        if was_training:
+            net.train()
+        tag = f'trajectory/{dataset_name}'
+        if tb_logger is not None:
+            tb_logger.add_image(tag, strip.cpu(), current_iter if isinstance(current_iter, int) else 0)
+        path = osp.join(self.opt['path']['visualization'], 'trajectory', f'{dataset_name}_{current_iter}.png')
+        imwrite(tensor2img(strip), path)
+        get_root_logger().info(f'Trajectory of {dataset_name} at t = {[round(t, 3) for t in ts]}: {path}')
+
+    def _add_summary(self, dataset_name, records):
+        metric_names = sorted({m for r in records for m in r['metrics']})
+        scales = sorted({r['scale'] for r in records})
+        self.summary[dataset_name] = {
+            'scale': scales[0] if len(scales) == 1 else scales,
+            'num_images': len(records),
+            'metrics': {m: sum(r['metrics'][m] for r in records) / len(records) for m in metric_names},
+            'images': {r['image']: r['metrics'] for r in records},
+        }
+        write_summary(self.opt['path']['results_root'], self.summary)
+        get_root_logger().info(f"Metrics summary: {osp.join(self.opt['path']['results_root'], 'metrics.json')}")
+

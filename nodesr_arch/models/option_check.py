@@ -1,0 +1,221 @@
+"""Start-up checks of a BasicSR option YAML, run before anything is written.
+
+A wrong option (unknown arch, dataset or model type, a missing data folder, a scale below 1...) stops
+with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a traceback after the
+experiment folders were made.
+"""
+import argparse
+import numbers
+import os
+
+import torch
+import yaml
+from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+
+
+class OptionError(ValueError):
+    """An option YAML is wrong; the message names the key."""
+
+
+def read_options(argv, is_train=True):
+    """Read ``-opt`` (with ``--force_yml`` and ``--debug`` applied as BasicSR does) and check it.
+
+    Args:
+        argv (list[str]): Command-line arguments.
+        is_train (bool): Check for training (True) or testing.
+
+    Returns:
+        dict: The options.
+
+    Raises:
+        OptionError: The file is missing or unreadable, or an option is wrong.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str, required=True)
+    parser.add_argument('--force_yml', nargs='+', default=None)
+    parser.add_argument('--debug', action='store_true')
+    args, _ = parser.parse_known_args(argv)
+    if not os.path.isfile(args.opt):
+        raise OptionError(f"-opt: option file '{args.opt}' does not exist")
+    try:
+        with open(args.opt) as f:
+            opt = yaml.load(f, Loader=ordered_yaml()[0])
+    except yaml.YAMLError as e:
+        raise OptionError(f"-opt: '{args.opt}' is not valid YAML: {e}") from None
+    if not isinstance(opt, dict):
+        raise OptionError(f"-opt: '{args.opt}' does not hold a mapping of options")
+    for entry in args.force_yml or []:
+        apply_force_yml(opt, entry)
+    if args.debug and isinstance(opt.get('name'), str) and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    check_options(opt, is_train=is_train)
+    return opt
+
+
+def apply_force_yml(opt, entry):
+    """Apply one ``--force_yml a:b:c=value`` entry in place (BasicSR's semantics)."""
+    if '=' not in entry:
+        raise OptionError(f"--force_yml: '{entry}' is not of the form key:sub=value")
+    keys, value = (v.strip() for v in entry.split('=', 1))
+    keys = keys.split(':')
+    node = opt
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(node.get(key), dict):
+            raise OptionError(f"--force_yml: '{':'.join(keys[:i + 1])}' is not a section of the options")
+        node = node[key]
+    node[keys[-1]] = _postprocess_yml_value(value)
+
+
+def _is_number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_scale(key, value):
+    if not _is_number(value) or value != value or value in (float('inf'), float('-inf')):
+        raise OptionError(f'{key}: the scale must be a finite number >= 1, got {value!r}')
+    if value < 1:
+        raise OptionError(f'{key}: the scale must be >= 1, got {value!r}')
+
+
+def _check_paths(key, value, must_be_dir=True):
+    paths = value if isinstance(value, (list, tuple)) else [value]
+    for p in paths:
+        if not isinstance(p, str):
+            raise OptionError(f'{key}: expected a path, got {p!r}')
+        p = os.path.expanduser(p)
+        ok = os.path.isdir(p) if must_be_dir else os.path.isfile(p)
+        if not ok:
+            kind = 'folder' if must_be_dir else 'file'
+            raise OptionError(f"{key}: {kind} '{p}' does not exist (relative paths start at {os.getcwd()})")
+
+
+def _check_network(key, net_opt):
+    if not isinstance(net_opt, dict) or 'type' not in net_opt:
+        raise OptionError(f'{key}: must be a mapping with a "type"')
+    if net_opt['type'] not in ARCH_REGISTRY:
+        raise OptionError(f"{key}:type: unknown architecture '{net_opt['type']}' (not in BasicSR's ARCH_REGISTRY)")
+    kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
+    try:
+        with torch.device('meta'):  # checks the arguments without allocating the weights
+            ARCH_REGISTRY.get(net_opt['type'])(**kwargs)
+    except (TypeError, ValueError, KeyError) as e:
+        raise OptionError(f'{key}: {e}') from None
+
+
+def _check_dataset(phase, d, is_train):
+    key = f'datasets:{phase}'
+    if not isinstance(d, dict):
+        raise OptionError(f'{key}: must be a mapping')
+    if phase.split('_')[0] not in ('train', 'val', 'test'):
+        raise OptionError(f"{key}: phase '{phase}' must be train, val* or test*")
+    if d.get('type') not in DATASET_REGISTRY:
+        raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
+    backend = (d.get('io_backend') or {}).get('type', 'disk')
+    for root in ('dataroot_gt', 'dataroot_lq'):
+        if d.get(root) is not None and backend != 'memcached':
+            _check_paths(f'{key}:{root}', d[root])
+    if d.get('meta_info_file') is not None:
+        _check_paths(f'{key}:meta_info_file', d['meta_info_file'], must_be_dir=False)
+    if d.get('scale') is not None:
+        _check_scale(f'{key}:scale', d['scale'])
+    if d.get('scale_range') is not None:
+        rng = d['scale_range']
+        if not isinstance(rng, (list, tuple)) or len(rng) != 2:
+            raise OptionError(f'{key}:scale_range: must be [min, max], got {rng!r}')
+        for v in rng:
+            _check_scale(f'{key}:scale_range', v)
+        if rng[0] > rng[1]:
+            raise OptionError(f'{key}:scale_range: min {rng[0]} is above max {rng[1]}')
+    if is_train and phase == 'train':
+        for k in ('batch_size_per_gpu', 'num_worker_per_gpu'):
+            if k not in d:
+                raise OptionError(f'{key}:{k}: missing')
+
+
+def _check_train(opt):
+    train = opt.get('train')
+    if not isinstance(train, dict):
+        raise OptionError('train: missing (total_iter, optim_g, scheduler, pixel_opt...)')
+    for k in ('total_iter', 'optim_g', 'scheduler'):
+        if k not in train:
+            raise OptionError(f'train:{k}: missing')
+    if not _is_number(train['total_iter']) or train['total_iter'] < 1:
+        raise OptionError(f"train:total_iter: must be a positive number, got {train['total_iter']!r}")
+    clip = train.get('grad_clip')
+    max_norm = clip.get('max_norm') if isinstance(clip, dict) else clip
+    if clip is not None and (not _is_number(max_norm) or max_norm < 0):
+        raise OptionError(f'train:grad_clip: must be a max norm > 0 (or {{max_norm, norm_type}}), got {clip!r}')
+    nf = train.get('max_nonfinite', 10)
+    if not isinstance(nf, int) or isinstance(nf, bool) or nf < 1:
+        raise OptionError(f'train:max_nonfinite: must be an integer >= 1, got {nf!r}')
+    if 'datasets' in opt and 'train' not in opt['datasets']:
+        raise OptionError('datasets:train: missing')
+    logger = opt.get('logger')
+    if not isinstance(logger, dict):
+        raise OptionError('logger: missing (print_freq, save_checkpoint_freq, use_tb_logger)')
+    for k in ('print_freq', 'save_checkpoint_freq'):
+        if k not in logger:
+            raise OptionError(f'logger:{k}: missing')
+
+
+def _check_val(opt, is_train):
+    val = opt.get('val')
+    if val is None:
+        if not is_train:
+            raise OptionError('val: missing (a test needs val: {save_img, metrics})')
+        return
+    if not isinstance(val, dict):
+        raise OptionError('val: must be a mapping')
+    if is_train and 'val_freq' not in val:
+        raise OptionError('val:val_freq: missing')
+    tile = val.get('tile')
+    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
+        raise OptionError(f'val:tile: must be a positive integer (or ~ for no tiling), got {tile!r}')
+    pad = val.get('tile_pad', 0)
+    if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or pad < 0):
+        raise OptionError(f'val:tile_pad: must be an integer >= 0, got {pad!r}')
+    for name, m in (val.get('metrics') or {}).items():
+        if not isinstance(m, dict) or 'type' not in m:
+            raise OptionError(f'val:metrics:{name}: must be a mapping with a "type"')
+        cb = m.get('crop_border', 0)
+        if cb != 'scale' and (not isinstance(cb, int) or isinstance(cb, bool) or cb < 0):
+            raise OptionError(f"val:metrics:{name}:crop_border: must be an integer >= 0 or 'scale', got {cb!r}")
+
+
+def check_options(opt, is_train=True):
+    """Check the options BasicSR would otherwise trip over after making the experiment folders.
+
+    Args:
+        opt (dict): Options as read from the YAML.
+        is_train (bool): Training (True) or testing options.
+
+    Raises:
+        OptionError: With the offending key, e.g. ``datasets:val_1:scale: the scale must be >= 1, got 0.5``.
+    """
+    if not isinstance(opt.get('name'), str) or not opt['name']:
+        raise OptionError('name: missing (the experiment name)')
+    model_type = opt.get('model_type', 'SRModel')
+    if model_type not in MODEL_REGISTRY:
+        raise OptionError(f"model_type: unknown model '{model_type}' (not in BasicSR's MODEL_REGISTRY)")
+    num_gpu = opt.get('num_gpu')
+    if num_gpu != 'auto' and (not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0):
+        raise OptionError(f"num_gpu: must be an integer >= 0 or 'auto', got {num_gpu!r}")
+    if isinstance(num_gpu, int) and num_gpu > 0 and not torch.cuda.is_available():
+        raise OptionError(f'num_gpu: {num_gpu} but no CUDA GPU is available; use num_gpu: 0 to run on the CPU')
+    if 'scale' in opt:
+        _check_scale('scale', opt['scale'])
+    _check_network('network_g', opt.get('network_g'))
+    datasets = opt.get('datasets')
+    if not isinstance(datasets, dict) or not datasets:
+        raise OptionError('datasets: missing')
+    for phase, d in datasets.items():
+        _check_dataset(phase, d, is_train)
+    if not isinstance(opt.get('path'), dict):
+        raise OptionError('path: missing (a mapping, e.g. {pretrain_network_g: ~, resume_state: ~})')
+    for k, v in opt['path'].items():
+        if v is not None and ('pretrain_network' in k or k == 'resume_state'):
+            _check_paths(f'path:{k}', v, must_be_dir=False)
+    if is_train:
+        _check_train(opt)
+    _check_val(opt, is_train)
