@@ -3,7 +3,7 @@
 The kernel weights and index maps come from BasicSR's ``calculate_weights_indices`` (the MATLAB
 ``imresize`` semantics: a = -0.5 cubic, antialiasing when shrinking, symmetric borders); we apply them
 as two matrix products instead of BasicSR's per-row loop, which gives the same numbers (to float
-rounding) tens of times faster, and allows a different scale per axis (resizing to a size).
+rounding) several times faster, and allows a different scale per axis (resizing to a size).
 """
 import math
 
@@ -63,15 +63,22 @@ def imresize(img, scale=None, size=None, antialiasing=True):
     return out
 
 
-def quantize(img):
-    """Round a [0, 1] float image to 8-bit levels (as LR files on disk are)."""
-    return np.clip(np.round(img * 255.0), 0, 255).astype(np.float32) / 255.0
+def quantize(img, levels=255):
+    """Round a [0, 1] float image to ``levels + 1`` levels (8 bits by default, as LR files on disk are)."""
+    return (np.clip(np.round(img * levels), 0, levels) / levels).astype(np.float32)
 
 
-def shrink(hr, t, quantize_8bit=True):
-    """Shrink ``hr`` (H, W[, C] float [0, 1]) by ``1 / t``: size ``ceil(H / t)``."""
+def shrink(hr, t, quantize_8bit=True, levels=255):
+    """Shrink ``hr`` (H, W[, C] float [0, 1]) by ``1 / t``: size ``ceil(H / t)``.
+
+    Args:
+        hr (ndarray): (H, W[, C]) float in [0, 1].
+        t (float): Scale >= 1.
+        quantize_8bit (bool): Round the result to ``levels`` (8 bits unless told). Default: True.
+        levels (int): 255 for 8-bit, 65535 for 16-bit sources. Default: 255.
+    """
     lr = imresize(hr, 1.0 / t)
-    return quantize(lr) if quantize_8bit else lr
+    return quantize(lr, levels) if quantize_8bit else lr
 
 
 def enlarge(lr, scale, size):
@@ -83,14 +90,172 @@ def enlarge(lr, scale, size):
     return out[:h, :w]
 
 
-def scale_space(hr, t, quantize_8bit=True):
+def scale_space(hr, t, quantize_8bit=True, levels=255):
     """``I(t)``: ``hr`` shrunk by ``1 / t`` (8-bit rounded unless told) and enlarged back, at ``hr``'s size.
 
     Args:
         hr (ndarray): (H, W[, C]) float in [0, 1].
         t (float): Scale >= 1. ``I(1)`` is ``hr`` itself.
-        quantize_8bit (bool): Round the shrunk image to 8 bits. Default: True.
+        quantize_8bit (bool): Round the shrunk image to ``levels``. Default: True.
+        levels (int): 255 for 8-bit, 65535 for 16-bit sources. Default: 255.
     """
     if t == 1:
         return hr.astype(np.float32, copy=True)
-    return enlarge(shrink(hr, t, quantize_8bit), t, hr.shape[:2])
+    return enlarge(shrink(hr, t, quantize_8bit, levels), t, hr.shape[:2])
+
+
+# ---------------------------------------------------------------- training patches
+
+def patch_margin(t):
+    """Context kept around a training patch so its ``I(t)`` is not disturbed by the crop: ``ceil(4 t) + 4``."""
+    return math.ceil(4 * t) + 4
+
+
+def scale_space_patch(hr, t, top, left, size, margin=None, quantize_8bit=True, levels=255):
+    """``I(t)`` of a ``size`` x ``size`` patch of ``hr``, made from a larger crop (DESIGN.md section 3).
+
+    The crop extends ``margin`` pixels beyond the patch on each side where the image allows; its
+    ``I(t)`` is computed and the patch window cut out. When the crop origin ``o`` (per axis) makes
+    ``o / t`` an integer, the result equals the same window of ``scale_space(hr, t)``.
+
+    Args:
+        hr (ndarray): (H, W[, C]) float in [0, 1].
+        t (float): Scale >= 1.
+        top (int): Patch row in ``hr``.
+        left (int): Patch column in ``hr``.
+        size (int | tuple[int, int]): Patch size.
+        margin (int | None): Context each side. Default: ``patch_margin(t)``.
+        quantize_8bit (bool): Round the shrunk crop to ``levels``. Default: True.
+        levels (int): Quantization levels. Default: 255.
+
+    Returns:
+        tuple[ndarray, ndarray]: ``I(t)`` patch and GT patch, both (size, size[, C]) float32.
+    """
+    ph, pw = (size, size) if np.isscalar(size) else size
+    h, w = hr.shape[:2]
+    if top < 0 or left < 0 or top + ph > h or left + pw > w:
+        raise ValueError(f'patch {ph}x{pw} at ({top}, {left}) is outside the {h}x{w} image')
+    m = patch_margin(t) if margin is None else int(margin)
+    y0, x0 = max(0, top - m), max(0, left - m)
+    y1, x1 = min(h, top + ph + m), min(w, left + pw + m)
+    crop = scale_space(hr[y0:y1, x0:x1], t, quantize_8bit, levels)
+    lq = crop[top - y0:top - y0 + ph, left - x0:left - x0 + pw]
+    gt = hr[top:top + ph, left:left + pw]
+    return np.ascontiguousarray(lq), np.ascontiguousarray(gt, dtype=np.float32)
+
+
+def scale_grid(scale_range, scale_step=0.1):
+    """The training scales ``lo, lo + step, ..., hi`` (rounded to 10 decimals); ``None`` when continuous.
+
+    Args:
+        scale_range (tuple[float, float]): (lo, hi), 1 <= lo <= hi.
+        scale_step (float): Grid spacing; 0 means continuous (returns None). Default: 0.1.
+    """
+    lo, hi = float(scale_range[0]), float(scale_range[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo < 1 or hi < lo:
+        raise ValueError(f'scale_range must be [lo, hi] with 1 <= lo <= hi, got {list(scale_range)}')
+    if scale_step is None or scale_step == 0:
+        return None
+    if scale_step < 0:
+        raise ValueError(f'scale_step must be >= 0, got {scale_step}')
+    n = int(math.floor((hi - lo) / scale_step + 1e-9))
+    return [round(lo + k * scale_step, 10) for k in range(n + 1)]
+
+
+# ---------------------------------------------------------------- benchmark protocols
+
+_EPS = 1e-9
+
+
+def _is_multiple(n, s):
+    """MATLAB ``mod(n, s) == 0`` for a float ``s`` (MATLAB snaps a quotient within round-off to an integer)."""
+    q = n / s
+    return abs(q - round(q)) <= 1e-10 * max(1.0, abs(q))
+
+
+def _out_len(lr_len, s, hr_len):
+    """``floor(lr_len * s)`` guarded against float error, at most ``hr_len``."""
+    return min(int(math.floor(lr_len * s + 1e-6)), hr_len)
+
+
+def _check_scale(s):
+    s = float(s)
+    if not math.isfinite(s) or s < 1:
+        raise ValueError(f'scale must be a finite number >= 1, got {s}')
+    return s
+
+
+def metasr_pair(hr, scale, quantize_8bit=True, levels=255):
+    """Meta-SR benchmark pair (the paper's Table 2 protocol, DESIGN.md section 3).
+
+    Rows (and columns) are cropped by 4 when their count is not a multiple of ``scale``, the crop is
+    shrunk by ``1 / scale`` (LR ``ceil(h' / s)``, 8-bit rounded), the output size is
+    ``floor(h_lr * s)`` and the GT is that top-left window of the uncropped HR.
+
+    Args:
+        hr (ndarray): (H, W[, C]) float in [0, 1].
+        scale (float): Scale >= 1.
+        quantize_8bit (bool): Round the LR to ``levels``. Default: True.
+        levels (int): Quantization levels. Default: 255.
+
+    Returns:
+        tuple: ``lr`` (ndarray), ``gt`` (ndarray), ``out_size`` (h, w).
+    """
+    s = _check_scale(scale)
+    h, w = hr.shape[:2]
+    hc = h if _is_multiple(h, s) else h - 4
+    wc = w if _is_multiple(w, s) else w - 4
+    if hc < 1 or wc < 1:
+        raise ValueError(f'image {h}x{w} is too small for the Meta-SR protocol')
+    lr = shrink(hr[:hc, :wc], s, quantize_8bit, levels)
+    out = (_out_len(lr.shape[0], s, h), _out_len(lr.shape[1], s, w))
+    return lr, np.ascontiguousarray(hr[:out[0], :out[1]], dtype=np.float32), out
+
+
+def modcrop_pair(hr, scale, quantize_8bit=True, levels=255):
+    """Classic mod-crop pair: HR cropped to ``floor(floor(h / s) * s)`` rows (a multiple of ``s`` for
+    integer scales), LR = that crop shrunk by ``1 / s`` (8-bit rounded), output size = crop size.
+    Arguments and return value as :func:`metasr_pair`.
+    """
+    s = _check_scale(scale)
+    h, w = hr.shape[:2]
+    out = tuple(_out_len(int(math.floor(n / s + 1e-6)), s, n) for n in (h, w))
+    if out[0] < 1 or out[1] < 1:
+        raise ValueError(f'image {h}x{w} is too small for scale {s}')
+    gt = np.ascontiguousarray(hr[:out[0], :out[1]], dtype=np.float32)
+    return shrink(gt, s, quantize_8bit, levels), gt, out
+
+
+PROTOCOLS = {'metasr': metasr_pair, 'modcrop': modcrop_pair}
+
+
+def make_pair(hr, scale, protocol='metasr', quantize_8bit=True, levels=255):
+    """Benchmark pair under ``protocol`` ('metasr' or 'modcrop'); see :func:`metasr_pair`."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got '{protocol}'")
+    return PROTOCOLS[protocol](hr, scale, quantize_8bit, levels)
+
+
+def lr_file_pair(lr, hr, scale, names=('LR', 'HR')):
+    """Reconcile an LR file with its HR file at a fixed ``scale`` (e.g. SelfExSR pairs).
+
+    Output size is ``floor(h_lr * s)`` (at most the HR size); the GT is that top-left window of the HR,
+    as with BasicSR's PairedImageDataset. Accepts HR mod-cropped or not, or Meta-SR-cropped; sizes
+    that cannot come from one image raise ValueError naming both files.
+
+    Args:
+        lr (ndarray): LR image (h, w[, C]).
+        hr (ndarray): HR image (H, W[, C]).
+        scale (float): Scale >= 1.
+        names (tuple[str, str]): File names for error messages.
+
+    Returns:
+        tuple: ``gt`` (ndarray), ``out_size`` (h, w).
+    """
+    s = _check_scale(scale)
+    for n_lr, n_hr in zip(lr.shape[:2], hr.shape[:2]):
+        if not (n_hr - s - 4 - _EPS <= n_lr * s <= n_hr + s + _EPS):
+            raise ValueError(f'{names[0]} is {lr.shape[0]}x{lr.shape[1]} and {names[1]} is '
+                             f'{hr.shape[0]}x{hr.shape[1]}: they are not a x{s:g} pair')
+    out = (_out_len(lr.shape[0], s, hr.shape[0]), _out_len(lr.shape[1], s, hr.shape[1]))
+    return np.ascontiguousarray(hr[:out[0], :out[1]], dtype=np.float32), out

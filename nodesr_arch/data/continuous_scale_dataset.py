@@ -1,0 +1,232 @@
+"""Continuous-scale paired dataset: ``I(t)`` made on the fly from GT images (DESIGN.md sections 2-3)."""
+import os
+import random
+import warnings
+from os import path as osp
+
+from PIL import Image
+from basicsr.data.transforms import augment
+from basicsr.utils import FileClient
+from basicsr.utils.registry import DATASET_REGISTRY
+from torch.utils import data as data
+
+from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
+from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
+                                          scale_space_patch)
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def lmdb_meta(lmdb_path):
+    """Keys and (h, w) sizes of a BasicSR LMDB, from its ``meta_info.txt`` (``name.png (h,w,c) level``)."""
+    meta = osp.join(lmdb_path, 'meta_info.txt')
+    if not osp.isfile(meta):
+        raise FileNotFoundError(f'{lmdb_path} is not a BasicSR LMDB: no meta_info.txt')
+    entries = []
+    with open(meta) as f:
+        for line in f:
+            if line.strip():
+                name, rest = line.strip().rsplit(' (', 1)
+                h, w = (int(v) for v in rest.split(')')[0].split(',')[:2])
+                entries.append((osp.splitext(name)[0], (h, w)))
+    return entries
+
+
+def _file_size(path):
+    """(h, w) of an image file from its header (no decoding); None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except (OSError, ValueError):
+        return None
+
+
+def meta_info_names(meta_info_file):
+    """File names (first token of each line) of a BasicSR meta_info file."""
+    with open(meta_info_file) as f:
+        return [line.strip().split(' ')[0] for line in f if line.strip()]
+
+
+@DATASET_REGISTRY.register()
+class ContinuousScalePairedDataset(data.Dataset):
+    """Pairs ``(I(t0), GT)`` at output size for NODE-SR, at any real scale ``t0``.
+
+    GT images come from one or more folders, LMDBs or meta_info lists through BasicSR's FileClient.
+    Training draws ``t0`` per sample and makes ``I(t0)`` of a random patch (with context, so the crop
+    does not disturb it). Validation/testing uses a fixed ``scale`` and a benchmark protocol, or reads
+    LR files (``dataroot_lq``).
+
+    Args:
+        opt (dict): Config. Keys:
+            dataroot_gt (str | list[str]): GT folder(s) or LMDB(s) (BSD200 + T91 together: a list).
+            io_backend (dict): ``{type: disk}`` or ``{type: lmdb}`` (other keys go to FileClient).
+            meta_info_file (str | list[str]): For disk: image names to use (one per GT root).
+            phase (str): 'train', or anything else for val/test (BasicSR sets it).
+            scale_range (list[float]): Train: [lo, hi] of ``t0``. Default: [1.1, 4.0].
+            scale_step (float): Train: grid step of ``t0``; 0 = continuous. Default: 0.1.
+            gt_size (int): Train: patch size (None: whole images).
+            skip_small (bool): Train: leave out images smaller than ``gt_size`` instead of failing on
+                them (T91 has 57 images under 200 px). Default: False.
+            use_hflip (bool): Train: random horizontal flips. Default: True.
+            use_rot (bool): Train: random 90-degree rotations. Default: True.
+            quantize_lq (bool): Round the shrunk image to the source bit depth. Default: True.
+            scale (float): Val/test: the scale.
+            protocol (str): Val/test: 'metasr' or 'modcrop'. Default: 'metasr'.
+            dataroot_lq (str): Val/test: LR files at ``scale`` (same names, or ``filename_tmpl``).
+            filename_tmpl (str): LR name from GT stem. Default: '{}'.
+            lq_size (str): Val/test: 'output' (``I(t0)`` at output size) or 'lr' (the LR image itself,
+                for one-shot archs with an upsampler). Default: 'output'.
+
+    Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB), ``scale``
+    (float), ``lq_path``, ``gt_path`` and ``grey`` (the file had one channel).
+    """
+
+    def __init__(self, opt):
+        super().__init__()
+        self.opt = opt
+        self.train = opt.get('phase') == 'train'
+        self.io_backend_opt = dict(opt.get('io_backend') or {'type': 'disk'})
+        self.backend = self.io_backend_opt.get('type', 'disk')
+        self.file_client = None
+        self.quantize = opt.get('quantize_lq', True)
+        self.lq_root = opt.get('dataroot_lq')
+        self.filename_tmpl = opt.get('filename_tmpl', '{}')
+        self._check_mode()
+        self._sizes = {}
+        self.paths = self._drop_small(self._scan(_as_list(opt['dataroot_gt'])))
+        if not self.paths:
+            raise ValueError(f"no images found in dataroot_gt {opt['dataroot_gt']}")
+
+    def _check_mode(self):
+        opt = self.opt
+        if self.train:
+            if self.lq_root is not None:
+                raise ValueError('dataroot_lq is for val/test; for training on LR files use BasicSR\'s '
+                                 'PairedImageDataset (NODESRModel accepts it)')
+            rng = opt.get('scale_range')
+            if rng is None:  # a fixed training scale
+                rng = [opt['scale'], opt['scale']] if opt.get('scale') is not None else [1.1, 4.0]
+            self.scale_range = [float(v) for v in rng]
+            self.grid = scale_grid(self.scale_range, opt.get('scale_step', 0.1))
+        else:
+            if opt.get('scale') is None:
+                raise ValueError('ContinuousScalePairedDataset: val/test needs a fixed `scale`')
+            self.scale = float(opt['scale'])
+            scale_grid([self.scale, self.scale], 0)  # validates
+            self.protocol = opt.get('protocol', 'metasr')
+            if self.protocol not in PROTOCOLS:
+                raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, got '{self.protocol}'")
+            self.lq_size = opt.get('lq_size', 'output')
+            if self.lq_size not in ('output', 'lr'):
+                raise ValueError(f"lq_size must be 'output' or 'lr', got '{self.lq_size}'")
+
+    def _drop_small(self, entries):
+        """With ``skip_small``, leave out images smaller than ``gt_size`` (sizes from headers or LMDB meta)."""
+        size = self.opt.get('gt_size')
+        if not (self.train and size and self.opt.get('skip_small', False)):
+            return entries
+        kept = []
+        for entry in entries:
+            hw = self._sizes.get(entry[2]) or _file_size(entry[0])
+            if hw is None or min(hw) >= size:
+                kept.append(entry)
+        if len(kept) < len(entries):
+            warnings.warn(f'skip_small: {len(entries) - len(kept)} of {len(entries)} images are smaller than '
+                          f'gt_size {size} and are left out')
+        return kept
+
+    def _scan(self, roots):
+        """List of (gt_path, client_key, display_name, lq_path) entries."""
+        entries = []
+        if self.backend == 'lmdb':
+            keys = [f'gt{i}' for i in range(len(roots))]
+            db_paths = list(roots)
+            if self.lq_root is not None:
+                if len(roots) != 1:
+                    raise ValueError('dataroot_lq needs a single dataroot_gt')
+                db_paths.append(self.lq_root)
+                keys.append('lq')
+            self.io_backend_opt['db_paths'], self.io_backend_opt['client_keys'] = db_paths, keys
+            for root, ckey in zip(roots, keys):
+                for k, size in lmdb_meta(root):
+                    entries.append((k, ckey, f'{root}:{k}', k if self.lq_root else None))
+                    self._sizes[f'{root}:{k}'] = size
+            return entries
+        meta = self.opt.get('meta_info_file')
+        metas = _as_list(meta) if meta is not None else [None] * len(roots)
+        if len(metas) != len(roots):
+            raise ValueError(f'{len(metas)} meta_info_file(s) for {len(roots)} dataroot_gt folders')
+        if self.lq_root is not None and len(roots) != 1:
+            raise ValueError('dataroot_lq needs a single dataroot_gt')
+        for root, meta_file in zip(roots, metas):
+            if meta_file is None:
+                files = list_images(root)
+            else:
+                files = [osp.join(root, n) for n in meta_info_names(meta_file)]
+            for f in files:
+                entries.append((f, 'default', f, self._lq_path(f) if self.lq_root else None))
+        return entries
+
+    def _lq_path(self, gt_path):
+        stem, ext = osp.splitext(osp.basename(gt_path))
+        name = self.filename_tmpl.format(stem)
+        candidate = osp.join(self.lq_root, name + ext)
+        if osp.exists(candidate) or not osp.isdir(self.lq_root):
+            return candidate
+        for e in IMG_EXTENSIONS:  # LR files may use another extension
+            if osp.exists(osp.join(self.lq_root, name + e)):
+                return osp.join(self.lq_root, name + e)
+        return candidate
+
+    def _read(self, path, client_key, display):
+        if self.file_client is None:
+            opt = dict(self.io_backend_opt)
+            self.file_client = FileClient(opt.pop('type', 'disk'), **opt)
+        if self.backend != 'lmdb' and not os.path.isfile(path):
+            raise FileNotFoundError(f'image not found: {display}')
+        return decode_image(self.file_client.get(path, client_key), display)
+
+    def __getitem__(self, index):
+        gt_path, client_key, display, lq_path = self.paths[index]
+        img, grey, levels = self._read(gt_path, client_key, display)
+        if self.train:
+            t, lq, gt = self._train_sample(img, levels, display)
+        elif lq_path is not None:
+            t = self.scale
+            lq_display = f'{self.lq_root}:{lq_path}' if self.backend == 'lmdb' else lq_path
+            lr, _, _ = self._read(lq_path, 'lq', lq_display)
+            gt, out = lr_file_pair(lr, img, t, names=(lq_display, display))
+            lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
+        else:
+            t = self.scale
+            lr, gt, out = make_pair(img, t, self.protocol, self.quantize, levels)
+            lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
+            lq_path = gt_path
+        return {
+            'lq': to_tensor(lq),
+            'gt': to_tensor(gt),
+            'scale': float(t),
+            'lq_path': lq_path if lq_path is not None else gt_path,
+            'gt_path': gt_path,
+            'grey': bool(grey),
+        }
+
+    def _train_sample(self, img, levels, display):
+        t = random.choice(self.grid) if self.grid else random.uniform(*self.scale_range)
+        size = self.opt.get('gt_size')
+        if size is None:
+            lq, gt = scale_space(img, t, self.quantize, levels), img
+        else:
+            h, w = img.shape[:2]
+            if h < size or w < size:
+                raise ValueError(f'{display} is {h}x{w}, smaller than gt_size {size} '
+                                 '(set skip_small: true to leave such images out)')
+            top, left = random.randint(0, h - size), random.randint(0, w - size)
+            lq, gt = scale_space_patch(img, t, top, left, size, quantize_8bit=self.quantize, levels=levels)
+        gt, lq = augment([gt, lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
+        return t, lq, gt
+
+    def __len__(self):
+        return len(self.paths)

@@ -1,0 +1,46 @@
+"""PSNR/SSIM as the SR literature measures them (DESIGN.md section 3), through BasicSR's metrics.
+
+Colour images: Y channel (``test_y_channel``) of the 8-bit-rounded images. Grey images (1-channel
+files, run as 3 equal channels): their single channel directly, without the YCbCr conversion.
+Border: ``ceil(scale)`` pixels.
+"""
+import math
+
+import numpy as np
+from basicsr.metrics import calculate_psnr, calculate_ssim
+
+from nodesr_arch.data.image_io import to_uint8
+
+
+def crop_border_for(scale):
+    """``ceil(scale)``, tolerant of float error (x2.0000000001 -> 2)."""
+    return int(math.ceil(float(scale) - 1e-6))
+
+
+def _prepare(img, grey):
+    img = np.asarray(img)
+    img = img if img.dtype == np.uint8 else to_uint8(img)
+    if img.ndim == 2:
+        return img
+    return img[..., 0] if grey else img[..., ::-1]  # BasicSR's Y conversion expects BGR
+
+
+def psnr_ssim(sr, gt, scale, grey=False):
+    """PSNR (dB) and SSIM of an SR image against its GT.
+
+    Args:
+        sr (ndarray): (H, W, 3) RGB, float in [0, 1] (rounded to 8 bits here) or uint8.
+        gt (ndarray): Same shape and kind as ``sr``.
+        scale (float): The SR scale; the border crop is ``ceil(scale)``.
+        grey (bool): The image is grey: measure channel 0 without YCbCr. Default: False.
+
+    Returns:
+        tuple[float, float]: PSNR, SSIM.
+    """
+    if np.shape(sr) != np.shape(gt):
+        raise ValueError(f'SR {np.shape(sr)} and GT {np.shape(gt)} differ in size')
+    a, b = _prepare(sr, grey), _prepare(gt, grey)
+    border = crop_border_for(scale)
+    y = not grey and a.ndim == 3
+    return (float(calculate_psnr(a, b, border, input_order='HWC', test_y_channel=y)),
+            float(calculate_ssim(a, b, border, input_order='HWC', test_y_channel=y)))
