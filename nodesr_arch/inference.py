@@ -52,7 +52,7 @@ def enlarge_to(lq, scale, out_size):
     return imresize(lq, size=(oh, ow))
 
 
-def run_network(net, lq, scale, out_size=None):
+def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
@@ -63,26 +63,31 @@ def run_network(net, lq, scale, out_size=None):
             is fine too (then it is used as it is).
         scale (float | Tensor): The scale (``t0``), one or one per sample.
         out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
+        ensemble (bool): Average over the 8 flips/transposes (:func:`self_ensemble`). Default: False.
+        t_eval (list[float] | None): For NODE networks: also return the states at these scales; the
+            result is then (K, B, C, H, W).
 
     Returns:
-        Tensor: (B, C, H, W) at ``out_size``.
+        Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``.
     """
-    if out_size is None:
-        s = float(torch.as_tensor(scale, dtype=torch.float64).flatten()[0])
-        out_size = output_size(lq.shape[-2:], s)
-    out_size = (int(out_size[0]), int(out_size[1]))
     s_max = float(torch.as_tensor(scale, dtype=torch.float64).max())
-    if getattr(net, 'input_size', 'lr') == 'output':
-        x = lq
-        if tuple(lq.shape[-2:]) != out_size:
-            x = enlarge_to(lq, s_max, out_size)
-    else:
-        x = lq
-    out = net(x, scale) if getattr(net, 'takes_scale', False) else net(x)
+    if out_size is None:
+        out_size = output_size(lq.shape[-2:], s_max)
+    out_size = (int(out_size[0]), int(out_size[1]))
+    x = lq
+    if getattr(net, 'input_size', 'lr') == 'output' and tuple(lq.shape[-2:]) != out_size:
+        x = enlarge_to(lq, s_max, out_size)
+
+    def call(inp):
+        if t_eval is not None:
+            return net(inp, scale, t_eval=t_eval)
+        return net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
+
+    out = self_ensemble(call, x) if ensemble else call(x)
     if tuple(out.shape[-2:]) != out_size:
         oh, ow = out_size
         if out.shape[-2] >= oh and out.shape[-1] >= ow:
-            out = out[..., :oh, :ow]  # a fixed-scale 'lr' net gives ceil sizes or its own integer scale
+            out = out[..., :oh, :ow]  # a fixed-scale 'lr' net gives its own integer scale
         else:
             out = imresize(out, size=out_size)
     return out

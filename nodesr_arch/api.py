@@ -1,0 +1,413 @@
+"""Python API: load a model (bundled, checkpoint or option YAML) and enlarge images at any scale or size.
+
+Example::
+
+    from nodesr_arch.api import load_model
+    up = load_model()                          # the bundled NODE-VDSR
+    big = up.upscale(img_uint8, scale=2.7)     # numpy uint8/uint16/float, grey, RGB or RGBA
+    big = up.upscale(img, size=(1080, 1920))   # exactly that size
+"""
+import glob
+import math
+import os
+
+import numpy as np
+import torch
+import yaml
+
+import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
+from nodesr_arch.inference import enlarge_to, output_size, run_network
+from nodesr_arch.ode import check_scale
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
+DEFAULT_MODEL = 'NODEVDSR_S'
+
+
+def bundled_models():
+    """Names of the models shipped in ``nodesr_arch/weights`` (a ``NAME.pth`` with its ``NAME.yml``)."""
+    names = []
+    for pth in sorted(glob.glob(os.path.join(WEIGHTS_DIR, '*.pth'))):
+        stem = os.path.splitext(pth)[0]
+        if os.path.isfile(stem + '.yml'):
+            names.append(os.path.basename(stem))
+    return names
+
+
+def plan_size(in_size, scale=None, size=None, width=None):
+    """Check a request and return the ODE start scale ``t0`` and the output size.
+
+    Exactly one of ``scale``, ``size`` and ``width`` must be given.
+
+    Args:
+        in_size (tuple[int, int]): Input (h, w).
+        scale (float | None): Factor >= 1; output ``floor(h * s) x floor(w * s)``.
+        size (tuple[int, int] | None): Exact output (H, W), each >= the input's; per-axis factors,
+            ``t0`` = the larger of the two.
+        width (int | None): Output width >= the input's; the height keeps the aspect ratio.
+
+    Returns:
+        tuple[float, tuple[int, int]]: ``t0`` and (H, W).
+
+    Raises:
+        ValueError: Not exactly one request, a scale that is not a finite real >= 1, or a size or width
+            smaller than the input (this enlarges only).
+    """
+    h, w = int(in_size[0]), int(in_size[1])
+    given = [name for name, v in (('scale', scale), ('size', size), ('width', width)) if v is not None]
+    if len(given) != 1:
+        raise ValueError(f'give exactly one of scale, size, width (got {given or "none"})')
+    if scale is not None:
+        t0 = float(check_scale(scale, dtype=torch.float64)[0])
+        return t0, output_size((h, w), t0)
+    if width is not None:
+        width = _positive_int(width, 'width')
+        if width < w:
+            raise ValueError(f'width {width} is smaller than the input width {w} (enlarging only)')
+        t0 = width / w
+        return t0, (output_size((h, w), t0)[0], width)
+    try:
+        oh, ow = size
+    except (TypeError, ValueError):
+        raise ValueError(f'size must be (height, width), got {size!r}') from None
+    oh, ow = _positive_int(oh, 'size height'), _positive_int(ow, 'size width')
+    if oh < h or ow < w:
+        raise ValueError(f'size {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
+                         'nodesr only enlarges')
+    return max(oh / h, ow / w), (oh, ow)
+
+
+def _positive_int(v, what):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f'{what} must be a positive integer, got {v!r}')
+    return int(v)
+
+
+def _read_yaml(path):
+    with open(path, encoding='utf-8') as f:
+        opt = yaml.safe_load(f)
+    if not isinstance(opt, dict):
+        raise ValueError(f'{path}: not an option YAML (expected a mapping)')
+    return opt
+
+
+def _find_options(ckpt):
+    """The option YAML describing checkpoint ``ckpt``: its sidecar, or the BasicSR experiment's copy."""
+    stem = os.path.splitext(ckpt)[0]
+    tried = [stem + '.yml', stem + '.yaml']
+    models_dir = os.path.dirname(os.path.abspath(ckpt))
+    if os.path.basename(models_dir) == 'models':  # experiments/NAME/models/net_g_X.pth
+        exp_root = os.path.dirname(models_dir)
+        tried += sorted(glob.glob(os.path.join(exp_root, '*.yml')) + glob.glob(os.path.join(exp_root, '*.yaml')))
+    for path in tried:
+        if os.path.isfile(path):
+            opt = _read_yaml(path)
+            if isinstance(opt.get('network_g'), dict):
+                return path, opt
+    raise FileNotFoundError(f'{ckpt}: no option YAML with network_g found for this checkpoint (looked for '
+                            f'{", ".join(tried)}); give the training option YAML instead, or put '
+                            f'{stem}.yml holding "network_g: {{type: ..., ...}}" beside it')
+
+
+def _resolve(spec):
+    """Return (name, network_g options, checkpoint path, param_key) for a model spec."""
+    if spec is None:
+        spec = DEFAULT_MODEL
+    spec = os.fspath(spec)
+    if not os.path.exists(spec) and os.sep not in spec and not os.path.splitext(spec)[1]:
+        pth = os.path.join(WEIGHTS_DIR, spec + '.pth')
+        if not os.path.isfile(pth):
+            have = bundled_models()
+            raise FileNotFoundError(f'no bundled model {spec!r} (in {WEIGHTS_DIR}: '
+                                    f'{", ".join(have) if have else "none"}); pass a checkpoint or option YAML')
+        spec = pth
+    if not os.path.isfile(spec):
+        raise FileNotFoundError(f'model file not found: {spec}')
+    ext = os.path.splitext(spec)[1].lower()
+    if ext in ('.yml', '.yaml'):
+        opt = _read_yaml(spec)
+        if not isinstance(opt.get('network_g'), dict):
+            raise ValueError(f'{spec}: no network_g section')
+        path_opt = opt.get('path') or {}
+        ckpt = path_opt.get('pretrain_network_g')
+        name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
+        if not ckpt:
+            latest = os.path.join('experiments', str(name), 'models', 'net_g_latest.pth')
+            if not os.path.isfile(latest):
+                raise FileNotFoundError(f'{spec}: path.pretrain_network_g is not set and {latest} does not '
+                                        'exist; train first or give the checkpoint')
+            ckpt = latest
+        elif not os.path.isabs(ckpt) and not os.path.isfile(ckpt):
+            beside = os.path.join(os.path.dirname(os.path.abspath(spec)), ckpt)
+            ckpt = beside if os.path.isfile(beside) else ckpt
+        if not os.path.isfile(ckpt):
+            raise FileNotFoundError(f'{spec}: checkpoint {ckpt} not found')
+        return name, opt['network_g'], ckpt, path_opt.get('param_key_g')
+    _, opt = _find_options(spec)
+    name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
+    return name, opt['network_g'], spec, (opt.get('path') or {}).get('param_key_g')
+
+
+def _load_state_dict(ckpt, param_key=None):
+    try:
+        state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    except Exception as e:  # a truncated or foreign file: say which
+        raise ValueError(f'{ckpt}: cannot read checkpoint ({type(e).__name__}: {e})') from None
+    if isinstance(state, dict):
+        keys = [param_key] if param_key else ['params_ema', 'params']
+        for key in keys:
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+        else:
+            if param_key:
+                raise ValueError(f'{ckpt}: no {param_key!r} in the checkpoint (keys: {list(state)})')
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f'{ckpt}: not a state dict or BasicSR checkpoint ({{"params": state_dict}})')
+    return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def load_model(spec=None, device='cpu', ode=None):
+    """Load a super-resolution model for inference.
+
+    Args:
+        spec (str | None): None: the bundled model (``NODEVDSR_S``); a bundled model's name
+            (see :func:`bundled_models`); a ``.pth`` checkpoint (BasicSR format ``{'params_ema' |
+            'params': state_dict}`` or a bare state dict), whose arch options come from a sidecar
+            ``same-name.yml`` or from the option YAML BasicSR copies into the experiment folder; or an
+            option YAML (``network_g`` + ``path.pretrain_network_g``, else the experiment's
+            ``net_g_latest.pth``). Any arch in BasicSR's registry works (EDSR, RCAN, ...).
+        device (str | torch.device): Where to run. ``'auto'``: CUDA when available. Default: 'cpu'.
+        ode (dict | None): Solver overrides for NODE models, e.g. ``{'method': 'euler', 'num_steps': 8}``.
+
+    Returns:
+        Upscaler: The model, in eval mode.
+    """
+    from basicsr.archs import build_network
+
+    name, net_opt, ckpt, param_key = _resolve(spec)
+    net = build_network(dict(net_opt))
+    state = _load_state_dict(ckpt, param_key)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f'{ckpt}: weights do not fit network_g {net_opt}: {e}') from None
+    return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt)
+
+
+def resolve_device(device):
+    """``'auto'`` -> CUDA when available, else CPU; anything else as torch.device."""
+    if device in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return torch.device(device)
+
+
+class Upscaler:
+    """A loaded network with everything needed to enlarge images.
+
+    Args:
+        net (nn.Module): Any SR network (see :func:`nodesr_arch.inference.run_network`).
+        device (str | torch.device): Default: 'cpu'.
+        ode (dict | None): Solver overrides (NODE models only), passed to ``net.set_ode``.
+        name (str): A name for messages.
+        opt (dict | None): The ``network_g`` options it was built from.
+    """
+
+    def __init__(self, net, device='cpu', ode=None, name='model', opt=None):
+        self.device = resolve_device(device)
+        self.net = net.to(self.device).eval()
+        self.name = name
+        self.opt = dict(opt or {})
+        self.channels = int(self.opt.get('num_in_ch', 3))
+        if ode:
+            self.set_ode(**ode)
+
+    @property
+    def is_ode(self):
+        return hasattr(self.net, 'set_ode')
+
+    def set_ode(self, **kwargs):
+        """Override solver options (``method``, ``num_steps``, ``step_size``, ``rtol``, ``atol``)."""
+        if not self.is_ode:
+            raise ValueError(f'{self.name} ({type(self.net).__name__}) is not a NODE model; solver '
+                             'options (steps, method) do not apply')
+        self.net.set_ode(**kwargs)
+        return self
+
+    def set_tiling(self, tile, tile_pad=None):
+        """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
+        if tile is not None:
+            tile = _positive_int(tile, 'tile')
+            if tile_pad is not None and (not isinstance(tile_pad, (int, np.integer)) or tile_pad < 0):
+                raise ValueError(f'tile_pad must be an integer >= 0, got {tile_pad!r}')
+        if not hasattr(self.net, 'set_tiling'):
+            if tile is not None:
+                raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
+            return
+        self.net.set_tiling(tile, tile_pad)
+
+    @torch.no_grad()
+    def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
+        """x: (B, C, h, w) float tensor of image channels (any C); returns (B, C, H, W) or (K, B, C, H, W)."""
+        b, c = x.shape[:2]
+        x = x.to(self.device, torch.float32)
+        if self.channels == 1:  # one-channel network: each channel on its own
+            x = x.reshape(b * c, 1, *x.shape[-2:])
+        elif c == 1 and self.channels == 3:  # grey through a colour network as 3 equal channels
+            x = x.expand(b, 3, *x.shape[-2:])
+        elif c != self.channels:
+            raise ValueError(f'{self.name} takes {self.channels}-channel images, got {c} channels')
+        self.set_tiling(tile, tile_pad)
+        try:
+            out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval)
+        finally:
+            if tile is not None:
+                self.set_tiling(None, None)
+        if self.channels == 1:
+            out = out.reshape(*out.shape[:-4], b, c, *out.shape[-2:])
+        elif c == 1 and self.channels == 3:
+            out = out.mean(dim=-3, keepdim=True)
+        return out
+
+    def trajectory_scales(self, trajectory, t0):
+        """The scales ``t_i`` for ``trajectory`` (K, or a list) starting at ``t0``; None for None."""
+        if trajectory is None:
+            return None
+        if not self.is_ode:
+            raise ValueError(f'{self.name} ({type(self.net).__name__}) is one-shot: it has no trajectory')
+        if isinstance(trajectory, (int, np.integer)) and not isinstance(trajectory, bool):
+            if trajectory < 2:
+                raise ValueError(f'trajectory needs at least 2 scales, got {trajectory}')
+            ts = np.linspace(t0, 1.0, int(trajectory)).tolist()
+        else:
+            ts = [float(t) for t in trajectory]
+        bad = [t for t in ts if not (math.isfinite(t) and 1 <= t <= t0 + 1e-9)]
+        if bad:
+            raise ValueError(f'trajectory scales must lie in [1, {t0:g}], got {bad}')
+        return ts
+
+    def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, tile=None, tile_pad=None,
+                      trajectory=None):
+        """Super-resolve a float image.
+
+        Args:
+            lr (ndarray | Tensor): float in [0, 1]: numpy (H, W, C) RGB, or a tensor (C, H, W) /
+                (B, C, H, W).
+            scale (float): ``t0``, any real >= 1 (beyond the training range too).
+            out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
+            self_ensemble (bool): x8 flip/transpose average (8 times slower). Default: False.
+            tile (int | None): Tile size for each evaluation of the network (bounded memory).
+            tile_pad (int | None): Overlap per tile side; None: the network's receptive radius.
+            trajectory (int | list[float] | None): Also return the ODE states ``I(t_i)``: K scales from
+                ``scale`` down to 1, or these scales.
+
+        Returns:
+            Same type and layout as ``lr``, float32, unrounded and unclipped. With ``trajectory``: a
+            tuple ``(sr, [(t_i, state_i), ...])``; ``sr`` is what the call gives without
+            ``trajectory``, the states come from a second solve whose grid also passes through the
+            ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
+        """
+        t0 = float(check_scale(scale)[0])
+        is_numpy = isinstance(lr, np.ndarray)
+        if is_numpy:
+            if lr.ndim != 3:
+                raise ValueError(f'super_resolve takes (H, W, C) arrays, got shape {lr.shape}')
+            x = torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32).transpose(2, 0, 1))[None]
+        elif torch.is_tensor(lr) and lr.ndim in (3, 4):
+            x = lr if lr.ndim == 4 else lr[None]
+        else:
+            raise ValueError(f'super_resolve takes a numpy (H, W, C) array or a (B,) C, H, W tensor, got {lr!r:.80}')
+        t_eval = self.trajectory_scales(trajectory, t0)
+        out = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, None)
+
+        def back(y):
+            if is_numpy:
+                return y[0].cpu().numpy().transpose(1, 2, 0).astype(np.float32)
+            return (y if lr.ndim == 4 else y[0]).to(lr.device)
+
+        if t_eval is None:
+            return back(out)
+        states = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, t_eval)
+        return back(out), [(t, back(state)) for t, state in zip(t_eval, states)]
+
+    def upscale(self, img, scale=None, size=None, width=None, self_ensemble=False, tile=None,
+                tile_pad=None, trajectory=None):
+        """Enlarge an image of any common type, keeping its type and mode.
+
+        Args:
+            img (ndarray | Tensor): numpy (H, W) grey, (H, W, 1|2|3|4) grey / grey+alpha / RGB / RGBA,
+                dtype uint8, uint16 or float in [0, 1]; or a tensor (C, H, W) / (B, C, H, W) (uint8 or
+                float in [0, 1]). Colour order RGB (convert OpenCV's BGR first). Alpha is enlarged
+                bicubically, not by the network.
+            scale (float | None): Factor, any real >= 1.
+            size (tuple[int, int] | None): Exact output (H, W) (per-axis factors; the ODE starts at the
+                larger one).
+            width (int | None): Output width; the height keeps the aspect ratio.
+            self_ensemble, tile, tile_pad, trajectory: See :meth:`super_resolve`.
+
+        Returns:
+            The enlarged image, same dtype, layout and channels (rounded and clipped). With
+            ``trajectory``: ``(image, [(t_i, state_i), ...])`` with states in the same format.
+        """
+        x, restore = _to_tensor(img)
+        t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        t_eval = self.trajectory_scales(trajectory, t0)
+        colour, alpha = (x[:, :-1], x[:, -1:]) if x.shape[1] in (2, 4) else (x, None)
+        if alpha is not None:
+            alpha = enlarge_to(alpha.to(self.device, torch.float32), t0, out_size)
+
+        def run(t_eval_):
+            out = self._run(colour, t0, out_size, self_ensemble, tile, tile_pad, t_eval_)
+            if alpha is None:
+                return out
+            return torch.cat([out, alpha.expand(*out.shape[:-3], *alpha.shape[-3:])], dim=-3)
+
+        out = restore(run(None))
+        if t_eval is None:
+            return out
+        return out, [(t, restore(state)) for t, state in zip(t_eval, run(t_eval))]
+
+
+def _to_tensor(img):
+    """(B, C, H, W) float32 tensor in [0, 1] from an image, and the function that maps a result back."""
+    if isinstance(img, np.ndarray):
+        dtype, ndim = img.dtype, img.ndim
+        if ndim == 2:
+            arr = img[..., None]
+        elif ndim == 3 and img.shape[2] in (1, 2, 3, 4):
+            arr = img
+        else:
+            raise ValueError(f'image must be (H, W) or (H, W, 1|2|3|4), got shape {img.shape}')
+        peak = _peak(dtype)
+        x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
+
+        def restore(y):
+            y = y[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+            y = np.round(y * peak).astype(dtype) if peak != 1 else y.astype(dtype)
+            return y[..., 0] if ndim == 2 else y
+
+        return x, restore
+    if torch.is_tensor(img):
+        if img.ndim not in (3, 4) or img.shape[-3] not in (1, 2, 3, 4):
+            raise ValueError(f'tensor image must be (C, H, W) or (B, C, H, W) with C in 1..4, got {tuple(img.shape)}')
+        peak = 255.0 if img.dtype == torch.uint8 else 1.0
+        if not (img.dtype == torch.uint8 or img.is_floating_point()):
+            raise ValueError(f'tensor image must be uint8 or float, got {img.dtype}')
+        x = (img if img.ndim == 4 else img[None]).float() / peak
+
+        def restore(y):
+            y = y.clamp(0, 1)
+            y = (y * peak).round().to(img.dtype) if peak != 1 else y.to(img.dtype)
+            return (y if img.ndim == 4 else y[0]).to(img.device)
+
+        return x, restore
+    raise ValueError(f'image must be a numpy array or a torch tensor, got {type(img).__name__}')
+
+
+def _peak(dtype):
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ValueError(f'image dtype must be uint8, uint16 or float in [0, 1], got {dtype}')
