@@ -79,7 +79,8 @@ class ContinuousScalePairedDataset(data.Dataset):
             lq_size (str): Val/test: 'output' (``I(t0)`` at output size) or 'lr' (the LR image itself,
                 for one-shot archs with an upsampler). Default: 'output'.
 
-    Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB), ``scale``
+    Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB; ``lq`` is not
+    clipped, so bicubic overshoot can leave it slightly outside, exactly as at inference), ``scale``
     (float), ``lq_path``, ``gt_path`` and ``grey`` (the file had one channel).
     """
 
