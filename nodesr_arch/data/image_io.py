@@ -72,3 +72,31 @@ def to_tensor(img):
 def to_uint8(img):
     """[0, 1] float image -> uint8 (rounded), as SR outputs are saved and measured."""
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
+
+
+def resolve_dataset(spec):
+    """Where a benchmark dataset lives, from ``DIR`` or ``NAME=DIR``.
+
+    ``DIR`` may hold an ``HR/`` folder (then it is the dataset root), be an ``HR`` folder (the root is
+    its parent) or be a plain folder of images (it is its own root). The name defaults to the root's
+    folder name.
+
+    Args:
+        spec (str): ``DIR`` or ``NAME=DIR``.
+
+    Returns:
+        tuple[str, str, str]: name, HR folder, dataset root.
+    """
+    name, sep, folder = str(spec).partition('=')
+    if not sep or not name or os.path.isdir(spec):
+        name, folder = '', str(spec)
+    folder = os.path.normpath(folder)
+    if os.path.isdir(os.path.join(folder, 'HR')):
+        hr, root = os.path.join(folder, 'HR'), folder
+    elif os.path.basename(folder).upper() == 'HR':
+        hr, root = folder, os.path.dirname(folder) or '.'
+    else:
+        hr, root = folder, folder
+    if not os.path.isdir(hr):
+        raise FileNotFoundError(f'dataset folder not found: {folder}')
+    return name or os.path.basename(os.path.abspath(root)), hr, root

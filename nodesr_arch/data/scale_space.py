@@ -162,6 +162,36 @@ def scale_grid(scale_range, scale_step=0.1):
     return [round(lo + k * scale_step, 10) for k in range(n + 1)]
 
 
+def parse_scales(tokens):
+    """Scales from command-line tokens: numbers (``2 3 4``) and ranges ``lo:hi:step`` (``1.1:4.0:0.1``).
+
+    Args:
+        tokens (list[str]): The tokens.
+
+    Returns:
+        list[float]: Scales in the order given, duplicates removed.
+    """
+    scales = []
+    for tok in tokens:
+        parts = str(tok).split(':')
+        try:
+            if len(parts) == 1:
+                values = [float(parts[0])]
+            elif len(parts) == 3:
+                values = scale_grid([float(parts[0]), float(parts[1])], float(parts[2]))
+                if values is None:
+                    raise ValueError('step 0')
+            else:
+                raise ValueError('expected lo:hi:step')
+        except ValueError as e:
+            raise ValueError(f"bad scale '{tok}' (a number >= 1 or lo:hi:step): {e}") from None
+        for v in values:
+            _check_scale(v)
+            if v not in scales:
+                scales.append(v)
+    return scales
+
+
 # ---------------------------------------------------------------- benchmark protocols
 
 _EPS = 1e-9
