@@ -5,6 +5,7 @@ The kernel weights and index maps come from BasicSR's ``calculate_weights_indice
 as two matrix products instead of BasicSR's per-row loop, which gives the same numbers (to float
 rounding) several times faster, and allows a different scale per axis (resizing to a size).
 """
+import functools
 import math
 
 import numpy as np
@@ -12,8 +13,12 @@ import torch
 from basicsr.utils.matlab_functions import calculate_weights_indices
 
 
+@functools.lru_cache(maxsize=256)
 def _resize_matrix(in_len, out_len, scale, antialiasing=True):
-    """Dense (out_len, in_len) matrix of MATLAB bicubic weights, symmetric borders folded in."""
+    """Dense (out_len, in_len) matrix of MATLAB bicubic weights, symmetric borders folded in.
+
+    Cached: training patches repeat the same sizes and scales. Callers must not modify the result.
+    """
     weights, indices, sym_s, _ = calculate_weights_indices(in_len, out_len, scale, 'cubic', 4, antialiasing)
     mat = torch.zeros(out_len, in_len, dtype=torch.float64)
     src = indices.long() - sym_s  # BasicSR indexes the symmetrically padded signal; map back
