@@ -156,16 +156,39 @@ def _commit(tmp, final, force):
     os.unlink(tmp)
 
 
-def write_image(path, img, force=False):
-    """Write an RGB(A)/grey image atomically (temporary file, then rename)."""
+def atomic_write(path, write, force=False):
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then move it to ``path``.
+
+    Args:
+        path (str): Final file.
+        write (callable): Writes the file it is given (keep the extension: OpenCV picks the format by it).
+        force (bool): Replace an existing ``path``; otherwise raise InferError if it exists.
+    """
     tmp = _temp_path(path)
     try:
-        if not cv2.imwrite(tmp, _to_bgr(img)):
-            raise InferError(f'cannot write {path} (format or depth not supported by this extension?)')
+        write(tmp)
         _commit(tmp, path, force)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_image(path, img, force=False):
+    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically."""
+    def write(tmp):
+        if not cv2.imwrite(tmp, _to_bgr(img)):
+            raise InferError(f'cannot write {path} (format or depth not supported by this extension?)')
+
+    atomic_write(path, write, force)
+
+
+def write_bytes(path, data, force=True):
+    """Write bytes atomically."""
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+
+    atomic_write(path, write, force)
 
 
 def to_display(img):
@@ -188,7 +211,7 @@ def trajectory_strip(states):
     frames = []
     for t, img in states:
         frame = img.copy()
-        size = max(0.4, min(frame.shape[:2]) / 200)
+        size = max(0.35, min(frame.shape[:2]) / 400)
         thick = max(1, round(size * 1.5))
         org = (4, 4 + round(22 * size))
         for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):
@@ -199,17 +222,13 @@ def trajectory_strip(states):
 
 
 def write_gif(path, frames, force=False, ms=400):
-    """Animated GIF (looping, last frame held longer), written atomically."""
+    """Animated GIF of uint8 RGB frames (looping, last frame held longer), written atomically."""
     from PIL import Image
-    tmp = _temp_path(path)
-    try:
-        images = [Image.fromarray(f) for f in frames]
-        durations = [ms] * (len(images) - 1) + [ms * 3]
-        images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:], duration=durations, loop=0)
-        _commit(tmp, path, force)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    images = [Image.fromarray(f) for f in frames]
+    durations = [ms] * (len(images) - 1) + [ms * 3]
+    atomic_write(path, lambda tmp: images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:],
+                                                  duration=durations, loop=0), force)
 
 
 def plan(args):

@@ -27,17 +27,22 @@ def output_size(in_size, scale):
 
 
 def _consistent(in_len, out_len, scale):
-    """True if ``out_len`` is what enlarging ``in_len`` by ``scale`` gives, up to the rounding of sizes."""
-    return math.floor(in_len * scale + 1e-6) <= out_len <= math.ceil(in_len * scale - 1e-6)
+    """True if ``out_len`` is ``in_len`` enlarged by ``scale`` less a crop of under one input pixel.
+
+    That covers the rounding of sizes and the benchmark protocols' crops (Meta-SR, LR files paired
+    with their HR); anything shorter is another aspect ratio.
+    """
+    return (in_len - 1) * scale < out_len <= math.ceil(in_len * scale - 1e-6)
 
 
 def enlarge_to(lq, scale, out_size):
     """Bicubically enlarge a BCHW tensor to ``out_size``.
 
-    When ``out_size`` is what ``scale`` gives on both axes (up to rounding), resize by the factor and crop
-    the top-left window, which keeps pixel centres aligned exactly as the training data does
-    (:func:`nodesr_arch.data.scale_space.enlarge`). Otherwise (an exact target size with another aspect
-    ratio) resize to the size, each axis by its own factor.
+    When ``out_size`` is what ``scale`` gives on both axes (up to the rounding of sizes and a crop of
+    less than one input pixel), resize by the factor and crop the top-left window, which keeps pixel
+    centres aligned exactly as the training data does (:func:`nodesr_arch.data.scale_space.enlarge`).
+    Otherwise (an exact target size with another aspect ratio) resize to the size, each axis by its
+    own factor.
 
     Args:
         lq (Tensor): (B, C, h, w).

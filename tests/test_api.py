@@ -1,0 +1,198 @@
+"""nodesr_arch.api: loading models (bundled, checkpoint, YAML, experiment folder) and enlarging images."""
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from helpers import save_tiny_model
+
+from nodesr_arch import api
+from nodesr_arch.api import load_model, plan_size
+from nodesr_arch.inference import enlarge_to
+
+
+@pytest.fixture(scope='module')
+def models(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('models')
+    return {'node': save_tiny_model(str(folder)), 'oneshot': save_tiny_model(str(folder), arch='VDSRt')}
+
+
+@pytest.fixture(scope='module')
+def up(models):
+    return load_model(models['node'])
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+def test_load_from_checkpoint_yaml_and_experiment_folder(models, tmp_path, monkeypatch):
+    ckpt = models['node']
+    ref = load_model(ckpt)
+    assert ref.name == 'tiny_NODEVDSR' and ref.is_ode
+    x = torch.rand(1, 3, 6, 6)
+    expected = ref.super_resolve(x, 2.0)
+
+    # an option YAML with path.pretrain_network_g (relative to the YAML's folder)
+    opt = yaml.safe_load(open(ckpt[:-4] + '.yml'))
+    opt['path'] = {'pretrain_network_g': os.path.basename(ckpt)}
+    yml = os.path.join(os.path.dirname(ckpt), 'train_tiny.yml')
+    with open(yml, 'w') as f:
+        yaml.safe_dump(opt, f)
+    assert torch.allclose(load_model(yml).super_resolve(x, 2.0), expected)
+
+    # BasicSR's experiment layout, DDP 'module.' prefixes and params_ema preferred over params
+    exp = tmp_path / 'experiments' / 'exp1'
+    (exp / 'models').mkdir(parents=True)
+    state = torch.load(ckpt, weights_only=True)['params']
+    junk = {k: torch.zeros_like(v) for k, v in state.items()}
+    torch.save({'params': junk, 'params_ema': {'module.' + k: v for k, v in state.items()}},
+               exp / 'models' / 'net_g_latest.pth')
+    shutil.copy(ckpt[:-4] + '.yml', exp / 'train_exp1.yml')
+    assert torch.allclose(load_model(str(exp / 'models' / 'net_g_latest.pth')).super_resolve(x, 2.0), expected)
+
+    # a training YAML without pretrain_network_g finds experiments/NAME/models/net_g_latest.pth
+    monkeypatch.chdir(tmp_path)
+    opt = {'name': 'exp1', 'network_g': opt['network_g'], 'path': {'pretrain_network_g': None}}
+    (tmp_path / 'exp1.yml').write_text(yaml.safe_dump(opt))
+    assert torch.allclose(load_model('exp1.yml').super_resolve(x, 2.0), expected)
+
+
+def test_bundled_model_is_the_default(models, tmp_path, monkeypatch):
+    monkeypatch.setattr(api, 'WEIGHTS_DIR', str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='no bundled model'):
+        load_model()
+    save_tiny_model(str(tmp_path), name=api.DEFAULT_MODEL)
+    assert api.bundled_models() == [api.DEFAULT_MODEL]
+    assert load_model().name == api.DEFAULT_MODEL
+    assert load_model(api.DEFAULT_MODEL).name == api.DEFAULT_MODEL
+
+
+def test_load_errors_name_the_problem(models, tmp_path):
+    with pytest.raises(FileNotFoundError, match='not found'):
+        load_model(str(tmp_path / 'missing.pth'))
+    lonely = tmp_path / 'lonely.pth'
+    shutil.copy(models['node'], lonely)
+    with pytest.raises(FileNotFoundError, match='no option YAML'):
+        load_model(str(lonely))
+    (tmp_path / 'bad.pth').write_bytes(b'not a checkpoint')
+    shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'bad.yml')
+    with pytest.raises(ValueError, match='cannot read checkpoint'):
+        load_model(str(tmp_path / 'bad.pth'))
+    shutil.copy(models['oneshot'], tmp_path / 'mismatch.pth')
+    shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'mismatch.yml')
+    with pytest.raises(ValueError, match='do not fit'):
+        load_model(str(tmp_path / 'mismatch.pth'))
+
+
+@pytest.mark.parametrize('shape,dtype', [((13, 17), np.uint8), ((13, 17, 3), np.uint8), ((13, 17, 4), np.uint8),
+                                         ((13, 17, 3), np.uint16), ((13, 17, 2), np.uint16),
+                                         ((13, 17, 3), np.float32)])
+def test_upscale_numpy_keeps_dtype_and_mode(up, shape, dtype):
+    rng = _rng()
+    img = rng.random(shape).astype(dtype) if dtype == np.float32 else \
+        rng.integers(0, np.iinfo(dtype).max + 1, shape).astype(dtype)
+    out = up.upscale(img, scale=2.5)
+    assert out.dtype == dtype
+    assert out.shape == (32, 42) + shape[2:]
+
+
+def test_alpha_is_enlarged_bicubically_and_grey_runs_as_three_channels(up):
+    rng = _rng()
+    rgba = rng.integers(0, 256, (12, 10, 4)).astype(np.uint8)
+    out = up.upscale(rgba, scale=3)
+    alpha = enlarge_to(torch.from_numpy(rgba[..., 3].astype(np.float32) / 255)[None, None], 3, (36, 30))
+    assert np.array_equal(out[..., 3], np.round(alpha[0, 0].clamp(0, 1).numpy() * 255).astype(np.uint8))
+    assert np.array_equal(out[..., :3], up.upscale(np.ascontiguousarray(rgba[..., :3]), scale=3))
+
+    grey = rng.integers(0, 256, (12, 10)).astype(np.uint8)
+    sr3 = up.super_resolve(np.repeat(grey[..., None], 3, 2).astype(np.float32) / 255, 3)
+    expected = np.round(np.clip(sr3.mean(2), 0, 1) * 255).astype(np.uint8)
+    assert np.abs(up.upscale(grey, scale=3).astype(int) - expected).max() <= 1
+
+
+def test_upscale_torch_tensors(up):
+    x = torch.rand(2, 3, 9, 11)
+    out = up.upscale(x, scale=1.7)
+    assert out.shape == (2, 3, 15, 18) and out.dtype == torch.float32
+    assert torch.allclose(out[1], up.upscale(x[1], scale=1.7), atol=1e-6)
+    u8 = (x[0] * 255).round().to(torch.uint8)
+    out8 = up.upscale(u8, size=(20, 30))
+    assert out8.shape == (3, 20, 30) and out8.dtype == torch.uint8
+    assert up.super_resolve(x[0], 2.0).shape == (3, 18, 22)
+
+
+def test_sizes_widths_and_scales_beyond_training(up):
+    img = _rng().integers(0, 256, (10, 16, 3)).astype(np.uint8)
+    assert up.upscale(img, size=(37, 41)).shape == (37, 41, 3)  # another aspect ratio
+    assert up.upscale(img, width=40).shape == (25, 40, 3)
+    assert up.upscale(img, scale=6).shape == (60, 96, 3)
+    assert up.upscale(img, scale=8.3).shape == (83, 132, 3)
+    assert np.array_equal(up.upscale(img, scale=1), img)
+
+
+@pytest.mark.parametrize('kwargs,match', [(dict(scale=0.5), '>= 1'), (dict(scale=float('nan')), 'finite'),
+                                          (dict(scale='two'), 'real number'), (dict(size=(5, 40)), 'smaller'),
+                                          (dict(width=8), 'smaller'), (dict(), 'exactly one'),
+                                          (dict(scale=2, size=(20, 32)), 'exactly one')])
+def test_bad_requests(up, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        up.upscale(np.zeros((10, 16, 3), np.uint8), **kwargs)
+
+
+def test_plan_size():
+    assert plan_size((10, 20), scale=2.5) == (2.5, (25, 50))
+    assert plan_size((10, 20), size=(30, 40)) == (3.0, (30, 40))
+
+
+def test_tiled_equals_untiled(up):
+    img = _rng().random((23, 19, 3)).astype(np.float32)
+    whole = up.super_resolve(img, 2.6)
+    radius = up.net.receptive_radius()
+    assert radius == 3
+    for tile, pad in ((16, None), (10, radius), (7, 5)):
+        tiled = up.super_resolve(img, 2.6, tile=tile, tile_pad=pad)
+        assert np.abs(tiled - whole).max() < 1e-5, (tile, pad)
+    rough = up.super_resolve(img, 2.6, tile=10, tile_pad=0)
+    assert np.abs(rough - whole).max() > 1e-5  # too little padding shows the seams
+    assert up.net.tile is None  # tiling is switched off again after the call
+
+
+def test_ode_overrides_and_one_shot_models(models):
+    up = load_model(models['node'], ode={'method': 'euler', 'num_steps': 3})
+    x = torch.rand(1, 3, 6, 6)
+    up.super_resolve(x, 2.0)
+    assert up.net.ode.method == 'euler' and up.net.ode.nfe == 3
+    one = load_model(models['oneshot'])
+    assert not one.is_ode and one.super_resolve(x, 2.0).shape == (1, 3, 12, 12)
+    with pytest.raises(ValueError, match='not a NODE model'):
+        load_model(models['oneshot'], ode={'num_steps': 2})
+    with pytest.raises(ValueError, match='no trajectory'):
+        one.super_resolve(x, 2.0, trajectory=3)
+
+
+def test_self_ensemble_and_trajectory(up):
+    img = _rng().random((11, 14, 3)).astype(np.float32)
+    plain = up.super_resolve(img, 3.0)
+    ens = up.super_resolve(img, 3.0, self_ensemble=True)
+    by_hand = np.mean([up.super_resolve(np.ascontiguousarray(img[::fh, ::fw]), 3.0)[::fh, ::fw]
+                       for fh in (1, -1) for fw in (1, -1)]
+                      + [up.super_resolve(np.ascontiguousarray(img.transpose(1, 0, 2)[::fh, ::fw]), 3.0)
+                         [::fh, ::fw].transpose(1, 0, 2) for fh in (1, -1) for fw in (1, -1)], axis=0)
+    assert np.abs(ens - by_hand).max() < 1e-5 and np.abs(ens - plain).max() > 1e-3
+    flipped = up.super_resolve(np.ascontiguousarray(img[:, ::-1]), 3.0, self_ensemble=True)
+    assert np.abs(flipped[:, ::-1] - ens).max() < 1e-5
+
+    sr, states = up.super_resolve(img, 3.0, trajectory=5)
+    assert np.array_equal(sr, plain)
+    assert [t for t, _ in states] == pytest.approx([3.0, 2.5, 2.0, 1.5, 1.0])
+    assert all(s.shape == plain.shape for _, s in states)
+    bicubic = enlarge_to(torch.from_numpy(img.transpose(2, 0, 1))[None], 3.0, plain.shape[:2])
+    assert np.abs(states[0][1] - bicubic[0].numpy().transpose(1, 2, 0)).max() < 1e-6
+    assert np.abs(states[-1][1] - plain).max() < 1e-3
+    with pytest.raises(ValueError, match='at least 2'):
+        up.super_resolve(img, 3.0, trajectory=1)
+    out, rgba_states = up.upscale(np.zeros((8, 8, 4), np.uint8), scale=2, trajectory=3)
+    assert out.shape == (16, 16, 4) and [s.shape for _, s in rgba_states] == [(16, 16, 4)] * 3
