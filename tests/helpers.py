@@ -30,3 +30,27 @@ def save_tiny_model(folder, arch='NODEVDSR', name=None, seed=0, key='params', od
     with open(os.path.join(folder, name + '.yml'), 'w') as f:
         yaml.safe_dump({'name': name, 'network_g': opt}, f)
     return path
+
+
+def randomized(net, seed=0, std=0.1):
+    """Give every parameter of ``net`` a random N(0, std) value (tiny nets start as the identity)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * std)
+    return net
+
+
+def _one_thread():
+    """Tiny tensors: one torch thread is faster, and much faster on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def one_thread_fixture():
+    """An autouse fixture running each test of the module on one thread:
+    ``one_thread = one_thread_fixture()`` at module level."""
+    import pytest
+    return pytest.fixture(autouse=True)(_one_thread)
