@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from helpers import one_thread_fixture, randomized
 from torch import nn
 
 from nodesr_arch.archs.node_util import NODEBase
@@ -27,26 +28,11 @@ def rel_error(x, t0, **ode):
     return ((solve(x, t0, **ode) - exact(x, t0)).abs() / exact(x, t0).abs()).max().item()
 
 
-def randomized(net, seed=0, std=0.1):
-    """Tiny nets start as the identity (zero last conv); give every weight a random value."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * std)
-    return net
-
-
 def tiny_vdsr(**ode):
     return randomized(NODEVDSR(num_feat=8, num_layer=4, ode=ode))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster, and much faster on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+one_thread = one_thread_fixture()
 
 
 @pytest.fixture

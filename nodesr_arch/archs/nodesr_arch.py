@@ -2,6 +2,7 @@
 import inspect
 from copy import deepcopy
 
+import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
@@ -23,6 +24,31 @@ def infer_size_multiple(backbone):
     if backbone['type'] == 'RRDBNet':
         return {1: 4, 2: 2}.get(int(backbone.get('scale', params['scale'])), 1)
     return 1
+
+
+def check_same_resolution(net, name, in_ch, out_ch, multiple):
+    """Run ``net`` once on a small input and check it keeps the resolution and gives ``out_ch`` channels.
+
+    Raises:
+        ValueError: Naming the backbone and what it did, instead of a shape error deep in the solver.
+    """
+    side = multiple * -(-16 // multiple)
+    param = next(net.parameters(), None)
+    x = torch.zeros(1, in_ch, side, side, device=None if param is None else param.device)
+    was_training = net.training
+    net.eval()  # no batch-norm statistics update from this probe
+    try:
+        with torch.no_grad():
+            out = net(x)
+    except RuntimeError as err:
+        raise ValueError(f'NODESR: backbone {name} fails on a {in_ch}-channel input (the image plus the scale '
+                         f'channel): {err}') from None
+    finally:
+        net.train(was_training)
+    if out.shape[-2:] != x.shape[-2:] or out.shape[1] < out_ch:
+        raise ValueError(f'NODESR: backbone {name} maps {tuple(x.shape)} to {tuple(out.shape)}; f must keep the '
+                         f"resolution and give >= {out_ch} channels (e.g. SwinIR upscale: 1, upsampler: ''; "
+                         'RRDBNet scale: 1)')
 
 
 class _SliceChannels(nn.Module):
@@ -67,7 +93,10 @@ class NODESR(NODEBase):
         if not isinstance(backbone, dict) or 'type' not in backbone:
             raise ValueError('NODESR: backbone must be a dict with a "type" key')
         backbone = deepcopy(backbone)
-        cls = ARCH_REGISTRY.get(backbone['type'])
+        try:
+            cls = ARCH_REGISTRY.get(backbone['type'])
+        except KeyError:
+            raise ValueError(f"NODESR: backbone type {backbone['type']!r} is not in BasicSR's ARCH_REGISTRY") from None
         params = _signature_defaults(cls)
         for key in _IN_KEYS:
             if key in params:
@@ -82,6 +111,7 @@ class NODESR(NODEBase):
         if subtract_input is None:
             subtract_input = backbone['type'] == 'SwinIR' and not backbone.get('upsampler', params.get('upsampler'))
         net = cls(**{k: v for k, v in backbone.items() if k != 'type'})
+        check_same_resolution(net, backbone['type'], num_in_ch + 1, num_out_ch, size_multiple)
         super().__init__(
             _SliceChannels(net, num_out_ch, bool(subtract_input)),
             ode=ode,
