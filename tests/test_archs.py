@@ -1,0 +1,110 @@
+"""Architectures: NODESR around BasicSR backbones, the one-shot baselines, paper parameter counts."""
+import importlib.util
+import os
+
+import pytest
+import torch
+from helpers import one_thread_fixture, randomized
+
+import nodesr_arch  # noqa: F401,I001
+from basicsr.archs import build_network
+from nodesr_arch.archs.rdn_arch import RDN, NODERDN, RDNt
+from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
+
+one_thread = one_thread_fixture()
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SWINIR = {'type': 'SwinIR', 'img_size': 16, 'window_size': 4, 'embed_dim': 8, 'depths': [2], 'num_heads': [2],
+          'mlp_ratio': 1, 'upscale': 1, 'upsampler': ''}
+RRDB = {'type': 'RRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 1}
+
+
+def backbone_inputs(net):
+    """Record the shapes the backbone of a NODESR sees."""
+    shapes = []
+    net.func.net.register_forward_hook(lambda module, inp, out: shapes.append((tuple(inp[0].shape), tuple(out.shape))))
+    return shapes
+
+
+@pytest.mark.parametrize('backbone, multiple', [(SWINIR, 4), (RRDB, 4)])
+def test_nodesr_with_basicsr_backbones_on_odd_sizes(backbone, multiple):
+    net = randomized(build_network({'type': 'NODESR', 'backbone': backbone, 'ode': {'num_steps': 2}}), std=0.05)
+    assert net.size_multiple == multiple
+    shapes = backbone_inputs(net)
+    x = torch.rand(2, 3, 13, 11)
+    out = net(x, torch.tensor([2.0, 3.3]))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert not torch.allclose(out, x)
+    (inp, res), = set(shapes)  # 2 rk4 steps, one padded shape
+    assert inp == (2, 4, 16, 12)  # padded to the size multiple, image + scale channel
+    assert res[1] >= 3 and res[2:] == inp[2:]
+    assert net.ode.nfe == 8
+
+
+def test_nodesr_swinir_f_is_its_residual():
+    """SwinIR with upsampler '' returns ``x + conv_last(...)``: f subtracts the input back out."""
+    net = build_network({'type': 'NODESR', 'backbone': SWINIR})
+    assert net.func.subtract_input
+    inp = torch.rand(1, 4, 8, 8)
+    assert torch.allclose(net.func(inp), net.func.net(inp)[:, :3] - inp[:, :3])
+    assert not build_network({'type': 'NODESR', 'backbone': RRDB}).func.subtract_input
+
+
+def test_nodesr_sizes_already_multiple_are_not_padded():
+    net = build_network({'type': 'NODESR', 'backbone': RRDB, 'ode': {'num_steps': 1}})
+    shapes = backbone_inputs(net)
+    net(torch.rand(1, 3, 8, 12), 2.0)
+    assert shapes[0][0] == (1, 4, 8, 12)
+
+
+@pytest.mark.parametrize('cls, kwargs', [(VDSRt, dict(num_feat=6, num_layer=3)),
+                                         (RDNt, dict(num_feat=6, num_block=1, num_conv=2, num_grow=4))])
+def test_baselines_are_one_shot_residual(cls, kwargs):
+    net = randomized(cls(**kwargs))
+    calls = []
+    net.func.register_forward_hook(lambda module, inp, out: calls.append(inp[0]))
+    x = torch.rand(2, 3, 9, 7)
+    scale = torch.tensor([1.5, 4.0])
+    out = net(x, scale)
+    assert len(calls) == 1  # one evaluation of g
+    assert torch.equal(calls[0][:, 3], scale.view(2, 1, 1).expand(2, 9, 7))
+    assert torch.allclose(out, x + net.func(calls[0]))
+
+
+def test_untrained_nets_return_their_input():
+    """The last conv starts at zero: an untrained model is the bicubic baseline, a safe starting point."""
+    x = torch.rand(1, 3, 8, 8)
+    for net in (NODEVDSR(num_feat=4, num_layer=3), NODERDN(num_feat=4, num_block=1, num_conv=2, num_grow=4)):
+        assert torch.equal(net(x, 2.5), x)
+    assert torch.equal(VDSRt(num_feat=4, num_layer=3)(x, 2.5), x)
+    assert torch.equal(VDSR(num_feat=4, num_layer=3)(x), x)
+
+
+def test_classic_rdn_upscales_the_lr_image():
+    net = RDN(num_feat=4, num_block=1, num_conv=2, num_grow=4, upscale=4)
+    assert net.input_size == 'lr' and not net.takes_scale
+    assert net(torch.rand(1, 3, 5, 6)).shape == (1, 3, 20, 24)
+
+
+def conv_params(cin, cout, k):
+    return cin * cout * k * k + cout
+
+
+def load_param_counts():
+    spec = importlib.util.spec_from_file_location('param_counts', os.path.join(ROOT, 'benchmarks', 'param_counts.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paper_parameter_counts():
+    counts = load_param_counts().param_counts(['NODE-VDSR', 'NODE-RDN', 'VDSR+t', 'RDN+t'])
+    # VDSR f: 4 -> 64, 18 x (64 -> 64), 64 -> 3, all 3x3
+    vdsr = conv_params(4, 64, 3) + 18 * conv_params(64, 64, 3) + conv_params(64, 3, 3)
+    # RDN f: SFE 3x3 (4 -> 64, 64 -> 64), 16 RDBs of 8 dense 3x3 convs + 1x1 fusion, GFF 1x1 + 3x3, 3x3 to 3
+    rdb = sum(conv_params(64 + 64 * i, 64, 3) for i in range(8)) + conv_params(64 + 8 * 64, 64, 1)
+    rdn = (conv_params(4, 64, 3) + conv_params(64, 64, 3) + 16 * rdb + conv_params(16 * 64, 64, 1)
+           + conv_params(64, 64, 3) + conv_params(64, 3, 3))
+    assert counts == {'NODE-VDSR': vdsr, 'NODE-RDN': rdn, 'VDSR+t': vdsr, 'RDN+t': rdn}
+    assert round(counts['NODE-VDSR'] / 1e6, 2) == 0.67  # the paper: about 0.67 M
+    assert 21.9e6 <= counts['NODE-RDN'] <= 22.0e6  # the paper: about 21.9 M
