@@ -195,10 +195,19 @@ def load_model(spec=None, device='cpu', ode=None):
 
 
 def resolve_device(device):
-    """``'auto'`` -> CUDA when available, else CPU; anything else as torch.device."""
+    """``'auto'`` -> CUDA when available, else CPU; anything else as torch.device, checked to work here.
+
+    Raises:
+        ValueError: The device is not a device name or is not usable on this machine.
+    """
     if device in (None, 'auto'):
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    try:
+        device = torch.device(device)
+        torch.zeros(1, device=device)
+    except (RuntimeError, AssertionError) as e:
+        raise ValueError(f'device {str(device)!r} is not usable here: {str(e).splitlines()[0]}') from None
+    return device
 
 
 class Upscaler:

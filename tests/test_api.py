@@ -85,6 +85,8 @@ def test_load_errors_name_the_problem(models, tmp_path):
     shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'mismatch.yml')
     with pytest.raises(ValueError, match='do not fit'):
         load_model(str(tmp_path / 'mismatch.pth'))
+    with pytest.raises(ValueError, match='not usable'):
+        load_model(models['node'], device='no_such_device')
 
 
 @pytest.mark.parametrize('shape,dtype', [((13, 17), np.uint8), ((13, 17, 3), np.uint8), ((13, 17, 4), np.uint8),
