@@ -12,6 +12,7 @@ loaded by ``nodesr_arch.api.load_model`` (checkpoint, option YAML or bundled mod
 """
 import argparse
 import csv
+import io
 import math
 import os
 import shlex
@@ -153,7 +154,6 @@ def _write_atomic(path, text):
 
 
 def _csv_text(rows, fields):
-    import io
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
     writer.writeheader()

@@ -3,7 +3,6 @@ import os
 
 import cv2
 import numpy as np
-import pytest
 
 import nodesr_arch  # noqa: F401,I001
 from nodesr_arch import prepare
@@ -59,7 +58,8 @@ def test_subimage_extraction_follows_basicsr(tmp_path):
     assert prepare.main(args) == 0
     sub = src + '_sub'
     names = sorted(os.listdir(sub))
-    assert len(names) == 3 * 4 and names[0] == 'p_s001.png' and names[-1] == 'p_s012.png'  # rows 0,32,52; cols 0,32,64,82
+    # rows start at 0, 32, 52 (flush with the edge); columns at 0, 32, 64, 82
+    assert len(names) == 3 * 4 and names[0] == 'p_s001.png' and names[-1] == 'p_s012.png'
     np.testing.assert_array_equal(cv2.imread(os.path.join(sub, 'p_s001.png')), img[:48, :48])
     np.testing.assert_array_equal(cv2.imread(os.path.join(sub, 'p_s012.png')), img[52:, 82:])
     assert len(lmdb_meta(out)) == 12
