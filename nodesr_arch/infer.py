@@ -88,7 +88,8 @@ def collect_inputs(path):
     """The image files to process: ``path`` itself, or the images directly inside a folder (sorted)."""
     if os.path.isdir(path):
         files = sorted(os.path.join(path, n) for n in os.listdir(path)
-                       if n.lower().endswith(IMG_EXTENSIONS) and os.path.isfile(os.path.join(path, n)))
+                       if n.lower().endswith(IMG_EXTENSIONS) and not n.startswith('.')
+                       and os.path.isfile(os.path.join(path, n)))
         if not files:
             raise InferError(f'no images ({", ".join(IMG_EXTENSIONS)}) in folder {path}')
         return files
@@ -110,6 +111,7 @@ def read_image(path):
     try:  # PIL notices truncated files that OpenCV decodes silently (half a JPEG)
         with Image.open(path) as im:
             im.load()
+            orientation = im.getexif().get(0x0112, 1)
     except Exception as e:
         raise InferError(f'cannot decode image {path}: {e}') from None
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -123,6 +125,19 @@ def read_image(path):
         if img.shape[2] not in (3, 4):
             raise InferError(f'{path}: {img.shape[2]} channels; expected 1, 3 or 4')
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return np.ascontiguousarray(apply_orientation(img, orientation))
+
+
+def apply_orientation(img, orientation):
+    """Turn an image as its EXIF orientation tag (1-8) says, so the output is upright (phone photos)."""
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)  # transpose, then flip as below
+    flips = {2: (False, True), 3: (True, True), 4: (True, False), 5: (False, False), 6: (False, True),
+             7: (True, True), 8: (True, False)}.get(orientation, (False, False))
+    if flips[0]:
+        img = img[::-1]
+    if flips[1]:
+        img = img[:, ::-1]
     return img
 
 

@@ -155,3 +155,20 @@ def test_command_line_entry_point(model, images, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert 'wrote 1 image' in proc.stdout
     assert read(out / 'grey_x1.5.png').shape == (31, 25)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    from PIL import ImageOps
+
+    from nodesr_arch.infer import read_image
+
+    img = np.random.default_rng(0).integers(0, 256, (6, 9, 3)).astype(np.uint8)
+    for orientation in range(1, 9):
+        path = tmp_path / f'o{orientation}.png'
+        pil = Image.fromarray(img)
+        exif = pil.getexif()
+        exif[0x0112] = orientation
+        pil.save(path, exif=exif)
+        with Image.open(path) as im:
+            upright = np.asarray(ImageOps.exif_transpose(im))
+        assert np.array_equal(read_image(str(path)), upright), orientation
