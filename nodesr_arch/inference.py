@@ -89,12 +89,12 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
         return net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
 
     out = self_ensemble(call, x) if ensemble else call(x)
-    if tuple(out.shape[-2:]) != out_size:
-        oh, ow = out_size
-        if out.shape[-2] >= oh and out.shape[-1] >= ow:
-            out = out[..., :oh, :ow]  # a fixed-scale 'lr' net gives its own integer scale
+    if tuple(out.shape[-2:]) != out_size:  # a fixed-scale 'lr' network enlarges by its own factor
+        (ih, iw), (nh, nw), (oh, ow) = x.shape[-2:], out.shape[-2:], out_size
+        if _consistent(ih, oh, nh / ih) and _consistent(iw, ow, nw / iw):
+            out = out[..., :oh, :ow]  # the same scale up to the rounding of sizes
         else:
-            out = imresize(out, size=out_size)
+            out = imresize(out, size=out_size)  # another scale: resize its output
     return out
 
 

@@ -66,8 +66,12 @@ def test_run_network_lr_network_output_fitted_to_size():
     x = torch.rand(1, 3, 6, 5)
     out = run_network(NearestX2(), x, 2.0)  # input_size defaults to 'lr'
     assert torch.equal(out, NearestX2()(x))
-    assert run_network(NearestX2(), x, 1.5).shape == (1, 3, 9, 7)  # cropped from 12x10
-    assert run_network(NearestX2(), x, 3.0).shape == (1, 3, 18, 15)  # resized up from 12x10
+    x3 = run_network(NearestX2(), x, 3.0)  # another scale: its x2 output is resized, not cropped
+    assert torch.allclose(x3, imresize(NearestX2()(x), size=(18, 15)))
+    x15 = run_network(NearestX2(), x, 1.5)
+    assert torch.allclose(x15, imresize(NearestX2()(x), size=(9, 7)))
+    odd = torch.rand(1, 3, 5, 5)
+    assert torch.equal(run_network(NearestX2(), odd, 2.0, out_size=(9, 10)), NearestX2()(odd)[..., :9, :10])
 
 
 def test_enlarge_to_aligned_by_scale_and_per_axis_for_sizes():
