@@ -108,3 +108,20 @@ def test_paper_parameter_counts():
     assert counts == {'NODE-VDSR': vdsr, 'NODE-RDN': rdn, 'VDSR+t': vdsr, 'RDN+t': rdn}
     assert round(counts['NODE-VDSR'] / 1e6, 2) == 0.67  # the paper: about 0.67 M
     assert 21.9e6 <= counts['NODE-RDN'] <= 22.0e6  # the paper: about 21.9 M
+
+
+def doc_yaml_blocks():
+    import re
+
+    import yaml
+    with open(os.path.join(ROOT, 'docs', 'architectures.md')) as f:
+        return [yaml.safe_load(block) for block in re.findall(r'```yaml\n(.*?)```', f.read(), re.S)]
+
+
+def test_documented_option_examples_build():
+    blocks = doc_yaml_blocks()
+    assert len(blocks) == 3
+    for block in blocks:
+        net = build_network(dict(block['network_g']))
+        x = torch.rand(1, 3, 10, 9)
+        assert net(x, 1.0).shape == x.shape  # scale 1: no solve, but the whole option path ran
