@@ -19,6 +19,8 @@ imported; the others patch BasicSR functions in place, so BasicSR's own trainer 
 6. torch >= 2.6 ``torch.load`` is weights-only: numpy scalars in a saved training state do not load
    (BasicSR#650 family). Training states are saved as plain Python numbers. Checkpoints and states are
    also written atomically (temporary file, then rename) so a kill never leaves a truncated file.
+7. ``parse_options`` expands ``~`` in ``dataroot_gt`` with ``os.path.expanduser``, which fails on a list
+   of roots; the agreed dataset interface allows one.
 """
 import importlib
 import os
@@ -26,6 +28,23 @@ import sys
 import tempfile
 
 _APPLIED = set()
+_ORIGINALS = {}
+
+
+def _patch(owner, name, new):
+    """Set ``owner.name = new``, remembering BasicSR's original for :func:`original`."""
+    _ORIGINALS.setdefault((owner, name), getattr(owner, name))
+    setattr(owner, name, new)
+
+
+def original(owner, name):
+    """BasicSR's own ``owner.name`` from before :func:`apply` patched it (tests run the broken path).
+
+    Args:
+        owner (module | type): E.g. ``basicsr.train`` or ``SRModel``.
+        name (str): Attribute name.
+    """
+    return _ORIGINALS.get((owner, name), getattr(owner, name))
 
 
 def fix_functional_tensor():
@@ -116,16 +135,14 @@ def fix_resume():
     import basicsr.train as bt
     from basicsr.utils.dist_util import master_only
 
-    original_load = bt.load_resume_state
 
     def patched_load(opt):
         _AUTO_RESUME[0] = bool(opt.get('auto_resume'))
         return load_resume_state(opt)
 
-    patched_load.__wrapped__ = original_load
-    bt.load_resume_state = patched_load
-    bt.make_exp_dirs = master_only(_keep_existing_on_auto_resume(bt.make_exp_dirs))
-    bt.mkdir_and_rename = _keep_existing_on_auto_resume(bt.mkdir_and_rename)
+    _patch(bt, 'load_resume_state', patched_load)
+    _patch(bt, 'make_exp_dirs', master_only(_keep_existing_on_auto_resume(bt.make_exp_dirs)))
+    _patch(bt, 'mkdir_and_rename', _keep_existing_on_auto_resume(bt.mkdir_and_rename))
 
 
 def _init_dist_pytorch(backend='nccl', **kwargs):
@@ -195,20 +212,38 @@ def fix_distributed():
     """Fix 4 (BasicSR#626): CPU/gloo distributed init, DDP without CUDA device ids, ``--local-rank``."""
     import basicsr.utils.dist_util as du
     from basicsr.models.base_model import BaseModel
-    du._init_dist_pytorch = _init_dist_pytorch
-    du._init_dist_slurm = _init_dist_slurm
-    BaseModel.model_to_device = _model_to_device
+    _patch(du, '_init_dist_pytorch', _init_dist_pytorch)
+    _patch(du, '_init_dist_slurm', _init_dist_slurm)
+    _patch(BaseModel, 'model_to_device', _model_to_device)
     import basicsr.utils.options as bo
-    original = bo.parse_options
+    parse = bo.parse_options
 
     def parse_options(root_path, is_train=True):
         sys.argv = normalize_argv(sys.argv)
-        return original(root_path, is_train)
+        return parse(root_path, is_train)
 
-    parse_options.__wrapped__ = original
     for module_name in ('basicsr.utils.options', 'basicsr.train', 'basicsr.test'):
-        module = importlib.import_module(module_name)
-        module.parse_options = parse_options
+        _patch(importlib.import_module(module_name), 'parse_options', parse_options)
+
+
+class _ListAwarePath:
+    """``os.path`` whose ``expanduser`` also maps lists, for ``dataroot_gt: [folder1, folder2]``."""
+
+    def __getattr__(self, name):
+        return getattr(os.path, name)
+
+    @staticmethod
+    def expanduser(path):
+        if isinstance(path, (list, tuple)):
+            return [os.path.expanduser(p) for p in path]
+        return os.path.expanduser(path)
+
+
+def fix_list_dataroots():
+    """Fix 7: ``parse_options`` calls ``osp.expanduser(dataroot_gt)``, which fails on a list of roots
+    (several GT folders or LMDBs in one dataset, e.g. BSD200 + T91)."""
+    import basicsr.utils.options as bo
+    bo.osp = _ListAwarePath()
 
 
 def _sr_test_bare(self):
@@ -229,19 +264,21 @@ def _sr_test_bare(self):
 def fix_validation_bare_network():
     """Fix 5 (BasicSR#477): ``SRModel.test`` runs the bare network, never the DDP wrapper."""
     from basicsr.models.sr_model import SRModel
-    SRModel.test = _sr_test_bare
+    _patch(SRModel, 'test', _sr_test_bare)
 
 
 def to_python_numbers(obj):
     """Fix 6: replace numpy scalars and arrays (recursively) by plain Python numbers and lists."""
+    from collections import defaultdict
+
     import numpy as np
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    if isinstance(obj, dict):
-        items = {k: to_python_numbers(v) for k, v in obj.items()}
-        return items if type(obj) is dict else type(obj)(items)
+    if isinstance(obj, dict):  # keys too: a MultiStepLR's milestones Counter may have numpy keys
+        items = {to_python_numbers(k): to_python_numbers(v) for k, v in obj.items()}
+        return items if type(obj) in (dict, defaultdict) else type(obj)(items)
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_python_numbers(v) for v in obj)
     return obj
@@ -304,8 +341,8 @@ def fix_saving():
     are atomic."""
     from basicsr.models.base_model import BaseModel
     from basicsr.utils.dist_util import master_only
-    BaseModel.save_network = master_only(_save_network)
-    BaseModel.save_training_state = master_only(_save_training_state)
+    _patch(BaseModel, 'save_network', master_only(_save_network))
+    _patch(BaseModel, 'save_training_state', master_only(_save_training_state))
 
 
 def apply():
@@ -318,4 +355,5 @@ def apply():
     fix_distributed()
     fix_validation_bare_network()
     fix_saving()
+    fix_list_dataroots()
     _APPLIED.add('all')
