@@ -243,7 +243,7 @@ def fix_list_dataroots():
     """Fix 7: ``parse_options`` calls ``osp.expanduser(dataroot_gt)``, which fails on a list of roots
     (several GT folders or LMDBs in one dataset, e.g. BSD200 + T91)."""
     import basicsr.utils.options as bo
-    bo.osp = _ListAwarePath()
+    _patch(bo, 'osp', _ListAwarePath())
 
 
 def _sr_test_bare(self):
