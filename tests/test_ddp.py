@@ -1,7 +1,8 @@
 """DDP: the whole ODE solve is one forward, so DistributedDataParallel averages NODE-SR gradients exactly.
 
 Two CPU processes on gloo each take half of a mixed-scale batch; their averaged gradients (and the
-weights after two SGD steps) must equal one process training on the whole batch.
+weights after two SGD steps) must equal one process training on the whole batch, for direct
+backprop, checkpointing and the adjoint method.
 """
 import os
 
@@ -15,7 +16,8 @@ from nodesr_arch.archs.vdsr_arch import NODEVDSR
 
 one_thread = one_thread_fixture()
 SCALES = torch.tensor([1.5, 3.7, 2.2, 4.0])
-CONFIGS = {'direct': {'num_steps': 2}, 'checkpoint': {'num_steps': 2, 'checkpoint': True}}
+CONFIGS = {'direct': {'num_steps': 2}, 'checkpoint': {'num_steps': 2, 'checkpoint': True},
+           'adjoint': {'num_steps': 2, 'adjoint': True}}
 
 
 def make_batch():
