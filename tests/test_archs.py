@@ -43,7 +43,7 @@ def test_nodesr_with_basicsr_backbones_on_odd_sizes(backbone, multiple):
 
 def test_nodesr_swinir_f_is_its_residual():
     """SwinIR with upsampler '' returns ``x + conv_last(...)``: f subtracts the input back out."""
-    net = build_network({'type': 'NODESR', 'backbone': SWINIR})
+    net = build_network({'type': 'NODESR', 'backbone': SWINIR}).eval()  # eval: no random drop-path
     assert net.func.subtract_input
     inp = torch.rand(1, 4, 8, 8)
     assert torch.allclose(net.func(inp), net.func.net(inp)[:, :3] - inp[:, :3])
@@ -125,3 +125,16 @@ def test_documented_option_examples_build():
         net = build_network(dict(block['network_g']))
         x = torch.rand(1, 3, 10, 9)
         assert net(x, 1.0).shape == x.shape  # scale 1: no solve, but the whole option path ran
+
+
+def test_nodesr_tiles_at_its_size_multiple():
+    net = randomized(build_network({'type': 'NODESR', 'backbone': RRDB, 'ode': {'num_steps': 1}}), std=0.05)
+    assert net.receptive_radius() is None  # unknown for a generic backbone: tile_pad must be given
+    x = torch.rand(1, 3, 41, 38)
+    shapes = backbone_inputs(net)
+    net.set_tiling(10, 3)  # rounded up to RRDBNet's size multiple 4
+    assert (net.tile, net.tile_pad) == (12, 4)
+    out = net(x, 2.0)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert len(shapes) == 4 * 4 * 4  # 4 x 4 tiles of the padded 44 x 40 state, 4 rk4 evaluations
+    assert all(s[0][2] % 4 == 0 and s[0][3] % 4 == 0 and s[0][2] <= 12 + 2 * 4 for s in shapes)

@@ -329,3 +329,10 @@ def test_tiling_survives_set_ode():
     net = tiny_vdsr().set_tiling(8)
     net.set_ode(num_steps=3)
     assert net.ode.field.tile == 8 and net.ode.field.tile_pad == net.receptive_radius()
+
+
+def test_classic_vdsr_tiles_too():
+    net = randomized(VDSR(num_feat=6, num_layer=4))
+    x = torch.rand(1, 3, 30, 17)
+    whole = net(x)
+    assert (net.set_tiling(8)(x) - whole).abs().max() < 1e-5
