@@ -70,15 +70,17 @@ def build_parser():
 
 
 def format_table(rows, names):
-    """Markdown table: one row per scale, PSNR/SSIM per method, averaged over the pictures."""
-    head = '| scale | ' + ' | '.join(f'{n} PSNR / SSIM' for n in names) + ' |'
-    lines = [head, '|' + '---|' * (len(names) + 1)]
+    """Markdown table: one row per scale, PSNR/SSIM per method averaged over the pictures, and each
+    model's PSNR gain over bicubic (``names[0]``)."""
+    def mean(s, n, key):
+        return np.mean([r[key] for r in rows if r['scale'] == s and r['method'] == n])
+
+    head = ['scale'] + [f'{n} PSNR / SSIM' for n in names] + [f'{n} gain (dB)' for n in names[1:]]
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for s in sorted({r['scale'] for r in rows}):
-        cells = []
-        for n in names:
-            sel = [r for r in rows if r['scale'] == s and r['method'] == n]
-            cells.append(f"{np.mean([r['psnr'] for r in sel]):.2f} / {np.mean([r['ssim'] for r in sel]):.4f}")
-        lines.append(f'| x{s:g} | ' + ' | '.join(cells) + ' |')
+        cells = [f'x{s:g}'] + [f"{mean(s, n, 'psnr'):.2f} / {mean(s, n, 'ssim'):.4f}" for n in names]
+        cells += [f"{mean(s, n, 'psnr') - mean(s, names[0], 'psnr'):+.2f}" for n in names[1:]]
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 

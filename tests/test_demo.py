@@ -13,12 +13,16 @@ def test_demo_prints_table_and_writes_outputs(tmp_path, capsys):
     assert main(['--model', model, '--out', str(out), '--images', 'astronaut,camera', '--scales', '2,3.5',
                  '--crop', '48', '--trajectory', '3']) == 0
     text = capsys.readouterr().out
-    assert '| scale | bicubic PSNR / SSIM | tiny_NODEVDSR PSNR / SSIM |' in text
+    assert '| scale | bicubic PSNR / SSIM | tiny_NODEVDSR PSNR / SSIM | tiny_NODEVDSR gain (dB) |' in text
     assert '| x2 |' in text and '| x3.5 |' in text
     assert str(out) in text
     rows = list(csv.DictReader(open(out / 'results.csv')))
     assert len(rows) == 2 * 2 * 2
     assert all(float(r['psnr']) > 10 and 0 < float(r['ssim']) <= 1 for r in rows)
+    mean = {m: sum(float(r['psnr']) for r in rows if r['scale'] == '2.0' and r['method'] == m) / 2
+            for m in ('bicubic', 'tiny_NODEVDSR')}
+    gain_row = [line for line in text.splitlines() if line.startswith('| x2 |')][0]
+    assert gain_row.endswith(f"| {mean['tiny_NODEVDSR'] - mean['bicubic']:+.2f} |")
     for name in ('psnr_vs_scale.png', 'astronaut_x3.5_trajectory.png', 'results.md', 'camera_hr.png',
                  'camera_x2_bicubic.png', 'astronaut_x3.5_tiny_NODEVDSR.png'):
         assert (out / name).stat().st_size > 0, name
