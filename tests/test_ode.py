@@ -187,8 +187,8 @@ def test_adjoint_converges_to_direct_at_rk4_order():
     """With a smooth ``f`` the two gradients differ by O(h^4) (ReLU kinks blur this for VDSR)."""
     x = torch.rand(2, 3, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
     scale = torch.tensor([2.0, 3.0])
-    diffs = [max_rel_diff(grads(smooth_net(num_steps=n), x, scale), grads(smooth_net(num_steps=n, adjoint=True), x, scale))
-             for n in (8, 16)]
+    diffs = [max_rel_diff(grads(smooth_net(num_steps=n), x, scale),
+                          grads(smooth_net(num_steps=n, adjoint=True), x, scale)) for n in (8, 16)]
     assert diffs[1] < 1e-3 and diffs[0] / diffs[1] > 10, diffs
 
 
