@@ -1,6 +1,7 @@
 """The ODE integrator (nodesr_arch/ode.py) and tiling (nodesr_arch/tiling.py) on known fields and tiny nets."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import one_thread_fixture, randomized
@@ -323,6 +324,7 @@ def test_tiling_options_are_checked():
     with pytest.raises(ValueError, match='receptive radius'):
         unknown.set_tiling(8)
     assert unknown.set_tiling(8, 2).tile == 8
+    assert unknown.set_tiling(np.int64(8), np.int32(2)).tile_pad == 2
 
 
 def test_tiling_survives_set_ode():

@@ -1,4 +1,6 @@
 """Pieces shared by the NODE-SR architectures: the ODE wrapper and the one-shot ``+t`` wrapper."""
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,16 +43,16 @@ def check_tiling(tile, tile_pad, radius, multiple=1):
     """
     if tile is None:
         return None, 0
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+    if isinstance(tile, bool) or not isinstance(tile, numbers.Integral) or tile < 1:
         raise ValueError(f'tile must be a positive integer or None, got {tile!r}')
     if tile_pad is None:
         if radius is None:
             raise ValueError('tile_pad is required: the receptive radius of this network is unknown '
                              '(give receptive_radius in its options, or a tile_pad)')
         tile_pad = radius
-    if isinstance(tile_pad, bool) or not isinstance(tile_pad, int) or tile_pad < 0:
+    if isinstance(tile_pad, bool) or not isinstance(tile_pad, numbers.Integral) or tile_pad < 0:
         raise ValueError(f'tile_pad must be a non-negative integer, got {tile_pad!r}')
-    return -(-tile // multiple) * multiple, -(-tile_pad // multiple) * multiple
+    return -(-int(tile) // multiple) * multiple, -(-int(tile_pad) // multiple) * multiple
 
 
 class TilingMixin:
