@@ -41,10 +41,10 @@ class NODESRModel(SRModel):
       schedule. Metrics with ``crop_border: scale`` crop ``ceil(s)`` per image; grey images (``grey`` in
       the batch) are measured on channel 0 without YCbCr. Per-set metrics go to the console and to
       TensorBoard as ``metrics/<set>/<metric>``.
-    - ``val`` options: ``self_ensemble: true`` (x8 flips/transposes), ``tile``/``tile_pad`` (tiles
-      each evaluation of ``f``, see ``net.set_tiling``), ``trajectory`` (``true``/``false`` or
-      ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the first image of each set, to TensorBoard
-      as ``trajectory/<set>`` and to ``visualization/trajectory``). In test runs (``nodesr test``) a
+    - ``val`` options: ``self_ensemble: true`` (x8 flips/transposes); ``tile``/``tile_pad`` (tiles each
+      evaluation of ``f``, see ``net.set_tiling``; without ``tile_pad`` the receptive radius: exact);
+      ``trajectory`` (``true``/``false`` or ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the
+      first image of each set, to TensorBoard as ``trajectory/<set>`` and to ``visualization/trajectory``). In test runs (``nodesr test``) a
       ``metrics.json`` and ``metrics.csv`` summary is written to the results folder.
 
     Args:
@@ -190,7 +190,7 @@ class NODESRModel(SRModel):
         return self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
 
     def test(self):
-        """Run the bare (EMA if any) network on the fed batch; honours ``val: self_ensemble``."""
+        """Run the bare (EMA if any) network on the fed batch; honours ``val: self_ensemble, tile, tile_pad``."""
         net = self._eval_net()
         was_training = net.training
         net.eval()
@@ -202,13 +202,21 @@ class NODESRModel(SRModel):
             size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
             return run_network(net, x, self.scale, out_size=size)
 
-        with torch.no_grad():
-            if self.opt.get('val', {}).get('self_ensemble'):
-                self.output = self_ensemble(forward, self.lq)
-            else:
-                self.output = forward(self.lq)
-        if was_training:
-            net.train()
+        val_opt = self.opt.get('val') or {}
+        tile = val_opt.get('tile')
+        if tile:
+            if not hasattr(net, 'set_tiling'):
+                raise ValueError(f'val:tile: {type(net).__name__} has no set_tiling (NODE-SR archs have it)')
+            pad = val_opt.get('tile_pad')  # None: the network's receptive radius (exact tiling)
+            net.set_tiling(int(tile), None if pad is None else int(pad))
+        try:
+            with torch.no_grad():
+                self.output = self_ensemble(forward, self.lq) if val_opt.get('self_ensemble') else forward(self.lq)
+        finally:
+            if tile:
+                net.set_tiling(None)
+            if was_training:
+                net.train()
 
     # ------------------------------------------------------------ validation
     def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
@@ -232,11 +240,6 @@ class NODESRModel(SRModel):
         self.data_scale = dataloader.dataset.opt.get('scale')
         self.data_lq_size = dataloader.dataset.opt.get('lq_size', 'output')
         net = self._eval_net()
-        tile = val_opt.get('tile')
-        if tile:
-            if not hasattr(net, 'set_tiling'):
-                raise ValueError(f'val:tile: {type(net).__name__} has no set_tiling (NODE-SR archs have it)')
-            net.set_tiling(int(tile), int(val_opt.get('tile_pad', 0) or 0))
         records = []
         loader = self._rank_loader(dataloader)
         pbar = tqdm(total=len(loader), unit='image') if val_opt.get('pbar') and rank == 0 else None
@@ -265,8 +268,6 @@ class NODESRModel(SRModel):
         finally:
             if pbar is not None:
                 pbar.close()
-            if tile:
-                net.set_tiling(None, 0)
             self.data_scale, self.data_lq_size = None, 'output'
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()

@@ -103,7 +103,7 @@ def _check_network(key, net_opt):
         raise OptionError(f'{key}: {e}') from None
 
 
-def _check_dataset(phase, d, is_train):
+def _check_dataset(phase, d, is_train, check_paths=True):
     key = f'datasets:{phase}'
     if not isinstance(d, dict):
         raise OptionError(f'{key}: must be a mapping')
@@ -113,9 +113,9 @@ def _check_dataset(phase, d, is_train):
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
-        if d.get(root) is not None and backend != 'memcached':
+        if d.get(root) is not None and backend != 'memcached' and check_paths:
             _check_paths(f'{key}:{root}', d[root])
-    if d.get('meta_info_file') is not None:
+    if d.get('meta_info_file') is not None and check_paths:
         _check_paths(f'{key}:meta_info_file', d['meta_info_file'], must_be_dir=False)
     if d.get('scale') is not None:
         _check_scale(f'{key}:scale', d['scale'])
@@ -172,7 +172,7 @@ def _check_val(opt, is_train):
     tile = val.get('tile')
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
         raise OptionError(f'val:tile: must be a positive integer (or ~ for no tiling), got {tile!r}')
-    pad = val.get('tile_pad', 0)
+    pad = val.get('tile_pad')
     if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or pad < 0):
         raise OptionError(f'val:tile_pad: must be an integer >= 0, got {pad!r}')
     for name, m in (val.get('metrics') or {}).items():
@@ -183,12 +183,13 @@ def _check_val(opt, is_train):
             raise OptionError(f"val:metrics:{name}:crop_border: must be an integer >= 0 or 'scale', got {cb!r}")
 
 
-def check_options(opt, is_train=True):
+def check_options(opt, is_train=True, check_paths=True):
     """Check the options BasicSR would otherwise trip over after making the experiment folders.
 
     Args:
         opt (dict): Options as read from the YAML.
         is_train (bool): Training (True) or testing options.
+        check_paths (bool): Also check that data folders, files and weights exist. Default: True.
 
     Raises:
         OptionError: With the offending key, e.g. ``datasets:val_1:scale: the scale must be >= 1, got 0.5``.
@@ -210,11 +211,11 @@ def check_options(opt, is_train=True):
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('datasets: missing')
     for phase, d in datasets.items():
-        _check_dataset(phase, d, is_train)
+        _check_dataset(phase, d, is_train, check_paths)
     if not isinstance(opt.get('path'), dict):
         raise OptionError('path: missing (a mapping, e.g. {pretrain_network_g: ~, resume_state: ~})')
     for k, v in opt['path'].items():
-        if v is not None and ('pretrain_network' in k or k == 'resume_state'):
+        if v is not None and check_paths and ('pretrain_network' in k or k == 'resume_state'):
             _check_paths(f'path:{k}', v, must_be_dir=False)
     if is_train:
         _check_train(opt)

@@ -1,0 +1,211 @@
+"""NODESRModel in-process: batches, non-finite guard, clipping, EMA, metrics, self-ensemble, tiling."""
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import nodesr_arch  # noqa: F401  (compat fixes, registries)
+from basicsr.data import build_dataset
+from basicsr.utils import tensor2img
+from helpers import one_thread_fixture, randomized, write_images
+from nodesr_arch.data.scale_space import imresize
+from nodesr_arch.inference import enlarge_to
+from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.models.nodesr_model import NODESRModel, NonFiniteLossError
+
+one_thread = one_thread_fixture()
+
+
+def make_opt(tmp_path, is_train=True, net=None, train=None, val=None):
+    """Options as BasicSR's parse_options leaves them, for a tiny NODE-VDSR on the CPU."""
+    root = str(tmp_path)
+    opt = {
+        'name': 'tiny', 'model_type': 'NODESRModel', 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1,
+        'is_train': is_train, 'manual_seed': 0, 'datasets': {},
+        'network_g': net or {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 3, 'ode': {'method': 'rk4'}},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': root,
+                 'models': os.path.join(root, 'models'), 'training_states': os.path.join(root, 'states'),
+                 'visualization': os.path.join(root, 'vis'), 'results_root': os.path.join(root, 'results'),
+                 'log': root},
+        'val': {'save_img': False, 'metrics': {
+            'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}},
+    }
+    if is_train:
+        opt['train'] = {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
+                        'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
+                        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'total_iter': 10}
+        opt['train'].update(train or {})
+    opt['val'].update(val or {})
+    return opt
+
+
+def batch(b=2, size=24, scale=2.0, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    gt = torch.rand(b, 3, size, size, generator=gen)
+    lq = enlarge_to(imresize(gt, 1 / scale), scale, (size, size))
+    return {'lq': lq, 'gt': gt, 'scale': torch.full((b,), scale, dtype=torch.float64)}
+
+
+def params(net):
+    return torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+
+
+def test_training_step_changes_weights_and_logs_loss(tmp_path):
+    model = NODESRModel(make_opt(tmp_path))
+    before = params(model.net_g)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert not torch.equal(before, params(model.net_g))
+    assert model.get_current_log()['l_pix'] > 0
+
+
+def test_nonfinite_loss_skips_steps_then_stops(tmp_path):
+    model = NODESRModel(make_opt(tmp_path, train={'max_nonfinite': 3}))
+    bad = batch()
+    bad['lq'][0, 0, 0, 0] = float('nan')
+    before = params(model.net_g)
+    model.feed_data(bad)
+    model.optimize_parameters(1)
+    model.optimize_parameters(2)
+    assert torch.equal(before, params(model.net_g)), 'a non-finite step must leave the weights alone'
+    assert model.nonfinite_count == 2
+    model.feed_data(batch())  # a good step resets the count
+    model.optimize_parameters(3)
+    assert model.nonfinite_count == 0
+    model.feed_data(bad)
+    for it in (4, 5):
+        model.optimize_parameters(it)
+    with pytest.raises(NonFiniteLossError, match='max_nonfinite = 3'):
+        model.optimize_parameters(6)
+
+
+def test_grad_clip_bounds_the_gradient_norm(tmp_path):
+    model = NODESRModel(make_opt(tmp_path, train={'grad_clip': 1e-4}))
+    randomized(model.net_g, std=0.3)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    norm = torch.nn.utils.get_total_norm([p.grad for p in model.net_g.parameters()])
+    assert float(norm) <= 1e-4 * 1.01
+
+
+def test_ema_is_updated_and_used_for_testing(tmp_path):
+    model = NODESRModel(make_opt(tmp_path, train={'ema_decay': 0.5}))
+    start = params(model.net_g_ema)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    expected = 0.5 * start + 0.5 * params(model.net_g)
+    assert torch.allclose(params(model.net_g_ema), expected, atol=1e-7)
+    assert model._eval_net() is model.net_g_ema
+
+
+def test_low_res_batch_is_enlarged_like_the_output_size_batch(tmp_path):
+    """A PairedImageDataset batch (low-res lq, dataset scale) gives what I(s) at output size gives."""
+    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    randomized(model.net_g, std=0.1)
+    gt = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    lr = imresize(gt, 0.5)
+    model.data_scale = 2
+    model.feed_data({'lq': lr, 'gt': gt})
+    model.test()
+    from_lr = model.output.clone()
+    model.data_scale = None
+    model.feed_data({'lq': enlarge_to(lr, 2.0, (24, 24)), 'gt': gt, 'scale': torch.tensor([2.0])})
+    model.test()
+    assert from_lr.shape == (1, 3, 24, 24)
+    assert torch.allclose(from_lr, model.output, atol=1e-5)
+
+
+def test_lr_network_rejects_output_size_batch(tmp_path):
+    opt = make_opt(tmp_path, is_train=False, net={'type': 'RDN', 'upscale': 2, 'num_feat': 4, 'num_block': 1,
+                                                    'num_conv': 1, 'num_grow': 4})
+    model = NODESRModel(opt)
+    model.feed_data(batch(b=1))
+    with pytest.raises(ValueError, match='low-res'):
+        model.test()
+
+
+def test_self_ensemble_is_equivariant_and_close(tmp_path):
+    """The x8 mean commutes with flips/transposes (a single pass does not) and stays close to it."""
+    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    randomized(model.net_g, std=0.1)
+    data = batch(b=1, size=20, scale=2.5)
+    flipped = {k: (v.flip(-1).transpose(-2, -1) if k in ('lq', 'gt') else v) for k, v in data.items()}
+    outs = {}
+    for ens in (False, True):
+        model.opt['val']['self_ensemble'] = ens
+        for name, d in (('plain', data), ('flipped', flipped)):
+            model.feed_data(d)
+            model.test()
+            outs[ens, name] = model.output.clone()
+    unflip = lambda t: t.transpose(-2, -1).flip(-1)  # noqa: E731
+    assert (outs[False, 'plain'] - unflip(outs[False, 'flipped'])).abs().max() > 1e-4
+    assert (outs[True, 'plain'] - unflip(outs[True, 'flipped'])).abs().max() < 1e-5
+    diff = (outs[True, 'plain'] - outs[False, 'plain']).abs()
+    assert 0 < diff.mean() < 0.05
+
+
+def test_tiling_with_enough_padding_is_exact(tmp_path):
+    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    randomized(model.net_g, std=0.1)
+    net = model._eval_net()
+    model.feed_data(batch(b=1, size=40, scale=3.0))
+    model.test()
+    whole = model.output.clone()
+    outs = {}
+    for pad in (net.receptive_radius(), 0):
+        model.opt['val'].update(tile=12, tile_pad=pad)
+        model.test()
+        outs[pad] = model.output.clone()
+    assert (outs[net.receptive_radius()] - whole).abs().max() < 1e-5
+    assert (outs[0] - whole).abs().max() > 1e-4, 'tiles without overlap must differ (the test would be empty)'
+    assert net.tile is None, 'tiling is switched off after testing'
+
+
+def test_validation_metrics_per_image_border_and_grey(tmp_path):
+    """Per-image PSNR equals the literature protocol (ceil(s) border, Y, grey on its channel), summary files."""
+    hr = str(tmp_path / 'hr')
+    write_images(hr, [(30, 34), (33, 29), (32, 32)], grey=(2,))
+    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    ds_opt = {'name': 'toy', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': hr, 'phase': 'val',
+              'io_backend': {'type': 'disk'}, 'scale': 2.5, 'protocol': 'metasr'}
+    loader = torch.utils.data.DataLoader(build_dataset(ds_opt), batch_size=1)
+    model.validation(loader, current_iter='tiny', tb_logger=None, save_img=True)
+    summary = json.load(open(tmp_path / 'results' / 'metrics.json'))
+    assert summary['toy']['num_images'] == 3 and summary['toy']['scale'] == 2.5
+    assert (tmp_path / 'results' / 'metrics.csv').is_file()
+    for item in loader.dataset:
+        name = os.path.splitext(os.path.basename(item['gt_path']))[0]
+        # an untrained NODE model returns its input I(s): the bicubic image
+        sr = item['lq'].clamp(0, 1).permute(1, 2, 0).numpy()
+        gt = item['gt'].permute(1, 2, 0).numpy()
+        expected, _ = psnr_ssim(sr, gt, 2.5, grey=item['grey'])
+        assert summary['toy']['images'][name]['psnr'] == pytest.approx(expected, abs=1e-6)
+        assert os.path.isfile(tmp_path / 'vis' / 'toy' / f'{name}_tiny.png')
+    assert np.mean([v['psnr'] for v in summary['toy']['images'].values()]) == pytest.approx(
+        summary['toy']['metrics']['psnr'])
+
+
+def test_grey_image_is_not_measured_in_ycbcr(tmp_path):
+    from nodesr_arch.models.val_util import image_metrics
+    gen = torch.Generator().manual_seed(0)
+    base = torch.rand(1, 16, 16, generator=gen)
+    gt = base.repeat(3, 1, 1)
+    sr = (base + 0.05 * torch.randn(1, 16, 16, generator=gen)).clamp(0, 1).repeat(3, 1, 1)
+    metrics = {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}
+    grey = image_metrics(sr, gt, 2.0, True, metrics)['psnr']
+    colour = image_metrics(sr, gt, 2.0, False, metrics)['psnr']
+    a, b = tensor2img(sr[:1])[2:-2, 2:-2].astype(float), tensor2img(gt[:1])[2:-2, 2:-2].astype(float)
+    assert grey == pytest.approx(10 * np.log10(255 ** 2 / np.mean((a - b) ** 2)))
+    assert colour > grey + 1, 'YCbCr compresses the range of a grey image and inflates its PSNR'
+
+
+def test_options_are_not_mutated_by_validation(tmp_path):
+    opt = make_opt(tmp_path, is_train=False, val={'tile': 8})
+    model = NODESRModel(opt)
+    before = copy.deepcopy(model.opt['val'])
+    model.feed_data(batch(b=1, size=16))
+    model.test()
+    assert model.opt['val'] == before
