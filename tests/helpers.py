@@ -54,3 +54,31 @@ def one_thread_fixture():
     ``one_thread = one_thread_fixture()`` at module level."""
     import pytest
     return pytest.fixture(autouse=True)(_one_thread)
+
+
+def write_images(folder, sizes, grey=(), prefix='img'):
+    """Write PNG crops of scikit-image pictures, one per ``(h, w)`` in ``sizes``.
+
+    Args:
+        folder (str): Output folder (made if missing).
+        sizes (list[tuple[int, int]]): Image sizes.
+        grey (tuple[int]): Indices of images written as 1-channel files.
+        prefix (str): File name prefix; files are ``{prefix}{i}.png``.
+
+    Returns:
+        list[str]: The paths.
+    """
+    import cv2
+    from skimage import data
+
+    pictures = [data.astronaut(), data.coffee(), data.chelsea()]
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i, (h, w) in enumerate(sizes):
+        pic = pictures[i % len(pictures)][(i * 13) % 50:, (i * 29) % 70:]
+        img = cv2.resize(pic, (w, h), interpolation=cv2.INTER_AREA)
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if i in grey else img[..., ::-1]
+        path = os.path.join(folder, f'{prefix}{i}.png')
+        cv2.imwrite(path, img)
+        paths.append(path)
+    return paths
