@@ -1,0 +1,123 @@
+"""Every option YAML in options/ parses, passes the start-up checks and builds (so none rots); wrong
+options stop the commands before anything is written."""
+import glob
+import os
+
+import pytest
+import yaml
+
+import nodesr_arch  # noqa: F401  (compat fixes, registries)
+from basicsr.data import build_dataset
+from basicsr.models import build_model
+from basicsr.utils.options import ordered_yaml
+from helpers import one_thread_fixture, write_images
+from nodesr_arch import test as nodesr_test
+from nodesr_arch import train as nodesr_train
+from nodesr_arch.models.option_check import check_options
+
+one_thread = one_thread_fixture()
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+YAMLS = sorted(glob.glob(os.path.join(REPO, 'options', '**', '*.yml'), recursive=True))
+
+
+def load(path):
+    with open(path) as f:
+        return yaml.load(f, Loader=ordered_yaml()[0])
+
+
+def test_there_are_option_files():
+    names = {os.path.basename(p) for p in YAMLS}
+    for model in ('NODEVDSR', 'NODERDN', 'VDSRt', 'RDNt'):
+        assert f'train_{model}_DIV2K.yml' in names
+        assert f'test_{model}_DIV2K_x2x3x4.yml' in names
+        assert f'test_{model}_DIV2K_x1.1-4.0.yml' in names
+    assert {'train_NODEVDSR_S_cpu.yml', 'train_VDSRt_S_cpu.yml'} <= names
+
+
+@pytest.mark.parametrize('path', YAMLS, ids=lambda p: os.path.relpath(p, REPO))
+def test_option_file_builds(path, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)  # data paths are relative to the repository root
+    opt = load(path)
+    is_train = os.sep + 'train' + os.sep in path
+    check_options(opt, is_train=is_train, check_paths=False)
+    assert 'scale' not in opt or opt['datasets'].get('train', {}).get('type') != 'ContinuousScalePairedDataset', \
+        'a top-level scale would be copied into every dataset'
+    # what BasicSR's parse_options adds, on the CPU, without the weights the test configs point to
+    opt.update(dist=False, rank=0, world_size=1, is_train=is_train, num_gpu=0, auto_resume=False)
+    opt['path'] = {'pretrain_network_g': None, 'strict_load_g': True, 'models': str(tmp_path),
+                   'training_states': str(tmp_path), 'visualization': str(tmp_path),
+                   'results_root': str(tmp_path), 'experiments_root': str(tmp_path)}
+    for phase, d in opt['datasets'].items():
+        d['phase'] = phase.split('_')[0]
+        if 'scale' in opt:
+            d['scale'] = opt['scale']
+        roots = d['dataroot_gt'] if isinstance(d['dataroot_gt'], list) else [d['dataroot_gt']]
+        if all(os.path.isdir(r) for r in roots):  # datasets/ is empty on a fresh checkout
+            assert len(build_dataset(dict(d))) > 0
+    model = build_model(opt)
+    assert sum(p.numel() for p in model.net_g.parameters()) > 0
+    if is_train:
+        assert model.optimizers and model.schedulers
+
+
+def write_train_yml(tmp_path, **changes):
+    """A valid tiny training YAML in ``tmp_path`` (data made there); ``changes`` edit it by 'a:b' keys."""
+    write_images(str(tmp_path / 'hr'), [(40, 40), (40, 44)])
+    opt = load(os.path.join(REPO, 'options', 'train', 'train_NODEVDSR_S_cpu.yml'))
+    for phase in list(opt['datasets']):
+        if phase != 'train':
+            del opt['datasets'][phase]
+    opt['datasets']['val_1'] = {'name': 'v', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr',
+                                'io_backend': {'type': 'disk'}, 'scale': 2.0}
+    opt['datasets']['train']['dataroot_gt'] = 'hr'
+    for key, value in changes.items():
+        node = opt
+        *parents, last = key.split(':')
+        for k in parents:
+            node = node[k]
+        node[last] = value
+    path = tmp_path / 'opt.yml'
+    with open(path, 'w') as f:
+        yaml.dump(yaml.safe_load(yaml.dump(dict(opt), Dumper=ordered_yaml()[1])), f)
+    return str(path)
+
+
+@pytest.mark.parametrize('changes, key', [
+    ({'network_g:type': 'NoSuchNet'}, 'network_g:type'),
+    ({'network_g:num_layers': 3}, 'network_g'),
+    ({'datasets:train:dataroot_gt': 'missing_folder'}, 'datasets:train:dataroot_gt'),
+    ({'datasets:val_1:scale': 0.5}, 'datasets:val_1:scale'),
+    ({'datasets:val_1:scale': 'x2'}, 'datasets:val_1:scale'),
+    ({'datasets:train:scale_range': [0.9, 4.0]}, 'datasets:train:scale_range'),
+    ({'datasets:train:type': 'NoSuchDataset'}, 'datasets:train:type'),
+    ({'model_type': 'NoSuchModel'}, 'model_type'),
+    ({'train:max_nonfinite': 0}, 'train:max_nonfinite'),
+    ({'val:tile': -4}, 'val:tile'),
+])
+def test_wrong_option_stops_before_writing(tmp_path, monkeypatch, capsys, changes, key):
+    path = write_train_yml(tmp_path, **changes)
+    monkeypatch.chdir(tmp_path)
+    assert nodesr_train.main(['-opt', path]) == 2
+    err = capsys.readouterr().err
+    assert f'error: {key}' in err, err
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'tb_logger').exists()
+
+
+def test_valid_yaml_passes_and_force_yml_is_checked(tmp_path, monkeypatch, capsys):
+    path = write_train_yml(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    from nodesr_arch.models.option_check import read_options
+    assert read_options(['-opt', path])['name'] == 'NODEVDSR_S_cpu'
+    assert read_options(['-opt', path, '--debug'])['name'] == 'debug_NODEVDSR_S_cpu'
+    assert nodesr_train.main(['-opt', path, '--force_yml', 'datasets:val_1:scale=0.9']) == 2
+    assert 'datasets:val_1:scale' in capsys.readouterr().err
+
+
+def test_test_command_checks_options(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert nodesr_test.main(['-opt', 'nothing.yml']) == 2
+    assert "-opt: option file 'nothing.yml' does not exist" in capsys.readouterr().err
+    path = write_train_yml(tmp_path, **{'path:pretrain_network_g': 'no/such.pth'})
+    assert nodesr_test.main(['-opt', path]) == 2
+    assert 'path:pretrain_network_g' in capsys.readouterr().err
+    assert not (tmp_path / 'results').exists()
