@@ -3,42 +3,66 @@
     nodesr benchmark --model bicubic [CKPT.pth | OPT.yml | NAME=SPEC ...] --data DIR [NAME=DIR ...]
                      --scales 2 3 4 | 1.1:4.0:0.1 --protocol metasr|modcrop --out OUTDIR
                      [--lr-dir TEMPLATE ...] [--self-ensemble] [--device cpu|cuda|auto]
+                     [--jobs N] [--threads N] [--resume] [--cell psnr|psnr-ssim]
+    nodesr benchmark --merge DIR [DIR ...] --out OUTDIR
 
-Writes ``OUTDIR/results.csv`` (dataset, scale, model, psnr, ssim) and ``OUTDIR/results.md``.
-LR inputs come from the HR images under the protocol (DESIGN.md section 3), or from LR files with
-``--lr-dir`` (e.g. SelfExSR pairs, or ``nodesr prepare lr`` output). Models are plug-ins: anything with
-``super_resolve(lr, scale, out_size, self_ensemble=...)``; ``bicubic`` is built in, every other entry is
-loaded by ``nodesr_arch.api.load_model`` (checkpoint, option YAML or bundled model name).
+Writes ``OUTDIR/results.csv`` (dataset, scale, model, psnr, ssim), ``OUTDIR/results.md`` (one table per
+dataset in the paper's layout: scales as columns, methods as rows, best PSNR in bold; plus the gain over
+bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images under the protocol
+(DESIGN.md section 3), or from LR files with ``--lr-dir`` (e.g. SelfExSR pairs, or ``nodesr prepare lr``
+output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
+``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
+YAML or bundled model name).
+
+Speed: each HR image is read once per dataset, each LR and its bicubic enlargement ``I(s)`` are made once
+per (image, scale) and shared by all models, networks run under ``torch.inference_mode``. ``--jobs N``
+splits the scales over N processes (balanced by the number of ODE steps they need), each with
+``--threads`` / N torch threads, and merges their results; ``--merge`` combines runs made by hand
+(e.g. ``--scales`` subsets on several machines). ``results.csv`` is rewritten after every (dataset,
+scale), and ``--resume`` skips what it already holds.
 """
 import argparse
-import csv
-import io
 import math
 import os
 import shlex
+import subprocess
 import sys
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
+from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, merge_rows, read_csv, read_source,  # noqa: F401
+                                          scale_key, unique, write_results)
+from nodesr_arch.benchmark_report import markdown as _markdown
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
-from nodesr_arch.data.image_io import resolve_dataset
-from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, parse_scales
+from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
+from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
 from nodesr_arch.metrics import psnr_ssim
 
-FIELDS = ['dataset', 'scale', 'model', 'psnr', 'ssim']
+markdown = _markdown  # kept importable from here
 
 
 class Bicubic:
     """The bicubic baseline as a model: MATLAB bicubic enlargement to the output size."""
 
     name = 'bicubic'
+    input_size = 'output'  # given I(s) already at the output size, it has nothing left to do
 
     def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, **kwargs):
         """Enlarge ``lr`` (H, W, 3 float) by ``scale`` to ``out_size`` (default ``floor(h * s)``)."""
         if out_size is None:
             out_size = tuple(int(math.floor(n * scale + 1e-6)) for n in lr.shape[:2])
+        if tuple(lr.shape[:2]) == tuple(out_size):
+            return lr
         return enlarge(lr, scale, out_size)
+
+
+def takes_output_size(model):
+    """True if ``model`` wants ``I(s)`` (the bicubic enlargement at output size) rather than the LR."""
+    if isinstance(model, Bicubic):
+        return True
+    return getattr(getattr(model, 'net', None), 'input_size', None) == 'output'
 
 
 def load_models(specs, device='cpu'):
@@ -77,8 +101,27 @@ def _lr_dirs(templates, datasets, scales):
     return dirs
 
 
+def _pairs(hr_images, hr_dir, scale, protocol, lr_dir):
+    """Yield ``(gt_path, lr, gt, out_size, grey)`` for one dataset at one scale.
+
+    From the cached HR images under ``protocol``, or from the LR files of ``lr_dir`` (read with the
+    dataset, which reconciles LR and HR sizes).
+    """
+    if lr_dir is None:
+        for path, img, grey, levels in hr_images:
+            lr, gt, out = make_pair(img, scale, protocol, True, levels)
+            yield path, lr, gt, out, grey
+        return
+    ds = ContinuousScalePairedDataset(dict(phase='test', dataroot_gt=hr_dir, io_backend=dict(type='disk'),
+                                           scale=scale, dataroot_lq=lr_dir, lq_size='lr'))
+    for k in range(len(ds)):
+        sample = ds[k]
+        gt = sample['gt'].numpy().transpose(1, 2, 0)
+        yield sample['gt_path'], sample['lq'].numpy().transpose(1, 2, 0), gt, gt.shape[:2], sample['grey']
+
+
 def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ensemble=False, sr_kwargs=None,
-             per_image=None, progress=True):
+             per_image=None, progress=True, skip=None, on_result=None, position=0):
     """Mean PSNR/SSIM of each model on each dataset and scale.
 
     Args:
@@ -91,97 +134,116 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
         sr_kwargs (dict | None): More keyword arguments for ``super_resolve`` (e.g. tile).
         per_image (list | None): If a list, per-image rows are appended to it.
         progress (bool): Show a tqdm bar. Default: True.
+        skip (set | None): ``(dataset name, scale_key(scale))`` groups to leave out (already done).
+        on_result (callable | None): Called with the new rows after each (dataset, scale).
+        position (int): tqdm bar position (parallel jobs).
 
     Returns:
         list[dict]: Rows with keys ``FIELDS``.
     """
-    lr_dirs = lr_dirs or {}
-    jobs = []
-    for i, (name, hr_dir, _) in enumerate(datasets):
-        for s in scales:
-            opt = dict(phase='test', dataroot_gt=hr_dir, io_backend=dict(type='disk'), scale=s, protocol=protocol,
-                       lq_size='lr')
-            if (i, s) in lr_dirs:
-                opt['dataroot_lq'] = lr_dirs[i, s]
-            jobs.append((name, s, ContinuousScalePairedDataset(opt)))
-    bar = tqdm(total=sum(len(ds) for _, _, ds in jobs) * len(models), disable=not progress, unit='img')
+    lr_dirs, sr_kwargs, skip = lr_dirs or {}, sr_kwargs or {}, set(skip or ())
+    todo = {i: [s for s in scales if (name, scale_key(s)) not in skip] for i, (name, _, _) in enumerate(datasets)}
+    counts = {i: len(list_images(hr_dir)) for i, (_, hr_dir, _) in enumerate(datasets)}
+    bar = tqdm(total=sum(counts[i] * len(todo[i]) for i in todo) * len(models), disable=not progress, unit='img',
+               position=position, dynamic_ncols=True)
+    wants_up = [takes_output_size(m) for _, m in models]
     rows = []
-    for name, s, ds in jobs:
-        scores = {m: [] for m, _ in models}
-        bar.set_description(f'{name} x{s:g}')
-        for k in range(len(ds)):
-            sample = ds[k]
-            lr = sample['lq'].numpy().transpose(1, 2, 0)
-            gt = sample['gt'].numpy().transpose(1, 2, 0)
-            for model_name, model in models:
-                sr = model.super_resolve(lr, s, gt.shape[:2], self_ensemble=self_ensemble, **(sr_kwargs or {}))
-                score = psnr_ssim(np.asarray(sr), gt, s, grey=sample['grey'])
-                scores[model_name].append(score)
-                if per_image is not None:
-                    per_image.append(dict(dataset=name, scale=s, model=model_name, image=os.path.basename(
-                        sample['gt_path']), psnr=score[0], ssim=score[1]))
-                bar.update(1)
-        for model_name, _ in models:
-            psnr, ssim = np.mean(scores[model_name], axis=0)
-            rows.append(dict(dataset=name, scale=s, model=model_name, psnr=float(psnr), ssim=float(ssim)))
+    with torch.inference_mode():
+        for i, (name, hr_dir, _) in enumerate(datasets):
+            hr_images = None
+            if any((i, s) not in lr_dirs for s in todo[i]):  # read each HR image once per dataset
+                hr_images = [(p, *read_image(p)) for p in list_images(hr_dir)]
+            for s in todo[i]:
+                bar.set_description(f'{name} x{s:g}')
+                scores = {m: [] for m, _ in models}
+                for path, lr, gt, out, grey in _pairs(hr_images, hr_dir, s, protocol, lr_dirs.get((i, s))):
+                    up = enlarge(lr, s, out) if any(wants_up) else None
+                    for (model_name, model), want in zip(models, wants_up):
+                        sr = model.super_resolve(up if want else lr, s, out, self_ensemble=self_ensemble,
+                                                 **sr_kwargs)
+                        score = psnr_ssim(np.asarray(sr), gt, s, grey=grey)
+                        scores[model_name].append(score)
+                        if per_image is not None:
+                            per_image.append(dict(dataset=name, scale=s, model=model_name,
+                                                  image=os.path.basename(path), psnr=score[0], ssim=score[1]))
+                        bar.update(1)
+                new = []
+                for model_name, _ in models:
+                    psnr, ssim = np.mean(scores[model_name], axis=0)
+                    new.append(dict(dataset=name, scale=s, model=model_name, psnr=float(psnr), ssim=float(ssim)))
+                rows += new
+                if on_result is not None:
+                    on_result(new)
+            hr_images = None
     bar.close()
     return rows
 
 
-def markdown(rows, command=None, protocol=None):
-    """One table per dataset: a row per scale, a ``PSNR / SSIM`` column per model."""
-    lines = ['# Benchmark', '']
-    if command:
-        lines += [f'Command: `{command}`', '']
-    what = f'protocol `{protocol}`; ' if protocol else ''
-    lines += [f'PSNR (dB) / SSIM, {what}Y channel (grey images: their one channel), border ceil(scale).', '']
-    for dataset in dict.fromkeys(r['dataset'] for r in rows):
-        sub = [r for r in rows if r['dataset'] == dataset]
-        models = list(dict.fromkeys(r['model'] for r in sub))
-        lines += [f'## {dataset}', '', '| scale | ' + ' | '.join(models) + ' |', '|---' * (len(models) + 1) + '|']
-        for s in dict.fromkeys(r['scale'] for r in sub):
-            cells = {r['model']: f"{r['psnr']:.2f} / {r['ssim']:.4f}" for r in sub if r['scale'] == s}
-            lines.append(f'| x{s:g} | ' + ' | '.join(cells.get(m, '') for m in models) + ' |')
-        lines.append('')
-    return '\n'.join(lines)
+def split_scales(scales, jobs):
+    """Split ``scales`` into ``jobs`` lists of about equal work (longest first onto the least loaded).
+
+    The work of a scale is taken as ``1 + ceil(s - 1)``: one-shot models cost one evaluation, NODE
+    models one rk4 step per unit of scale (``step_size: 1.0``).
+    """
+    loads, parts = [0.0] * jobs, [[] for _ in range(jobs)]
+    for s in sorted(scales, key=lambda s: -(1 + math.ceil(s - 1 - 1e-9))):
+        k = loads.index(min(loads))
+        parts[k].append(s)
+        loads[k] += 1 + math.ceil(s - 1 - 1e-9)
+    order = {scale_key(s): n for n, s in enumerate(scales)}
+    return [sorted(p, key=lambda s: order[scale_key(s)]) for p in parts if p]
 
 
-def _write_atomic(path, text):
-    tmp = f'{path}.partial-{os.getpid()}'
-    with open(tmp, 'w', newline='') as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _job_argv(args, scales, out, threads, position):
+    """Command-line arguments of one ``--jobs`` worker."""
+    argv = ['--model', *args.model, '--data', *args.data, '--scales', *[repr(float(s)) for s in scales],
+            '--protocol', args.protocol, '--out', out, '--device', args.device, '--threads', str(threads),
+            '--position', str(position), '--no-plot']
+    if args.lr_dir:
+        argv += ['--lr-dir', *args.lr_dir]
+    for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for flag, on in (('--self-ensemble', args.self_ensemble), ('--per-image', args.per_image),
+                     ('--quiet', args.quiet), ('--resume', args.resume)):
+        if on:
+            argv.append(flag)
+    return argv
 
 
-def _csv_text(rows, fields):
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator='\n')
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (f'{v:.4f}' if k == 'psnr' else f'{v:.5f}' if k == 'ssim' else
-                             f'{v:g}' if k == 'scale' else v) for k, v in r.items()})
-    return buf.getvalue()
+def _run_jobs(args, scales):
+    """Run ``args.jobs`` worker processes over subsets of ``scales``; return their output folders."""
+    total = args.threads or torch.get_num_threads()
+    threads = max(1, total // args.jobs)
+    procs, dirs = [], []
+    for k, part in enumerate(split_scales(scales, args.jobs)):
+        out = os.path.join(args.out, 'jobs', f'job{k}')
+        cmd = [sys.executable, '-m', 'nodesr_arch.benchmark'] + _job_argv(args, part, out, threads, k)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+        dirs.append(out)
+    codes = [p.wait() for p in procs]
+    failed = [d for d, c in zip(dirs, codes) if c != 0]
+    if failed:
+        raise RuntimeError(f'benchmark job(s) failed: {", ".join(failed)} (rerun with --resume to continue)')
+    return dirs
 
 
-def write_results(rows, out_dir, command=None, protocol=None, per_image=None):
-    """Write ``results.csv`` and ``results.md`` (and ``per_image.csv`` if given); return their paths."""
-    os.makedirs(out_dir, exist_ok=True)
-    paths = [os.path.join(out_dir, 'results.csv'), os.path.join(out_dir, 'results.md')]
-    _write_atomic(paths[0], _csv_text(rows, FIELDS))
-    _write_atomic(paths[1], markdown(rows, command, protocol))
-    if per_image:
-        paths.append(os.path.join(out_dir, 'per_image.csv'))
-        _write_atomic(paths[2], _csv_text(per_image, ['dataset', 'scale', 'model', 'image', 'psnr', 'ssim']))
-    return paths
+def _read_run(folder):
+    """Rows and per-image rows of a finished benchmark folder."""
+    path = os.path.join(folder, 'results.csv')
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'no results.csv in {folder}')
+    per = os.path.join(folder, 'per_image.csv')
+    return read_csv(path), (read_csv(per) if os.path.isfile(per) else [])
 
 
 def build_parser():
     parser = argparse.ArgumentParser(prog='nodesr benchmark', description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', nargs='+', default=['bicubic'],
                         help="'bicubic', checkpoints, option YAMLs or bundled names; NAME=SPEC to name one")
-    parser.add_argument('--data', nargs='+', required=True,
+    parser.add_argument('--data', nargs='+',
                         help='dataset folders: DIR with HR/ inside, an HR folder, a folder of images, or NAME=DIR')
-    parser.add_argument('--scales', nargs='+', required=True, help='numbers and/or lo:hi:step ranges')
+    parser.add_argument('--scales', nargs='+', help='numbers and/or lo:hi:step ranges')
     parser.add_argument('--protocol', choices=sorted(PROTOCOLS), default='metasr')
     parser.add_argument('--lr-dir', nargs='+',
                         help='read LR files instead of making them: one folder template for all datasets or one '
@@ -192,28 +254,96 @@ def build_parser():
     parser.add_argument('--tile-pad', type=int, help='tile overlap (default: the receptive radius)')
     parser.add_argument('--device', default='cpu', help="cpu, cuda or auto (default: cpu)")
     parser.add_argument('--per-image', action='store_true', help='also write per_image.csv')
+    parser.add_argument('--cell', choices=['psnr', 'psnr-ssim'], default='psnr-ssim',
+                        help='table cells: PSNR, or PSNR / SSIM (default)')
+    parser.add_argument('--max-columns', type=int, default=12, help='most scale columns per table (default 12)')
+    parser.add_argument('--no-plot', action='store_true', help='do not write psnr_vs_scale.png')
+    parser.add_argument('--threads', type=int, help='torch threads (default: torch\'s; with --jobs: split)')
+    parser.add_argument('--jobs', type=int, default=1, help='worker processes, each on a share of the scales')
+    parser.add_argument('--resume', action='store_true', help='keep the results already in OUTDIR/results.csv and '
+                        'compute only the missing (dataset, scale) groups')
+    parser.add_argument('--merge', nargs='+', metavar='DIR',
+                        help='combine the results of earlier runs (their folders) into --out, computing nothing')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    parser.add_argument('--position', type=int, default=0, help=argparse.SUPPRESS)
     return parser
+
+
+def _merge(folders):
+    """Rows, per-image rows and the source text of several finished runs combined."""
+    runs = [_read_run(d) for d in folders]
+    rows = merge_rows([r for r, _ in runs])
+    per_image = merge_rows([p for _, p in runs], ('dataset', 'scale', 'model', 'image'))
+    sources = unique(filter(None, (read_source(d) for d in folders)))
+    return rows, per_image, ('; '.join(sources) if sources else 'merged runs, source not recorded')
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = 'nodesr benchmark ' + ' '.join(shlex.quote(a) for a in argv)
+    if args.merge:
+        try:
+            rows, per_image, source = _merge(args.merge)
+        except (ValueError, FileNotFoundError) as e:
+            print(f'nodesr benchmark: error: {e}', file=sys.stderr)
+            return 1
+        paths = write_results(rows, args.out, command, None, per_image, args.cell, args.max_columns,
+                              with_plot=not args.no_plot, source=source)
+        print(markdown(rows, cell=args.cell, max_columns=args.max_columns, source=source))
+        print('wrote ' + ', '.join(paths))
+        return 0
+    for opt in ('data', 'scales'):
+        if not getattr(args, opt):
+            parser.error(f'--{opt} is required (unless --merge)')
+    for opt in ('jobs', 'threads', 'max_columns'):
+        value = getattr(args, opt)
+        if value is not None and value < 1:
+            parser.error(f'--{opt.replace("_", "-")} must be >= 1, got {value}')
     try:
         scales = parse_scales(args.scales)
         datasets = [resolve_dataset(d) for d in args.data]
+        for _, hr_dir, _ in datasets:
+            if not list_images(hr_dir):
+                raise ValueError(f'no images found in {hr_dir}')
         lr_dirs = _lr_dirs(args.lr_dir, datasets, scales)
         models = load_models(args.model, args.device)
+        done, done_images = _read_run(args.out) if args.resume and os.path.isfile(
+            os.path.join(args.out, 'results.csv')) else ([], [])
     except (ValueError, FileNotFoundError) as e:
         print(f'nodesr benchmark: error: {e}', file=sys.stderr)
         return 1
-    sr_kwargs = {k: v for k, v in (('tile', args.tile), ('tile_pad', args.tile_pad)) if v is not None}
-    per_image = [] if args.per_image else None
-    rows = evaluate(models, datasets, scales, args.protocol, lr_dirs, args.self_ensemble, sr_kwargs, per_image,
-                    progress=not args.quiet)
-    command = 'nodesr benchmark ' + ' '.join(shlex.quote(a) for a in argv)
-    paths = write_results(rows, args.out, command, None if lr_dirs else args.protocol, per_image)
-    print(markdown(rows, protocol=None if lr_dirs else args.protocol))
+    protocol = None if lr_dirs else args.protocol
+    show = dict(cell=args.cell, max_columns=args.max_columns, self_ensemble=args.self_ensemble)
+    if args.jobs > 1:
+        try:
+            dirs = _run_jobs(args, scales)
+        except RuntimeError as e:
+            print(f'nodesr benchmark: error: {e}', file=sys.stderr)
+            return 1
+        rows, per_image, _ = _merge(dirs)
+    else:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        names = [n for n, _ in models]
+        have = {(r['dataset'], scale_key(r['scale']), r['model']) for r in done}
+        skip = {(d, s) for d, s, _ in have if all((d, s, n) in have for n in names)}
+        done = [r for r in done if (r['dataset'], scale_key(r['scale'])) in skip or r['model'] not in names]
+        done_images = [r for r in done_images if (r['dataset'], scale_key(r['scale'])) in skip]
+        rows, per_image = list(done), (list(done_images) if args.per_image else None)
+
+        def save(new):
+            rows.extend(new)
+            write_results(rows, args.out, command, protocol, per_image, with_plot=False, **show)
+
+        sr_kwargs = {k: v for k, v in (('tile', args.tile), ('tile_pad', args.tile_pad)) if v is not None}
+        evaluate(models, datasets, scales, args.protocol, lr_dirs, args.self_ensemble, sr_kwargs, per_image,
+                 progress=not args.quiet, skip=skip, on_result=save, position=args.position)
+        if done:
+            rows = merge_rows([rows])
+    paths = write_results(rows, args.out, command, protocol, per_image, with_plot=not args.no_plot, **show)
+    print(markdown(rows, protocol=protocol, **show))
     print('wrote ' + ', '.join(paths))
     return 0
 

@@ -89,3 +89,102 @@ def test_bad_arguments(tiny, tmp_path, capsys):
     assert 'LR folder not found' in capsys.readouterr().err
     assert benchmark.main(['--data', str(tmp_path / 'missing'), '--scales', '2', '--out', out]) == 1
     assert not os.path.exists(out)
+
+
+# ---------------------------------------------------------------- trained models, paper layout, jobs
+
+from nodesr_arch import benchmark_report  # noqa: E402
+from helpers import one_thread_fixture, save_tiny_model  # noqa: E402
+
+one_thread = one_thread_fixture()
+
+
+def _table(md, dataset):
+    """Header and body rows (as cell lists) of the first table under ``## dataset``."""
+    lines = md.split(f'## {dataset}\n', 1)[1].strip().splitlines()
+    table = []
+    for line in lines:
+        if not line.startswith('|'):
+            break
+        table.append([c.strip() for c in line.strip('|').split('|')])
+    return table[0], table[2:]
+
+
+def test_trained_models_paper_layout_and_plot(tiny, tmp_path):
+    from nodesr_arch.api import load_model
+    node = save_tiny_model(str(tmp_path / 'm'), 'NODEVDSR', name='node')
+    vdsrt = save_tiny_model(str(tmp_path / 'm'), 'VDSRt', name='vdsrt', seed=1)
+    out = str(tmp_path / 'out')
+    argv = ['--model', 'bicubic', node, 'T=' + vdsrt, '--data', tiny, '--scales', '2', '6', '--out', out,
+            '--quiet', '--per-image']
+    assert benchmark.main(argv) == 0
+    rows = _rows(out)
+    assert [(r['scale'], r['model']) for r in rows] == [(s, m) for s in ('2', '6') for m in ('bicubic', 'node', 'T')]
+    # x6 (beyond the training range) through the shared I(s) equals the Python API given the LR itself
+    up, scores = load_model(node), []
+    for name in ('a', 'b'):
+        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'))
+        lr, gt, out_size = make_pair(hr, 6, 'metasr')
+        scores.append(psnr_ssim(up.super_resolve(lr, 6, out_size), gt, 6, grey))
+    assert float(rows[4]['psnr']) == pytest.approx(np.mean(scores, axis=0)[0], abs=2e-3)
+    # paper layout: scales as columns, methods as rows, the best PSNR of each column in bold
+    header, body = _table(open(os.path.join(out, 'results.md')).read(), 'Tiny')
+    assert header == ['method', 'x2', 'x6'] and [r[0] for r in body] == ['bicubic', 'node', 'T']
+    for col, s in ((1, '2'), (2, '6')):
+        figures = {r['model']: (float(r['psnr']), float(r['ssim'])) for r in rows if r['scale'] == s}
+        best = max(figures, key=figures.get)
+        for cells in body:
+            psnr, ssim = figures[cells[0]]
+            assert cells[col].startswith('**') == (cells[0] == best)
+            assert cells[col].replace('*', '') == f'{psnr:.2f} / {ssim:.4f}'
+    png = os.path.join(out, 'psnr_vs_scale.png')
+    img = cv2.imread(png)
+    assert img is not None and img.shape[0] > 100 and img.shape[1] > 100
+
+
+def test_markdown_bold_ties_chunks_cells_and_gain():
+    rows = [dict(dataset='D', scale=s, model=m, psnr=p, ssim=0.5) for s, m, p in [
+        (2, 'bicubic', 30.0), (2, 'a', 31.004), (2, 'b', 30.996), (3, 'bicubic', 27.0), (3, 'a', 26.5),
+        (4, 'bicubic', 25.0), (4, 'b', 26.0)]]
+    lines = benchmark_report.paper_table(rows, 'D', cell='psnr', max_columns=2)
+    assert lines == ['| method | x2 | x3 |', '|---|---|---|', '| bicubic | 30.00 | **27.00** |',
+                     '| a | **31.00** | 26.50 |', '| b | **31.00** |  |', '',
+                     '| method | x4 |', '|---|---|', '| bicubic | 25.00 |', '| a |  |', '| b | **26.00** |']
+    gain = benchmark_report.gain_table(rows, 'D')
+    assert gain[2:] == ['| a | +1.00 | -0.50 |  |', '| b | +1.00 |  | +1.00 |']
+    md = benchmark_report.markdown(rows, protocol='metasr')
+    assert '**31.00** / 0.5000' in md and 'PSNR gain over bicubic' in md
+
+
+def test_jobs_merge_and_resume(tiny, tmp_path):
+    one, two = str(tmp_path / 'one'), str(tmp_path / 'two')
+    common = ['--data', tiny, '--quiet', '--per-image']
+    assert benchmark.main(common + ['--scales', '1.5', '2', '3', '4', '--out', one]) == 0
+    assert benchmark.main(common + ['--scales', '1.5', '2', '3', '4', '--out', two, '--jobs', '2']) == 0
+    key = lambda r: (r['scale'], r['model'])  # noqa: E731
+    assert sorted(_rows(one), key=key) == sorted(_rows(two), key=key)
+    assert len(open(os.path.join(two, 'per_image.csv')).read().splitlines()) == 1 + 2 * 4
+    # merge runs made by hand; conflicting figures are an error that writes nothing
+    a, b, merged = str(tmp_path / 'a'), str(tmp_path / 'b'), str(tmp_path / 'merged')
+    assert benchmark.main(common + ['--scales', '3', '4', '--out', a]) == 0
+    assert benchmark.main(common + ['--scales', '2', '1.5', '--out', b]) == 0
+    assert benchmark.main(['--merge', a, b, '--out', merged]) == 0
+    assert _rows(merged) == _rows(one)
+    assert 'protocol `metasr`' in open(os.path.join(merged, 'results.md')).read()
+    text = open(os.path.join(a, 'results.csv')).read().replace('Tiny,3,bicubic,', 'Tiny,3,bicubic,1')
+    open(os.path.join(a, 'results.csv'), 'w').write(text)
+    assert benchmark.main(['--merge', a, one, '--out', str(tmp_path / 'bad')]) == 1
+    assert not os.path.exists(str(tmp_path / 'bad'))
+    # --resume keeps finished (dataset, scale) groups (the edited figure) and computes the rest
+    assert benchmark.main(common + ['--scales', '3', '4', '2', '--out', a, '--resume']) == 0
+    rows = {r['scale']: r['psnr'] for r in _rows(a)}
+    assert rows['3'].startswith('1') and rows['2'] == {r['scale']: r['psnr'] for r in _rows(one)}['2']
+
+
+def test_split_scales_balances_the_ode_work():
+    scales = [1.5, 2, 2.5, 3, 3.5, 4, 6, 8]
+    parts = benchmark.split_scales(scales, 2)
+    assert sorted(s for p in parts for s in p) == sorted(scales)
+    work = [sum(1 + np.ceil(s - 1) for s in p) for p in parts]
+    assert abs(work[0] - work[1]) <= 2  # greedy (longest first): 17 vs 15 here, all on one job would be 32 vs 0
+    assert benchmark.split_scales([2], 3) == [[2]]
