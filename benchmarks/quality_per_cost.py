@@ -1,0 +1,170 @@
+"""Benchmark 4: quality per cost of the ODE solver settings at inference.
+
+PSNR/SSIM (Y channel, Meta-SR protocol) of one trained NODE model on Set14 at x2, x3 and x4 against the
+number of evaluations of f (NFE, mean per image) and the time per image, for rk4 (1, 2, 4 steps),
+midpoint and euler (1, 2, 4, 8 steps), dopri5 (rtol/atol 1e-3/1e-4 and 1e-5/1e-6), the model's own
+setting ("trained") and bicubic (0 NFE). The loop is ``nodesr benchmark``'s: each HR image read once,
+each LR and its ``I(s)`` made once per scale and shared by all settings, inference mode.
+
+    python benchmarks/quality_per_cost.py [--model NODEVDSR_S | CKPT.pth | OPT.yml] [--data DIR]
+        [--scales 2 3 4] [--settings trained rk4:1 euler:8 dopri5:1e-3:1e-4 ...] [--out DIR] [--threads N]
+
+Settings: ``METHOD:STEPS`` (fixed-grid method, ``num_steps`` STEPS), ``METHOD:RTOL:ATOL`` (adaptive
+method) or ``trained`` (the solver options the model was trained with). ``--out`` also writes
+``quality_per_cost.csv`` and ``quality_per_cost.png`` (PSNR against NFE, one panel per scale).
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data', 'benchmark', 'Set14', 'HR'))
+DEFAULT_SETTINGS = ['trained', 'rk4:1', 'rk4:2', 'rk4:4', 'midpoint:1', 'midpoint:2', 'midpoint:4', 'midpoint:8',
+                    'euler:1', 'euler:2', 'euler:4', 'euler:8', 'dopri5:1e-3:1e-4', 'dopri5:1e-5:1e-6']
+
+
+def parse_setting(text, trained):
+    """``(label, ode options)`` of a setting (see the module docstring); ``trained``: the model's options."""
+    from nodesr_arch.ode import ADAPTIVE_METHODS, FIXED_GRID_METHODS
+    if text == 'trained':
+        opt = {k: v for k, v in trained.items() if k in ('method', 'step_size', 'num_steps', 'rtol', 'atol')}
+        opt.setdefault('method', 'rk4')
+        opt.setdefault('rtol', 1e-3)  # explicit: an earlier setting's tolerances must not carry over
+        opt.setdefault('atol', 1e-4)
+        if opt.get('num_steps') is None:
+            opt.setdefault('step_size', 1.0)
+        how = f"num_steps {opt['num_steps']}" if opt.get('num_steps') else f"step_size {opt['step_size']:g}"
+        if opt['method'] in ADAPTIVE_METHODS:
+            how = f"rtol {opt.get('rtol', 1e-3):g} atol {opt.get('atol', 1e-4):g}"
+        return f"trained ({opt['method']}, {how})", opt
+    parts = text.split(':')
+    try:
+        if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and int(parts[1]) >= 1:
+            n = int(parts[1])
+            return f"{parts[0]}, {n} step{'s' if n > 1 else ''}", {'method': parts[0], 'num_steps': n}
+        if parts[0] in ADAPTIVE_METHODS and len(parts) == 3:
+            rtol, atol = float(parts[1]), float(parts[2])
+            return f'{parts[0]}, rtol {rtol:g} atol {atol:g}', {'method': parts[0], 'rtol': rtol, 'atol': atol}
+    except ValueError:
+        pass
+    raise ValueError(f"bad setting {text!r}: use 'trained', METHOD:STEPS for {', '.join(FIXED_GRID_METHODS)}, or "
+                     f"METHOD:RTOL:ATOL for {', '.join(ADAPTIVE_METHODS)}")
+
+
+class SolverSetting:
+    """One solver setting of a loaded NODE model as a ``nodesr benchmark`` model; records NFE and time.
+
+    Args:
+        upscaler (nodesr_arch.api.Upscaler): The loaded model (shared by all settings).
+        ode (dict): Solver options for ``net.set_ode``.
+    """
+
+    def __init__(self, upscaler, ode):
+        self.up, self.ode = upscaler, dict(ode)
+        self.net = upscaler.net  # tells the benchmark loop to pass I(s) at output size
+        self.nfe, self.seconds = {}, {}
+
+    def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, **kwargs):
+        self.up.set_ode(**self.ode)
+        start = time.perf_counter()
+        sr = self.up.super_resolve(lr, scale, out_size, **kwargs)
+        self.seconds.setdefault(scale, []).append(time.perf_counter() - start)
+        self.nfe.setdefault(scale, []).append(self.up.net.ode.nfe)
+        return sr
+
+
+def plot(table, scales, path):
+    """PSNR against mean NFE, one panel per scale, one line per solver method."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+    fig, axes = plt.subplots(1, len(scales), figsize=(5 * len(scales), 4), squeeze=False)
+    for ax, s in zip(axes[0], scales):
+        methods = {}
+        for r in table:
+            if r['scale'] == s and r['nfe'] > 0:
+                methods.setdefault(r['method'], []).append((r['nfe'], r['psnr']))
+        for method, points in methods.items():
+            points.sort()
+            ax.plot(*zip(*points), marker='o', markersize=4, label=method)
+        bicubic = [r['psnr'] for r in table if r['scale'] == s and r['nfe'] == 0]
+        if bicubic:
+            ax.axhline(bicubic[0], color='grey', linestyle='--', linewidth=0.8, label='bicubic')
+        ax.set(title=f'x{s:g}', xlabel='evaluations of f (NFE)', ylabel='PSNR (dB)', xscale='log')
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize='small')
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--model', help='bundled name, checkpoint or option YAML (default: the bundled model)')
+    parser.add_argument('--data', default=DEFAULT_DATA, help='HR folder (default: shared Set14/HR)')
+    parser.add_argument('--scales', nargs='+', default=['2', '3', '4'])
+    parser.add_argument('--settings', nargs='+', default=DEFAULT_SETTINGS)
+    parser.add_argument('--out', help='also write quality_per_cost.csv and .png here')
+    parser.add_argument('--threads', type=int, help='torch threads (default: torch\'s)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from nodesr_arch.api import load_model
+    from nodesr_arch.benchmark import Bicubic, evaluate
+    from nodesr_arch.benchmark_report import csv_text, write_atomic
+    from nodesr_arch.data.image_io import resolve_dataset
+    from nodesr_arch.data.scale_space import parse_scales
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        scales = parse_scales(args.scales)
+        dataset = resolve_dataset(args.data)
+        up = load_model(args.model)
+        if not up.is_ode:
+            raise ValueError(f'{up.name} ({type(up.net).__name__}) is one-shot: it has no solver settings')
+        trained = dict(up.net.ode_opt)
+        settings = [parse_setting(s, trained) for s in args.settings]
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    models = [(label, SolverSetting(up, ode)) for label, ode in settings] + [('bicubic', Bicubic())]
+    print(machine())
+    print(f'{up.name} on {dataset[0]} ({dataset[1]}), Meta-SR protocol, Y channel; NFE = evaluations of f per '
+          'image (mean), time = seconds per image (mean)\n')
+    rows = evaluate(models, [dataset], scales, 'metasr', progress=not args.quiet)
+    table = []
+    for (label, model), (_, ode) in zip(models, settings + [('bicubic', {})]):
+        for s in scales:
+            r = next(r for r in rows if r['model'] == label and r['scale'] == s)
+            nfe = float(np.mean(model.nfe[s])) if isinstance(model, SolverSetting) else 0.0
+            secs = float(np.mean(model.seconds[s])) if isinstance(model, SolverSetting) else 0.0
+            table.append(dict(setting=label, method=ode.get('method', 'bicubic'), scale=s, nfe=round(nfe, 2),
+                              psnr=r['psnr'], ssim=r['ssim'], seconds=round(secs, 4)))
+    head = ' | '.join(f'x{s:g} PSNR | x{s:g} NFE | x{s:g} s/img' for s in scales)
+    print(f'| setting | {head} |')
+    print('|---' * (1 + 3 * len(scales)) + '|')
+    for label, _ in models:
+        cells = []
+        for s in scales:
+            r = next(r for r in table if r['setting'] == label and r['scale'] == s)
+            nfe = f"{r['nfe']:.0f}" if r['nfe'] == round(r['nfe']) else f"{r['nfe']:.1f}"
+            cells.append(f"{r['psnr']:.2f} | {nfe} | {r['seconds']:.2f}")
+        print(f'| {label} | ' + ' | '.join(cells) + ' |')
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        fields = ['setting', 'method', 'scale', 'nfe', 'psnr', 'ssim', 'seconds']
+        write_atomic(os.path.join(args.out, 'quality_per_cost.csv'), csv_text(table, fields))
+        plot(table, scales, os.path.join(args.out, 'quality_per_cost.png'))
+        print(f"\nwrote {os.path.join(args.out, 'quality_per_cost.csv')}, "
+              f"{os.path.join(args.out, 'quality_per_cost.png')}")
+
+
+if __name__ == '__main__':
+    main()
