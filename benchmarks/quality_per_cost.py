@@ -16,7 +16,6 @@ method) or ``trained`` (the solver options the model was trained with). ``--out`
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -27,56 +26,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data', 'benchmark', 'Set14', 'HR'))
 DEFAULT_SETTINGS = ['trained', 'rk4:1', 'rk4:2', 'rk4:4', 'midpoint:1', 'midpoint:2', 'midpoint:4', 'midpoint:8',
                     'euler:1', 'euler:2', 'euler:4', 'euler:8', 'dopri5:1e-3:1e-4', 'dopri5:1e-5:1e-6']
-
-
-def parse_setting(text, trained):
-    """``(label, ode options)`` of a setting (see the module docstring); ``trained``: the model's options."""
-    from nodesr_arch.ode import ADAPTIVE_METHODS, FIXED_GRID_METHODS
-    if text == 'trained':
-        opt = {k: v for k, v in trained.items() if k in ('method', 'step_size', 'num_steps', 'rtol', 'atol')}
-        opt.setdefault('method', 'rk4')
-        opt.setdefault('rtol', 1e-3)  # explicit: an earlier setting's tolerances must not carry over
-        opt.setdefault('atol', 1e-4)
-        if opt.get('num_steps') is None:
-            opt.setdefault('step_size', 1.0)
-        how = f"num_steps {opt['num_steps']}" if opt.get('num_steps') else f"step_size {opt['step_size']:g}"
-        if opt['method'] in ADAPTIVE_METHODS:
-            how = f"rtol {opt.get('rtol', 1e-3):g} atol {opt.get('atol', 1e-4):g}"
-        return f"trained ({opt['method']}, {how})", opt
-    parts = text.split(':')
-    try:
-        if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and int(parts[1]) >= 1:
-            n = int(parts[1])
-            return f"{parts[0]}, {n} step{'s' if n > 1 else ''}", {'method': parts[0], 'num_steps': n}
-        if parts[0] in ADAPTIVE_METHODS and len(parts) == 3:
-            rtol, atol = float(parts[1]), float(parts[2])
-            return f'{parts[0]}, rtol {rtol:g} atol {atol:g}', {'method': parts[0], 'rtol': rtol, 'atol': atol}
-    except ValueError:
-        pass
-    raise ValueError(f"bad setting {text!r}: use 'trained', METHOD:STEPS for {', '.join(FIXED_GRID_METHODS)}, or "
-                     f"METHOD:RTOL:ATOL for {', '.join(ADAPTIVE_METHODS)}")
-
-
-class SolverSetting:
-    """One solver setting of a loaded NODE model as a ``nodesr benchmark`` model; records NFE and time.
-
-    Args:
-        upscaler (nodesr_arch.api.Upscaler): The loaded model (shared by all settings).
-        ode (dict): Solver options for ``net.set_ode``.
-    """
-
-    def __init__(self, upscaler, ode):
-        self.up, self.ode = upscaler, dict(ode)
-        self.net = upscaler.net  # tells the benchmark loop to pass I(s) at output size
-        self.nfe, self.seconds = {}, {}
-
-    def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, **kwargs):
-        self.up.set_ode(**self.ode)
-        start = time.perf_counter()
-        sr = self.up.super_resolve(lr, scale, out_size, **kwargs)
-        self.seconds.setdefault(scale, []).append(time.perf_counter() - start)
-        self.nfe.setdefault(scale, []).append(self.up.net.ode.nfe)
-        return sr
 
 
 def plot(table, scales, path):
@@ -122,6 +71,7 @@ def main(argv=None):
     from nodesr_arch.benchmark_report import csv_text, write_atomic
     from nodesr_arch.data.image_io import resolve_dataset
     from nodesr_arch.data.scale_space import parse_scales
+    from nodesr_arch.solver_settings import SolverSetting, parse_setting
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

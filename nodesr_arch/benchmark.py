@@ -3,7 +3,8 @@
     nodesr benchmark --model bicubic [CKPT.pth | OPT.yml | NAME=SPEC ...] --data DIR [NAME=DIR ...]
                      --scales 2 3 4 | 1.1:4.0:0.1 --protocol metasr|modcrop --out OUTDIR
                      [--lr-dir TEMPLATE ...] [--self-ensemble] [--device cpu|cuda|auto]
-                     [--jobs N] [--threads N] [--resume] [--cell psnr|psnr-ssim]
+                     [--solver trained rk4:1 rk4:2 dopri5:1e-3:1e-4 ...] [--jobs N] [--threads N] [--resume]
+                     [--cell psnr|psnr-ssim] [--max-columns N] [--no-plot]
     nodesr benchmark --merge DIR [DIR ...] --out OUTDIR
 
 Writes ``OUTDIR/results.csv`` (dataset, scale, model, psnr, ssim), ``OUTDIR/results.md`` (one table per
@@ -12,7 +13,8 @@ bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images und
 (DESIGN.md section 3), or from LR files with ``--lr-dir`` (e.g. SelfExSR pairs, or ``nodesr prepare lr``
 output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
 ``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
-YAML or bundled model name).
+YAML or bundled model name). ``--solver`` evaluates each NODE model once per solver setting (rows
+``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.solver_settings`), one-shot models once.
 
 Speed: each HR image is read once per dataset, each LR and its bicubic enlargement ``I(s)`` are made once
 per (image, scale) and shared by all models, networks run under ``torch.inference_mode``. ``--jobs N``
@@ -32,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nodesr_arch import solver_settings
 from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, merge_rows, read_csv, read_source,  # noqa: F401
                                           scale_key, unique, write_results)
 from nodesr_arch.benchmark_report import markdown as _markdown
@@ -201,6 +204,8 @@ def _job_argv(args, scales, out, threads, position):
             '--position', str(position), '--no-plot']
     if args.lr_dir:
         argv += ['--lr-dir', *args.lr_dir]
+    if args.solver:
+        argv += ['--solver', *args.solver]
     for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad)):
         if value is not None:
             argv += [flag, str(value)]
@@ -250,6 +255,9 @@ def build_parser():
                         'per --data; {name}, {s} (2, 2.5) and {scale} (float, e.g. X{scale:.2f}) are filled in')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--self-ensemble', action='store_true', help='x8 flip/transpose average')
+    parser.add_argument('--solver', nargs='+', metavar='SETTING',
+                        help="evaluate NODE models at these solver settings: 'trained', METHOD:STEPS (rk4:2, "
+                        "euler:8) or METHOD:RTOL:ATOL (dopri5:1e-3:1e-4); one row per model and setting")
     parser.add_argument('--tile', type=int, help='tile size for network evaluations (bounded memory)')
     parser.add_argument('--tile-pad', type=int, help='tile overlap (default: the receptive radius)')
     parser.add_argument('--device', default='cpu', help="cpu, cuda or auto (default: cpu)")
@@ -308,7 +316,7 @@ def main(argv=None):
             if not list_images(hr_dir):
                 raise ValueError(f'no images found in {hr_dir}')
         lr_dirs = _lr_dirs(args.lr_dir, datasets, scales)
-        models = load_models(args.model, args.device)
+        models = solver_settings.expand(load_models(args.model, args.device), args.solver)
         done, done_images = _read_run(args.out) if args.resume and os.path.isfile(
             os.path.join(args.out, 'results.csv')) else ([], [])
     except (ValueError, FileNotFoundError) as e:

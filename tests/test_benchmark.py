@@ -188,3 +188,22 @@ def test_split_scales_balances_the_ode_work():
     work = [sum(1 + np.ceil(s - 1) for s in p) for p in parts]
     assert abs(work[0] - work[1]) <= 2  # greedy (longest first): 17 vs 15 here, all on one job would be 32 vs 0
     assert benchmark.split_scales([2], 3) == [[2]]
+
+
+def test_solver_settings_one_row_each(tiny, tmp_path):
+    from nodesr_arch.solver_settings import parse_setting
+    node = save_tiny_model(str(tmp_path / 'm'), 'NODEVDSR', name='node')
+    out = str(tmp_path / 'out')
+    argv = ['--model', 'bicubic', node, '--solver', 'trained', 'rk4:1', 'euler:2', '--data', tiny, '--scales', '2',
+            '3', '--out', out, '--quiet']
+    assert benchmark.main(argv) == 0
+    psnr = {(r['model'], r['scale']): r['psnr'] for r in _rows(out)}
+    names = ['bicubic', 'node [trained (rk4, step_size 1)]', 'node [rk4, 1 step]', 'node [euler, 2 steps]']
+    assert list(dict.fromkeys(m for m, _ in psnr)) == names
+    # step_size 1 at x2 is one rk4 step; at x3 it is two, so one fixed step differs
+    assert psnr[names[1], '2'] == psnr[names[2], '2'] and psnr[names[1], '3'] != psnr[names[2], '3']
+    assert psnr[names[3], '2'] != psnr[names[2], '2']
+    assert parse_setting('dopri5:1e-5:1e-6', {})[1] == {'method': 'dopri5', 'rtol': 1e-5, 'atol': 1e-6}
+    for bad in ('rk4:0', 'rk4', 'dopri5:1e-3', 'nope:2'):
+        with pytest.raises(ValueError, match='bad solver setting'):
+            parse_setting(bad, {})
