@@ -26,12 +26,13 @@ def run(argv, is_train, prog):
         int: Exit status (0 on success; 2 for bad options; 1 when training stopped on non-finite losses).
     """
     argv = normalize_argv(list(argv))
+    sys.argv = [prog] + argv
     try:
-        read_options(argv, is_train=is_train)
+        if not {'-h', '--help'} & set(argv):  # BasicSR's parser prints the help
+            read_options(argv, is_train=is_train)
     except OptionError as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2
-    sys.argv = [prog] + argv
     root_path = os.getcwd()
     if is_train:
         from basicsr.train import train_pipeline

@@ -4,7 +4,6 @@ import csv
 import inspect
 import io
 import json
-import math
 import os
 
 import torch
@@ -12,10 +11,7 @@ import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 
-
-def border_for(scale):
-    """``crop_border: scale`` means ``ceil(s)`` pixels (DESIGN.md section 3); 1e-6 guards float error."""
-    return max(0, math.ceil(float(scale) - 1e-6))
+from nodesr_arch.metrics import crop_border_for
 
 
 def image_metrics(sr, gt, scale, grey, metric_opts):
@@ -40,7 +36,7 @@ def image_metrics(sr, gt, scale, grey, metric_opts):
         opt = dict(opt)
         opt.pop('better', None)
         if opt.get('crop_border') == 'scale':
-            opt['crop_border'] = border_for(scale)
+            opt['crop_border'] = crop_border_for(scale)  # ceil(s), DESIGN.md section 3
         if grey:
             opt['test_y_channel'] = False
         results[name] = float(calculate_metric(data, opt))
