@@ -44,16 +44,16 @@ def tiled_apply(fn, x, tile=None, pad=0, multiple=1):
     h, w = x.shape[-2:]
     if tile is None or (h <= tile and w <= tile):
         return fn(x)
-    rows = []
+    out = None
     for y0, y1 in tile_bounds(h, tile, multiple):
         wy0, wy1 = max(y0 - pad, 0), min(y1 + pad, h)
-        row = []
         for x0, x1 in tile_bounds(w, tile, multiple):
             wx0, wx1 = max(x0 - pad, 0), min(x1 + pad, w)
-            out = fn(x[..., wy0:wy1, wx0:wx1])
-            row.append(out[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0])
-        rows.append(torch.cat(row, dim=-1))
-    return torch.cat(rows, dim=-2)
+            part = fn(x[..., wy0:wy1, wx0:wx1])
+            if out is None:  # written in place: no list of tiles and no concatenated copies alive
+                out = part.new_empty(*part.shape[:-2], h, w)
+            out[..., y0:y1, x0:x1] = part[..., y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0]
+    return out
 
 
 def conv_receptive_radius(module):
