@@ -290,6 +290,9 @@ def _failing_save(obj, f, *args, **kwargs):
 def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
     path = tmp_path / 'net_g_5.pth'
     compat.atomic_torch_save({'params': {'w': torch.ones(2)}}, str(path))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
     monkeypatch.setattr(torch, 'save', _failing_save)
     with pytest.raises(OSError, match='disk full'):
         compat.atomic_torch_save({'params': {'w': torch.zeros(2)}}, str(path))
