@@ -15,6 +15,7 @@ def parse_setting(text, trained):
 
     Args:
         text (str): ``METHOD:STEPS`` (a fixed-grid method with ``num_steps`` STEPS, e.g. ``rk4:2``),
+            ``METHOD:hSIZE`` (a fixed-grid method with ``step_size`` SIZE in scale units, e.g. ``rk4:h1``),
             ``METHOD:RTOL:ATOL`` (an adaptive method, e.g. ``dopri5:1e-3:1e-4``) or ``trained`` (the
             solver options the model was built with).
         trained (dict): The model's own ``ode`` options.
@@ -36,6 +37,9 @@ def parse_setting(text, trained):
         return f"trained ({opt['method']}, {how})", opt
     parts = text.split(':')
     try:
+        if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and parts[1].startswith('h') and float(parts[1][1:]) > 0:
+            h = float(parts[1][1:])
+            return f'{parts[0]}, step_size {h:g}', {'method': parts[0], 'step_size': h}
         if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and int(parts[1]) >= 1:
             n = int(parts[1])
             return f"{parts[0]}, {n} step{'s' if n > 1 else ''}", {'method': parts[0], 'num_steps': n}
@@ -44,7 +48,7 @@ def parse_setting(text, trained):
             return f'{parts[0]}, rtol {rtol:g} atol {atol:g}', {'method': parts[0], 'rtol': rtol, 'atol': atol}
     except ValueError:
         pass
-    raise ValueError(f"bad solver setting {text!r}: use 'trained', METHOD:STEPS for {', '.join(FIXED_GRID_METHODS)}"
+    raise ValueError(f"bad solver setting {text!r}: use 'trained', METHOD:STEPS or METHOD:hSTEP_SIZE for {', '.join(FIXED_GRID_METHODS)}"
                      f", or METHOD:RTOL:ATOL for {', '.join(ADAPTIVE_METHODS)}")
 
 

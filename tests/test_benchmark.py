@@ -204,6 +204,7 @@ def test_solver_settings_one_row_each(tiny, tmp_path):
     assert psnr[names[1], '2'] == psnr[names[2], '2'] and psnr[names[1], '3'] != psnr[names[2], '3']
     assert psnr[names[3], '2'] != psnr[names[2], '2']
     assert parse_setting('dopri5:1e-5:1e-6', {})[1] == {'method': 'dopri5', 'rtol': 1e-5, 'atol': 1e-6}
-    for bad in ('rk4:0', 'rk4', 'dopri5:1e-3', 'nope:2'):
+    assert parse_setting('rk4:h0.5', {}) == ('rk4, step_size 0.5', {'method': 'rk4', 'step_size': 0.5})
+    for bad in ('rk4:0', 'rk4', 'dopri5:1e-3', 'nope:2', 'rk4:h0', 'rk4:hx'):
         with pytest.raises(ValueError, match='bad solver setting'):
             parse_setting(bad, {})
