@@ -223,7 +223,8 @@ class Upscaler:
 
     def __init__(self, net, device='cpu', ode=None, name='model', opt=None):
         self.device = resolve_device(device)
-        self.net = net.to(self.device).eval()
+        # channels_last + inference_mode: 1.7x faster on CPU (docs/benchmarks.md, section 5)
+        self.net = net.to(self.device, memory_format=torch.channels_last).eval()
         self.name = name
         self.opt = dict(opt or {})
         self.channels = int(self.opt.get('num_in_ch', 3))
@@ -256,7 +257,7 @@ class Upscaler:
             return
         self.net.set_tiling(tile, tile_pad)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
         """x: (B, C, h, w) float tensor of image channels (any C); returns (B, C, H, W) or (K, B, C, H, W)."""
         b, c = x.shape[:2]
@@ -332,7 +333,7 @@ class Upscaler:
 
         def back(y):
             if is_numpy:
-                return y[0].cpu().numpy().transpose(1, 2, 0).astype(np.float32)
+                return np.ascontiguousarray(y[0].cpu().numpy().transpose(1, 2, 0), dtype=np.float32)
             return (y if lr.ndim == 4 else y[0]).to(lr.device)
 
         if t_eval is None:
@@ -392,7 +393,7 @@ def _to_tensor(img):
         x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
 
         def restore(y):
-            y = y[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0)
+            y = np.ascontiguousarray(y[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0))
             y = np.round(y * peak).astype(dtype) if peak != 1 else y.astype(dtype)
             return y[..., 0] if ndim == 2 else y
 
