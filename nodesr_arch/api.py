@@ -245,17 +245,11 @@ class Upscaler:
 
     def set_tiling(self, tile, tile_pad=None):
         """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
-        if tile is not None:
-            tile = _positive_int(tile, 'tile')
-            if tile_pad is not None:
-                if isinstance(tile_pad, bool) or not isinstance(tile_pad, (int, np.integer)) or tile_pad < 0:
-                    raise ValueError(f'tile_pad must be an integer >= 0, got {tile_pad!r}')
-                tile_pad = int(tile_pad)
         if not hasattr(self.net, 'set_tiling'):
             if tile is not None:
                 raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
             return
-        self.net.set_tiling(tile, tile_pad)
+        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.node_util.check_tiling)
 
     @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
