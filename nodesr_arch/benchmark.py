@@ -35,15 +35,12 @@ import torch
 from tqdm import tqdm
 
 from nodesr_arch import solver_settings
-from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, merge_rows, read_csv, read_source,  # noqa: F401
-                                          scale_key, unique, write_results)
-from nodesr_arch.benchmark_report import markdown as _markdown
+from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
+                                          read_source, scale_key, unique, write_results)
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
 from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
 from nodesr_arch.metrics import psnr_ssim
-
-markdown = _markdown  # kept importable from here
 
 
 class Bicubic:
@@ -188,11 +185,14 @@ def split_scales(scales, jobs):
     The work of a scale is taken as ``1 + ceil(s - 1)``: one-shot models cost one evaluation, NODE
     models one rk4 step per unit of scale (``step_size: 1.0``).
     """
+    def work(s):
+        return 1 + math.ceil(s - 1 - 1e-9)
+
     loads, parts = [0.0] * jobs, [[] for _ in range(jobs)]
-    for s in sorted(scales, key=lambda s: -(1 + math.ceil(s - 1 - 1e-9))):
+    for s in sorted(scales, key=lambda s: -work(s)):
         k = loads.index(min(loads))
         parts[k].append(s)
-        loads[k] += 1 + math.ceil(s - 1 - 1e-9)
+        loads[k] += work(s)
     order = {scale_key(s): n for n, s in enumerate(scales)}
     return [sorted(p, key=lambda s: order[scale_key(s)]) for p in parts if p]
 
