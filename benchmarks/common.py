@@ -1,4 +1,5 @@
 """Shared helpers of the benchmark scripts: machine description, timing and peak-memory measurement."""
+import json
 import os
 import platform
 import resource
@@ -41,7 +42,7 @@ def peak_rss_mb():
 
 
 def run_isolated(module_args, env=None):
-    """Run ``python <module_args>`` in a fresh process (own peak RSS) and return its stdout."""
+    """Run ``python <module_args>`` in a fresh process (own peak RSS); return the JSON its last stdout line holds."""
     out = subprocess.run([sys.executable] + module_args, check=True, capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
-    return out.stdout
+    return json.loads(out.stdout.strip().splitlines()[-1])

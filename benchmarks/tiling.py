@@ -108,7 +108,7 @@ def main():
                        str(args.steps), '--tile', str(args.tile), '--save', os.path.join(tmp, mode + '.npy')]
                 cmd += ['--tile-pad', str(args.tile_pad)] if args.tile_pad is not None else []
                 cmd += ['--threads', str(args.threads)] if args.threads else []
-                runs[mode].append(json.loads(run_isolated(cmd).strip().splitlines()[-1]))
+                runs[mode].append(run_isolated(cmd))
         diff = float(np.abs(np.load(os.path.join(tmp, 'untiled.npy')) - np.load(os.path.join(tmp, 'tiled.npy'))).max())
     best = {mode: min(rs, key=lambda r: r['seconds']) for mode, rs in runs.items()}
     peak = {mode: max(r['peak_mb'] for r in rs) for mode, rs in runs.items()}

@@ -66,9 +66,8 @@ def main():
     rows = []
     for mode in MODES:
         cmd = [os.path.abspath(__file__), '--mode', mode, '--patch', str(args.patch), '--batch', str(args.batch)]
-        row = json.loads(run_isolated(cmd + ['--steps', str(args.steps)]).strip().splitlines()[-1])
+        row = run_isolated(cmd + ['--steps', str(args.steps)])
         live = run_isolated(cmd + ['--steps', '1'], env={'MALLOC_MMAP_THRESHOLD_': '65536'})
-        live = json.loads(live.strip().splitlines()[-1])
         row['live_mb'], row['live_step_s'] = live['peak_mb'], live['step_s']
         rows.append(row)
     direct = rows[0]
