@@ -93,6 +93,9 @@ def write_train_yml(tmp_path, **changes):
     ({'model_type': 'NoSuchModel'}, 'model_type'),
     ({'train:max_nonfinite': 0}, 'train:max_nonfinite'),
     ({'val:tile': -4}, 'val:tile'),
+    ({'model_type': 'SRModel'}, 'network_g:type'),  # NODEVDSR needs the scale SRModel does not feed
+    ({'model_type': 'SRModel', 'network_g': {'type': 'VDSR', 'num_feat': 4, 'num_layer': 3}}, 'datasets:train:type'),
+    ({'scale': 4}, 'scale'),  # BasicSR would copy it over val_1's x2 and the training scale range
 ])
 def test_wrong_option_stops_before_writing(tmp_path, monkeypatch, capsys, changes, key):
     path = write_train_yml(tmp_path, **changes)
@@ -121,3 +124,27 @@ def test_test_command_checks_options(tmp_path, monkeypatch, capsys):
     assert nodesr_test.main(['-opt', path]) == 2
     assert 'path:pretrain_network_g' in capsys.readouterr().err
     assert not (tmp_path / 'results').exists()
+
+
+def test_scale_rules_name_the_sets_and_the_model(tmp_path, monkeypatch):
+    from nodesr_arch.models.option_check import OptionError
+    monkeypatch.chdir(tmp_path)
+    opt = load(write_train_yml(tmp_path, scale=2.0))
+    with pytest.raises(OptionError, match=r'would override datasets:train \(scale_range \[1\.1, 4\.0\]\);'):
+        check_options(opt)
+    del opt['datasets']['train']['scale_range']
+    opt['datasets']['train']['scale'] = 2.0
+    check_options(opt)  # the top-level scale changes no set: accepted
+    opt['datasets']['val_1']['scale'] = 3.0
+    with pytest.raises(OptionError, match=r'override datasets:val_1 \(scale 3\.0\)'):
+        check_options(opt)
+    # crop_border: scale is NODESRModel's: under SRModel with a stock network and dataset it is refused
+    opt = load(write_train_yml(tmp_path))
+    opt.update(model_type='SRModel', network_g={'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'upscale': 2})
+    opt['datasets'] = {'val_1': {'name': 'v', 'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'dataroot_lq': 'hr',
+                                 'io_backend': {'type': 'disk'}}}
+    with pytest.raises(OptionError, match="val:metrics:psnr:crop_border: 'scale'.*NODESRModel"):
+        check_options(opt, is_train=False)
+    for metric in opt['val']['metrics'].values():
+        metric['crop_border'] = 2
+    check_options(opt, is_train=False)

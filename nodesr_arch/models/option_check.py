@@ -5,6 +5,7 @@ with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a
 experiment folders were made.
 """
 import argparse
+import inspect
 import numbers
 import os
 
@@ -91,16 +92,36 @@ def _check_paths(key, value, must_be_dir=True):
 
 
 def _check_network(key, net_opt):
+    """Check that BasicSR can build ``net_opt``; returns the architecture class.
+
+    The arguments are bound to the constructor's signature first (a clear message for a wrong key), then
+    the network is built on the meta device (no weights allocated); an architecture whose constructor
+    cannot run there (SwinIR, ECBSR) is built for real on the CPU instead, so the check only rejects what
+    BasicSR's ``build_network`` cannot build either.
+    """
     if not isinstance(net_opt, dict) or 'type' not in net_opt:
         raise OptionError(f'{key}: must be a mapping with a "type"')
     if net_opt['type'] not in ARCH_REGISTRY:
         raise OptionError(f"{key}:type: unknown architecture '{net_opt['type']}' (not in BasicSR's ARCH_REGISTRY)")
+    cls = ARCH_REGISTRY.get(net_opt['type'])
     kwargs = {k: v for k, v in net_opt.items() if k != 'type'}
     try:
-        with torch.device('meta'):  # checks the arguments without allocating the weights
-            ARCH_REGISTRY.get(net_opt['type'])(**kwargs)
-    except (TypeError, ValueError, KeyError) as e:
-        raise OptionError(f'{key}: {e}') from None
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as e:
+        raise OptionError(f"{key}: {net_opt['type']}: {e}") from None
+    except ValueError:  # no signature to read (a C extension): the builds below tell
+        pass
+    try:
+        with torch.device('meta'):
+            cls(**kwargs)
+        return cls
+    except Exception:  # noqa: BLE001  (the real build below decides)
+        pass
+    try:
+        cls(**kwargs)
+    except Exception as e:  # noqa: BLE001  (any failure of BasicSR's own build_network is the message)
+        raise OptionError(f"{key}: BasicSR cannot build {net_opt['type']}: {type(e).__name__}: {e}") from None
+    return cls
 
 
 def _check_dataset(phase, d, is_train, check_paths=True):
@@ -183,6 +204,44 @@ def _check_val(opt, is_train):
             raise OptionError(f"val:metrics:{name}:crop_border: must be an integer >= 0 or 'scale', got {cb!r}")
 
 
+def _check_scale_feeding(opt, model_cls, arch_cls):
+    """NODE-SR's scale-aware parts need a model that feeds the scale: :class:`NODESRModel` (or a subclass)."""
+    from nodesr_arch.models.nodesr_model import NODESRModel
+    if issubclass(model_cls, NODESRModel):
+        return
+    model_type = opt.get('model_type', 'SRModel')
+    hint = 'use model_type: NODESRModel'
+    if getattr(arch_cls, 'takes_scale', False):
+        raise OptionError(f"network_g:type: {opt['network_g']['type']} takes the scale (forward(x, scale)), which "
+                          f'{model_type} does not feed; {hint}')
+    for phase, d in opt['datasets'].items():
+        if d.get('type') == 'ContinuousScalePairedDataset':
+            raise OptionError(f'datasets:{phase}:type: ContinuousScalePairedDataset gives lq at output size with a '
+                              f'per-sample scale, which {model_type} ignores; {hint}')
+    for name, m in ((opt.get('val') or {}).get('metrics') or {}).items():
+        if isinstance(m, dict) and m.get('crop_border') == 'scale':
+            raise OptionError(f"val:metrics:{name}:crop_border: 'scale' (ceil of each image's scale) is a "
+                              f'NODESRModel option, {model_type} would pass it to the metric as is; {hint} or give '
+                              'an integer')
+
+
+def _check_top_level_scale(opt, model_cls):
+    """BasicSR copies a top-level ``scale`` into every dataset: refuse it where it would change a set's scale."""
+    from nodesr_arch.models.nodesr_model import NODESRModel
+    if 'scale' not in opt or not issubclass(model_cls, NODESRModel):
+        return
+    changed = []
+    for phase, d in opt['datasets'].items():
+        if d.get('scale_range') is not None:
+            changed.append(f"datasets:{phase} (scale_range {list(d['scale_range'])})")
+        elif d.get('scale') is not None and d['scale'] != opt['scale']:
+            changed.append(f"datasets:{phase} (scale {d['scale']})")
+    if changed:
+        raise OptionError(f"scale: {opt['scale']} at the top level: BasicSR copies it into every dataset, so it "
+                          f"would override {', '.join(changed)}; remove it (NODESRModel takes each set's own "
+                          'scale)')
+
+
 def check_options(opt, is_train=True, check_paths=True):
     """Check the options BasicSR would otherwise trip over after making the experiment folders.
 
@@ -198,7 +257,8 @@ def check_options(opt, is_train=True, check_paths=True):
         raise OptionError('name: missing (the experiment name)')
     model_type = opt.get('model_type', 'SRModel')
     if model_type not in MODEL_REGISTRY:
-        raise OptionError(f"model_type: unknown model '{model_type}' (not in BasicSR's MODEL_REGISTRY)")
+        raise OptionError(f"model_type: unknown model '{model_type}' (not in BasicSR's MODEL_REGISTRY; a model of "
+                          "another package, e.g. Real-ESRGAN's, registers when that package is imported)")
     num_gpu = opt.get('num_gpu')
     if num_gpu != 'auto' and (not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0):
         raise OptionError(f"num_gpu: must be an integer >= 0 or 'auto', got {num_gpu!r}")
@@ -206,12 +266,15 @@ def check_options(opt, is_train=True, check_paths=True):
         raise OptionError(f'num_gpu: {num_gpu} but no CUDA GPU is available; use num_gpu: 0 to run on the CPU')
     if 'scale' in opt:
         _check_scale('scale', opt['scale'])
-    _check_network('network_g', opt.get('network_g'))
+    arch_cls = _check_network('network_g', opt.get('network_g'))
     datasets = opt.get('datasets')
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('datasets: missing')
     for phase, d in datasets.items():
         _check_dataset(phase, d, is_train, check_paths)
+    model_cls = MODEL_REGISTRY.get(model_type)
+    _check_scale_feeding(opt, model_cls, arch_cls)
+    _check_top_level_scale(opt, model_cls)
     if not isinstance(opt.get('path'), dict):
         raise OptionError('path: missing (a mapping, e.g. {pretrain_network_g: ~, resume_state: ~})')
     for k, v in opt['path'].items():
