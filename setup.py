@@ -3,8 +3,12 @@
 import os
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
 
 here = os.path.dirname(os.path.abspath(__file__))
+# Start-up file that installs nodesr_arch_hook (nodesr_arch_compat's fixes on BasicSR's import) (BasicSR's own entry points then work):
+# it goes to the root of site-packages, for wheel and editable installs alike.
+HOOK_PTH = 'nodesr_arch_hook.pth'
 
 
 def get_version():
@@ -12,6 +16,35 @@ def get_version():
     with open(os.path.join(here, 'nodesr_arch', 'version.py')) as f:
         exec(f.read(), scope)
     return scope['__version__']
+
+
+class BuildPyWithHook(build_py):
+    """``build_py`` that also puts the start-up ``.pth`` at the root of the wheel."""
+
+    def run(self):
+        super().run()
+        self.copy_file(os.path.join(here, HOOK_PTH), os.path.join(self.build_lib, HOOK_PTH))
+
+    def get_outputs(self, include_bytecode=True):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, HOOK_PTH)]
+
+
+def commands():
+    """``build_py`` and ``editable_wheel`` (``pip install -e .``, setuptools >= 64) that install the ``.pth``."""
+    cmdclass = {'build_py': BuildPyWithHook}
+    try:
+        from setuptools.command.editable_wheel import editable_wheel
+    except ImportError:
+        return cmdclass
+
+    class EditableWheelWithHook(editable_wheel):
+
+        def _install_namespaces(self, installation_dir, pth_prefix):  # its one step that writes the wheel's root
+            super()._install_namespaces(installation_dir, pth_prefix)
+            self.copy_file(os.path.join(here, HOOK_PTH), os.path.join(installation_dir, HOOK_PTH))
+
+    cmdclass['editable_wheel'] = EditableWheelWithHook
+    return cmdclass
 
 
 setup(
@@ -23,6 +56,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['nodesr_arch', 'nodesr_arch.*']),
+    py_modules=['nodesr_arch_compat', 'nodesr_arch_hook'],
+    cmdclass=commands(),
     package_data={'nodesr_arch': ['weights/*.pth', 'weights/*.yml', 'weights/*.md']},
     include_package_data=True,
     install_requires=[
@@ -39,7 +74,7 @@ setup(
         'scikit-image',
         'matplotlib',
         'Pillow',
-        'setuptools',  # BasicSR imports distutils, gone from Python >= 3.12 (compat fix 2)
+        'setuptools',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
     ],
     extras_require={'test': ['pytest>=7', 'pytest-timeout']},
     entry_points={'console_scripts': ['nodesr=nodesr_arch.cli:main']},

@@ -9,7 +9,7 @@ import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
-from nodesr_arch.compat import normalize_argv
+from nodesr_arch_compat import normalize_argv
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
 

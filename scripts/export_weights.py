@@ -14,7 +14,7 @@ import yaml
 
 import nodesr_arch  # noqa: F401  (applies the BasicSR compatibility fixes)
 from basicsr.archs import build_network
-from nodesr_arch.compat import atomic_torch_save
+from nodesr_arch.models.checkpoint import atomic_torch_save
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'nodesr_arch', 'weights')
 

@@ -1,4 +1,4 @@
-"""Each BasicSR compatibility fix (nodesr_arch/compat.py) on the path that breaks without it.
+"""Each BasicSR compatibility fix (nodesr_arch_compat.py) on the path that breaks without it.
 
 Where the broken path can run in this process, the test runs BasicSR's original function
 (``compat.original``) and shows it fail, then the patched one and shows it work.
@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,19 +16,20 @@ from helpers import one_thread_fixture
 import nodesr_arch  # noqa: F401,I001  (applies the fixes)
 import basicsr.train as bt
 import basicsr.utils.dist_util as du
+import basicsr.utils.misc as misc
+import nodesr_arch_compat as compat
 from basicsr.models.base_model import BaseModel
-from basicsr.models.sr_model import SRModel
 from basicsr.utils import options as bo
-from nodesr_arch import compat
 from torch import nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
+from torch.nn.parallel import DistributedDataParallel
 
 one_thread = one_thread_fixture()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_python(code, env=None, cwd=None):
-    full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''), **(env or {}))
+    full_env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    full_env.update(env or {})
     return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
                           env=full_env, cwd=cwd or ROOT, timeout=120)
 
@@ -38,7 +38,7 @@ def run_python(code, env=None, cwd=None):
 
 
 def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
-    plain = run_python('import basicsr')
+    plain = run_python('import basicsr', env={'NODESR_ARCH_HOOK': '0'})  # without the start-up hook
     assert plain.returncode != 0 and 'functional_tensor' in plain.stderr  # the upstream breakage is real
     fixed = run_python("""
         import nodesr_arch
@@ -46,7 +46,7 @@ def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
         from basicsr.archs import build_network
         from torchvision.transforms.functional_tensor import rgb_to_grayscale
         print(build_network({'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 2}).__class__.__name__)
-    """)
+    """, env={'NODESR_ARCH_HOOK': '0'})
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.strip().endswith('NODEVDSR')
 
@@ -74,8 +74,8 @@ def test_distutils_comes_from_setuptools_which_is_a_dependency():
                 if name == 'distutils' and 'setuptools' not in sys.modules:
                     raise ImportError('no distutils (Python 3.12)')
         sys.meta_path.insert(0, HideStdlibDistutils())
-        from nodesr_arch import compat
-        compat.fix_distutils()
+        import nodesr_arch_compat
+        nodesr_arch_compat.fix_distutils()
         import distutils.version
         print(distutils.version.__file__)
     """)
@@ -116,7 +116,7 @@ def test_auto_resume_on_cpu_from_another_cwd(tmp_path, monkeypatch):
     original = compat.original(bt, 'load_resume_state')
     assert original(train_opt(str(root))) is None  # looks in ./experiments: finds nothing
     opt = train_opt(str(root))
-    state = bt.load_resume_state(opt)
+    state = compat.load_resume_state(opt)
     assert state['iter'] == 20
     assert opt['path']['resume_state'] == str(root / 'experiments' / 'exp' / 'training_states' / '20.state')
     assert opt['path']['pretrain_network_g'].endswith(os.path.join('models', 'net_g_20.pth'))
@@ -128,25 +128,46 @@ def test_resume_state_loads_on_cpu(tmp_path):
     opt = train_opt(str(tmp_path), auto_resume=False, resume_state=os.path.join(exp, 'training_states', '5.state'))
     with pytest.raises((AssertionError, RuntimeError)):  # torch.cuda.current_device() without CUDA
         compat.original(bt, 'load_resume_state')(dict(opt, path=dict(opt['path'])))
-    assert bt.load_resume_state(opt)['iter'] == 5
+    assert compat.load_resume_state(opt)['iter'] == 5
     opt['path']['resume_state'] = os.path.join(exp, 'training_states', '99.state')
     with pytest.raises(FileNotFoundError, match='99.state'):
-        bt.load_resume_state(opt)
+        compat.load_resume_state(opt)
+
+
+def train_namespace():
+    """The globals BasicSR's train.py binds, fixed as ``parse_options`` fixes them in ``train_pipeline``'s."""
+    namespace = {'__name__': 'train_copy', 'load_resume_state': compat.original(bt, 'load_resume_state'),
+                 'make_exp_dirs': misc.make_exp_dirs, 'mkdir_and_rename': misc.mkdir_and_rename}
+    compat.fix_train_namespace(namespace)
+    return namespace
+
+
+def test_train_namespace_is_fixed_when_train_pipeline_parses_options(tmp_path):
+    namespace = train_namespace()
+    assert namespace['load_resume_state'] is compat.load_resume_state
+    assert namespace['make_exp_dirs'] is not misc.make_exp_dirs
+    compat.fix_train_namespace(namespace)  # once only
+    assert namespace['make_exp_dirs'].__wrapped__.__wrapped__ is misc.make_exp_dirs
+    # BasicSR's train.py, as a module or run as __main__, is recognised; other callers are left alone
+    assert compat._is_basicsr_train(vars(bt))
+    assert compat._is_basicsr_train({'__file__': bt.__file__, 'train_pipeline': None})
+    assert not compat._is_basicsr_train({'__file__': str(tmp_path / 'train.py'), 'train_pipeline': None})
 
 
 def test_auto_resume_never_archives(tmp_path):
+    ns = train_namespace()
     exp = experiment(str(tmp_path), iters=())  # crashed before the first training state
     opt = train_opt(str(tmp_path))
-    assert bt.load_resume_state(opt) is None
-    bt.make_exp_dirs(opt)  # what basicsr.train does when there is no state
-    bt.mkdir_and_rename(os.path.join(str(tmp_path), 'tb_logger', 'exp'))
+    assert ns['load_resume_state'](opt) is None
+    ns['make_exp_dirs'](opt)  # what basicsr.train does when there is no state
+    ns['mkdir_and_rename'](os.path.join(str(tmp_path), 'tb_logger', 'exp'))
     assert sorted(os.listdir(os.path.join(str(tmp_path), 'experiments'))) == ['exp']
     assert os.path.isfile(os.path.join(exp, 'train.log'))
     assert os.path.isdir(os.path.join(exp, 'visualization'))
     # without --auto_resume BasicSR's behaviour stays: an existing folder is archived
     opt = train_opt(str(tmp_path), auto_resume=False)
-    assert bt.load_resume_state(opt) is None
-    bt.make_exp_dirs(opt)
+    assert ns['load_resume_state'](opt) is None
+    ns['make_exp_dirs'](opt)
     names = os.listdir(os.path.join(str(tmp_path), 'experiments'))
     assert 'exp' in names and any(n.startswith('exp_archived_') for n in names)
 
@@ -210,7 +231,7 @@ def test_local_rank_dash_is_normalised(tmp_path, monkeypatch):
         ['t.py', '--local_rank=1', '--local_rank', '2', '-opt', 'x.yml']
     opt_file = tmp_path / 'opt.yml'
     opt_file.write_text(yaml.safe_dump({'name': 'debug_t', 'model_type': 'SRModel', 'num_gpu': 0, 'manual_seed': 1,
-                                        'datasets': {}, 'network_g': {'type': 'VDSR'}, 'path': {}}))
+                                        'datasets': {}, 'network_g': {'type': 'EDSR'}, 'path': {}}))
     argv = ['train.py', '-opt', str(opt_file), '--local-rank=0']
     monkeypatch.setattr(sys, 'argv', list(argv))
     with pytest.raises(SystemExit):  # argparse: unrecognized arguments: --local-rank=0
@@ -220,109 +241,14 @@ def test_local_rank_dash_is_normalised(tmp_path, monkeypatch):
     assert args.local_rank == 0 and opt['name'] == 'debug_t' and not opt['dist']
 
 
-# ---- fix 5: validation runs the bare network (BasicSR#477) -------------------------------------------------
-
-
-class _WrapperMustNotRun(DataParallel):
-
-    def forward(self, *args, **kwargs):
-        raise AssertionError('validation ran the DDP/DP wrapper')
-
-
-def test_srmodel_test_uses_the_bare_network():
-    model = SRModel.__new__(SRModel)  # only the attributes test() uses
-    bare = nn.Conv2d(3, 3, 3, padding=1)
-    model.net_g = _WrapperMustNotRun(bare)
-    model.opt = {'num_gpu': 0, 'dist': False}
-    model.lq = torch.rand(1, 3, 8, 8)
-    with pytest.raises(AssertionError, match='wrapper'):
-        compat.original(SRModel, 'test')(model)
-    SRModel.test(model)
-    assert torch.allclose(model.output, bare(model.lq))
-    assert bare.training  # back in training mode afterwards
-    model.net_g_ema = _WrapperMustNotRun(bare)
-    SRModel.test(model)
-
-
-# ---- fix 6: weights-only loading of training states; atomic saves ------------------------------------------
-
-
-def _state_model(tmp_path):
-    from basicsr.models.lr_scheduler import MultiStepRestartLR
-    model = BaseModel.__new__(BaseModel)
-    net = nn.Conv2d(3, 3, 3)
-    opt = torch.optim.Adam(net.parameters(), lr=np.float64(1e-4), betas=(0.9, 0.999))
-    net(torch.rand(1, 3, 5, 5)).mean().backward()
-    opt.step()
-    model.optimizers = [opt]
-    model.schedulers = [MultiStepRestartLR(opt, milestones=[np.int64(10)], gamma=np.float64(0.5))]
-    model.opt = {'rank': 0, 'path': {'training_states': str(tmp_path), 'models': str(tmp_path)}}
-    model.get_bare_model = lambda net: net
-    return model, net
-
-
-def test_training_state_with_numpy_scalars_loads_weights_only(tmp_path):
-    model, _ = _state_model(tmp_path)
-    compat.original(BaseModel, 'save_training_state')(model, 0, 7)
-    with pytest.raises(Exception, match='[Ww]eights only'):
-        torch.load(tmp_path / '7.state', weights_only=True)
-    BaseModel.save_training_state(model, 0, 8)
-    state = torch.load(tmp_path / '8.state', weights_only=True)
-    assert state['iter'] == 8 and state['schedulers'][0]['gamma'] == 0.5
-    assert state['optimizers'][0]['param_groups'][0]['lr'] == pytest.approx(1e-4)
-
-
-def test_to_python_numbers_keeps_structure():
-    from collections import Counter, OrderedDict
-    value = compat.to_python_numbers(OrderedDict(a=np.float32(1.5), b=[np.int64(2), (np.bool_(True), )],
-                                                 c=Counter({np.int64(3): 1}), d=np.arange(2), t=torch.ones(1)))
-    assert type(value) is OrderedDict and type(value['a']) is float and type(value['b'][0]) is int
-    assert value['b'][1] == (True, ) and type(value['b'][1][0]) is bool
-    assert value['c'] == Counter({3: 1}) and type(next(iter(value['c']))) is int
-    assert value['d'] == [0, 1] and isinstance(value['t'], torch.Tensor)
-
-
-def _failing_save(obj, f, *args, **kwargs):
-    f.write(b'partial bytes')
-    raise OSError('disk full')
-
-
-def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
-    path = tmp_path / 'net_g_5.pth'
-    compat.atomic_torch_save({'params': {'w': torch.ones(2)}}, str(path))
-    umask = os.umask(0)
-    os.umask(umask)
-    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
-    monkeypatch.setattr(torch, 'save', _failing_save)
-    with pytest.raises(OSError, match='disk full'):
-        compat.atomic_torch_save({'params': {'w': torch.zeros(2)}}, str(path))
-    monkeypatch.undo()
-    assert os.listdir(tmp_path) == ['net_g_5.pth']  # no temporary left over
-    assert torch.equal(torch.load(path, weights_only=True)['params']['w'], torch.ones(2))  # old file intact
-
-
-def test_patched_savers_are_atomic(tmp_path, monkeypatch):
-    model, net = _state_model(tmp_path)
-    monkeypatch.setattr(torch, 'save', _failing_save)
-    with pytest.raises(OSError):
-        BaseModel.save_training_state(model, 0, 3)
-    with pytest.raises(OSError):
-        BaseModel.save_network(model, net, 'net_g', 3)
-    assert os.listdir(tmp_path) == []
-    monkeypatch.undo()
-    BaseModel.save_network(model, DataParallel(net), 'net_g', -1)
-    params = torch.load(tmp_path / 'net_g_latest.pth', weights_only=True)['params']
-    assert set(params) == {'weight', 'bias'}  # no 'module.' prefix
-
-
-# ---- fix 7: a list of dataroot_gt roots ---------------------------------------------------------------------
+# ---- fix 5: a list of dataroot_gt roots ---------------------------------------------------------------------
 
 
 def test_parse_options_accepts_a_list_of_dataroots(tmp_path, monkeypatch):
-    dataset = {'name': 'train', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': ['~/BSD200', 'datasets/T91']}
+    dataset = {'name': 'train', 'type': 'PairedImageDataset', 'dataroot_gt': ['~/BSD200', 'datasets/T91']}
     opt_file = tmp_path / 'opt.yml'
     opt_file.write_text(yaml.safe_dump({'name': 'debug_t', 'model_type': 'SRModel', 'num_gpu': 0, 'manual_seed': 1,
-                                        'datasets': {'train': dataset}, 'network_g': {'type': 'VDSR'}, 'path': {}}))
+                                        'datasets': {'train': dataset}, 'network_g': {'type': 'EDSR'}, 'path': {}}))
     monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', str(opt_file)])
     monkeypatch.setattr(bo, 'osp', compat.original(bo, 'osp'))
     with pytest.raises(TypeError):  # os.path.expanduser(list)

@@ -1,6 +1,7 @@
 """NODESRModel: BasicSR's SRModel for networks that take a scale, at any real scale."""
 import glob
 import os
+import time
 from collections import OrderedDict
 from os import path as osp
 
@@ -8,12 +9,13 @@ import torch
 import torch.distributed as dist
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
-from basicsr.utils.dist_util import get_dist_info
+from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from nodesr_arch.inference import enlarge_to, output_size, run_network, self_ensemble
+from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
                                          trajectory_strip, write_summary)
 
@@ -46,6 +48,10 @@ class NODESRModel(SRModel):
       ``trajectory`` (``true``/``false`` or ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the
       first image of each set, to TensorBoard as ``trajectory/<set>`` and to ``visualization/trajectory``). In test runs (``nodesr test``) a
       ``metrics.json`` and ``metrics.csv`` summary is written to the results folder.
+    - Checkpoints (``params``, and ``params_ema`` with EMA, as BasicSR's) and training states are written
+      atomically (temporary file, then rename), so a kill never leaves a truncated file; training states
+      hold plain Python numbers, so they load with ``torch.load(..., weights_only=True)``. A save that still
+      fails after 3 tries raises instead of being skipped.
 
     Args:
         opt (dict): BasicSR options.
@@ -184,6 +190,55 @@ class NODESRModel(SRModel):
                 f'training stopped at iter {current_iter}: {self.nonfinite_count} non-finite losses or gradients '
                 f'in a row (train:max_nonfinite = {self.max_nonfinite}). Nothing was saved after the last good '
                 f'step; last checkpoint: {last}. Lower the learning rate or set train:grad_clip.')
+
+    # ----------------------------------------------------------- checkpoints
+    def _save(self, obj, path, what):
+        for attempt in range(3):
+            try:
+                atomic_torch_save(obj, path)
+                return
+            except OSError as e:
+                if attempt == 2:
+                    raise
+                get_root_logger().warning(f'Save {what} error: {e}, remaining retry times: {2 - attempt}')
+                time.sleep(1)
+
+    @master_only
+    def save_network(self, net, net_label, current_iter, param_key='params'):
+        """Save networks as BasicSR does (``{net_label}_{iter}.pth`` holding ``param_key``), atomically.
+
+        Args:
+            net (nn.Module | list[nn.Module]): Network(s) to be saved.
+            net_label (str): Network label.
+            current_iter (int): Current iteration (-1: ``latest``).
+            param_key (str | list[str]): The parameter key(s), e.g. ``['params', 'params_ema']``.
+        """
+        if current_iter == -1:
+            current_iter = 'latest'
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        if len(nets) != len(keys):
+            raise ValueError('save_network: the lengths of net and param_key differ')
+        save_dict = {}
+        for net_, key_ in zip(nets, keys):
+            state_dict = self.get_bare_model(net_).state_dict()
+            save_dict[key_] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
+        self._save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'), 'model')
+
+    @master_only
+    def save_training_state(self, epoch, current_iter):
+        """Save ``{iter}.state`` for resuming, atomically and in plain Python numbers.
+
+        Args:
+            epoch (int): Current epoch.
+            current_iter (int): Current iteration (-1: nothing is saved, as in BasicSR).
+        """
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers]}
+        path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
+        self._save(to_python_numbers(state), path, 'training state')
 
     # ------------------------------------------------------------- inference
     def _eval_net(self):

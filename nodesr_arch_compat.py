@@ -1,0 +1,435 @@
+"""BasicSR 1.4.2 on today's torch, torchvision and Python: the global fixes it cannot run without, and the
+import hook that applies them and registers NODE-SR on demand.
+
+``nodesr_arch_hook`` (installed by ``nodesr_arch_hook.pth`` at interpreter start-up) calls
+:func:`before_import` and :func:`after_import` when BasicSR's modules are first imported, whoever imports
+them (``python -m basicsr.train``, BasicSR's ``train.py``, a project ``train.py`` that imports ``basicsr``
+first, or ``import nodesr_arch``); ``nodesr_arch`` itself is imported only when an option file or a
+registry lookup names one of its types. Without the hook (``NODESR_ARCH_HOOK=0``), ``import nodesr_arch``
+before ``basicsr`` applies the same fixes (:func:`apply`).
+
+The fixes are global because BasicSR 1.4.2 cannot run on today's stack without them; everything NODE-SR
+alone needs lives in ``NODESRModel`` and changes no other model:
+
+1. ``torchvision.transforms.functional_tensor`` is gone (torchvision >= 0.17); ``basicsr.data.degradations``
+   imports it (XPixelGroup/BasicSR#533, #650). Aliased to ``torchvision.transforms._functional_tensor``.
+2. Python >= 3.12 has no ``distutils``; ``basicsr.archs.arch_util`` imports it (BasicSR#656). setuptools,
+   a runtime dependency of this package, provides the shim.
+3. Resume (BasicSR#538): ``train.load_resume_state`` maps the state to ``torch.cuda.current_device()``
+   (fails without CUDA) and looks for ``--auto_resume`` states relative to the working directory instead
+   of the run's root; when it finds none, ``make_exp_dirs`` archives the real experiment. Replaced in the
+   namespace of BasicSR's ``train_pipeline`` (the ``basicsr.train`` module, or ``__main__`` when BasicSR's
+   ``train.py`` runs as a script) when it calls ``parse_options``.
+4. Distributed without CUDA (BasicSR#626): ``dist_util._init_dist_pytorch``/``_init_dist_slurm`` divide
+   by ``torch.cuda.device_count()`` (gloo is used instead when there is no GPU), ``BaseModel.model_to_device``
+   passes CUDA ``device_ids`` to DDP (omitted on CPU), and ``torch.distributed.launch`` passes
+   ``--local-rank`` where ``parse_options`` expects ``--local_rank``. With CUDA, BasicSR's own code runs.
+5. ``parse_options`` expands ``~`` in ``dataroot_gt`` with ``os.path.expanduser``, which raises on a list of
+   roots (several GT folders or LMDBs in one dataset); lists are expanded item by item. Nothing changes for
+   option files BasicSR accepts today.
+6. Registration on demand: ``ARCH_REGISTRY``, ``DATASET_REGISTRY`` and ``MODEL_REGISTRY`` import
+   ``nodesr_arch`` when asked for one of its names (:data:`PLUGIN_TYPES`) that is not registered yet, and
+   ``parse_options`` checks an option file that names one (``nodesr_arch.models.option_check``) before
+   BasicSR makes any folder. Lookups of every other name are unchanged.
+"""
+import importlib
+import os
+import sys
+import types
+
+#: Every name ``nodesr_arch`` registers, per BasicSR registry (a test keeps this in step with the package).
+PLUGIN_TYPES = {
+    'ARCH_REGISTRY': ('NODERDN', 'NODESR', 'NODEVDSR', 'RDN', 'RDNt', 'VDSR', 'VDSRt'),
+    'DATASET_REGISTRY': ('ContinuousScalePairedDataset', ),
+    'MODEL_REGISTRY': ('NODESRModel', ),
+}
+_PLUGIN_NAMES = frozenset(n for names in PLUGIN_TYPES.values() for n in names)
+
+_APPLIED = set()
+_ORIGINALS = {}
+
+
+def _key(owner, name):
+    return (owner.__name__ if isinstance(owner, types.ModuleType) else owner, name)
+
+
+def _patch(owner, name, make):
+    """Replace ``owner.name`` by ``make(original)`` once, remembering BasicSR's original for :func:`original`."""
+    key = _key(owner, name)
+    if key in _ORIGINALS:
+        return
+    _ORIGINALS[key] = getattr(owner, name)
+    setattr(owner, name, make(_ORIGINALS[key]))
+
+
+def original(owner, name):
+    """BasicSR's own ``owner.name`` from before it was patched (tests run the broken path with it).
+
+    Args:
+        owner (module | type): E.g. ``basicsr.train`` or ``BaseModel``.
+        name (str): Attribute name.
+    """
+    return _ORIGINALS.get(_key(owner, name), getattr(owner, name))
+
+
+# ---- 1, 2: import shims ---------------------------------------------------------------------------------------
+
+
+def fix_functional_tensor():
+    """Fix 1: alias ``torchvision.transforms.functional_tensor`` (BasicSR#533, #650)."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules:
+        return
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        sys.modules[name] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+def fix_distutils():
+    """Fix 2: make ``import distutils`` work on Python >= 3.12 via setuptools' shim (BasicSR#656)."""
+    try:
+        importlib.import_module('distutils.version')
+    except ImportError:
+        import setuptools  # noqa: F401  (installs the distutils shim as a side effect)
+        importlib.import_module('distutils.version')
+
+
+def fix_imports():
+    """Fixes 1 and 2, needed before ``basicsr`` is imported."""
+    fix_functional_tensor()
+    fix_distutils()
+
+
+# ---- 3: resume --------------------------------------------------------------------------------------------------
+
+
+def _map_location(opt):
+    import torch
+    if opt.get('num_gpu', 0) != 0 and torch.cuda.is_available():
+        device_id = torch.cuda.current_device()
+        return lambda storage, loc: storage.cuda(device_id)
+    return 'cpu'
+
+
+def find_resume_state(opt):
+    """Path of the latest ``*.state`` in this run's ``training_states`` (root-anchored), or None."""
+    state_dir = opt['path'].get('training_states') or os.path.join(
+        opt.get('root_path', os.getcwd()), 'experiments', opt['name'], 'training_states')
+    if not os.path.isdir(state_dir):
+        return None
+    iters = []
+    for name in os.listdir(state_dir):
+        stem = name[:-len('.state')] if name.endswith('.state') else None
+        if stem is not None and stem.isdigit():
+            iters.append(int(stem))
+    return os.path.join(state_dir, f'{max(iters)}.state') if iters else None
+
+
+_AUTO_RESUME = [False]
+
+
+def load_resume_state(opt):
+    """Fix 3: CPU-safe, root-anchored replacement for ``basicsr.train.load_resume_state`` (BasicSR#538).
+
+    Args:
+        opt (dict): Parsed options (``auto_resume``, ``path: resume_state, training_states``).
+
+    Returns:
+        dict | None: The training state, mapped to the run's device.
+    """
+    import torch
+    from basicsr.utils.misc import check_resume
+    _AUTO_RESUME[0] = bool(opt.get('auto_resume'))
+    if opt['auto_resume']:
+        path = find_resume_state(opt)
+        if path is not None:
+            opt['path']['resume_state'] = path
+    else:
+        path = opt['path'].get('resume_state')
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"path:resume_state: training state '{path}' does not exist")
+    state = torch.load(path, map_location=_map_location(opt), weights_only=True)
+    check_resume(opt, state['iter'])
+    return state
+
+
+def _keep_existing_on_auto_resume(func):
+    """Fix 3: with ``--auto_resume`` an existing folder is continued in place, never archived."""
+
+    def wrapper(opt_or_path, *args, **kwargs):
+        if _AUTO_RESUME[0]:
+            if isinstance(opt_or_path, dict):
+                for key, path in opt_or_path['path'].items():
+                    if key in ('experiments_root', 'models', 'training_states', 'log', 'visualization',
+                               'results_root'):
+                        os.makedirs(path, exist_ok=True)
+            else:
+                os.makedirs(opt_or_path, exist_ok=True)
+            return None
+        return func(opt_or_path, *args, **kwargs)
+
+    wrapper.__wrapped__ = func
+    return wrapper
+
+
+def _is_basicsr_train(namespace):
+    """True if ``namespace`` holds BasicSR's ``train.py`` (imported as ``basicsr.train`` or run as a script)."""
+    basicsr = sys.modules.get('basicsr')
+    path = namespace.get('__file__')
+    if basicsr is None or not path or 'train_pipeline' not in namespace:
+        return False
+    own = os.path.join(os.path.dirname(basicsr.__file__), 'train.py')
+    return os.path.realpath(path) == os.path.realpath(own)
+
+
+def fix_train_namespace(namespace):
+    """Fix 3 (BasicSR#538): rebind ``load_resume_state``, ``make_exp_dirs`` and ``mkdir_and_rename`` in the
+    namespace of BasicSR's ``train.py``.
+
+    ``python -m basicsr.train`` and ``python .../basicsr/train.py`` run a second copy of that module as
+    ``__main__``, whose functions no module attribute reaches; its ``train_pipeline`` calls
+    ``parse_options`` first, which calls this with the caller's globals.
+
+    Args:
+        namespace (dict): The module globals of BasicSR's ``train.py``.
+    """
+    from basicsr.utils.dist_util import master_only
+    if namespace.get('load_resume_state') is load_resume_state:
+        return
+    _ORIGINALS.setdefault((namespace['__name__'], 'load_resume_state'), namespace['load_resume_state'])
+    namespace['load_resume_state'] = load_resume_state
+    namespace['make_exp_dirs'] = master_only(_keep_existing_on_auto_resume(namespace['make_exp_dirs']))
+    namespace['mkdir_and_rename'] = _keep_existing_on_auto_resume(namespace['mkdir_and_rename'])
+
+
+# ---- 4: distributed without CUDA ------------------------------------------------------------------------------
+
+
+def _cuda_devices():
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _gloo_pytorch(original):
+
+    def _init_dist_pytorch(backend='nccl', **kwargs):
+        if _cuda_devices():
+            return original(backend, **kwargs)
+        import torch.distributed as dist
+        dist.init_process_group(backend='gloo', **kwargs)
+
+    return _init_dist_pytorch
+
+
+def _gloo_slurm(original):
+
+    def _init_dist_slurm(backend='nccl', port=None):
+        if _cuda_devices():
+            return original(backend, port)
+        import subprocess
+
+        import torch.distributed as dist
+        node_list = os.environ['SLURM_NODELIST']
+        if port is not None:
+            os.environ['MASTER_PORT'] = str(port)
+        os.environ.setdefault('MASTER_PORT', '29500')
+        os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1'))
+        os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+        os.environ['RANK'] = os.environ['SLURM_PROCID']
+        dist.init_process_group(backend='gloo')
+
+    return _init_dist_slurm
+
+
+def _ddp_on_cpu(original):
+
+    def model_to_device(self, net):
+        if not self.opt['dist'] or self.device.type == 'cuda':
+            return original(self, net)
+        from torch.nn.parallel import DistributedDataParallel
+        return DistributedDataParallel(
+            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+
+    return model_to_device
+
+
+def normalize_argv(argv):
+    """Fix 4: rewrite ``--local-rank`` (torch.distributed.launch) to BasicSR's ``--local_rank``."""
+    out = []
+    for arg in argv:
+        if arg == '--local-rank':
+            arg = '--local_rank'
+        elif arg.startswith('--local-rank='):
+            arg = '--local_rank=' + arg.split('=', 1)[1]
+        out.append(arg)
+    return out
+
+
+# ---- 5: a list of dataroots -------------------------------------------------------------------------------------
+
+
+class _ListAwarePath:
+    """``os.path`` whose ``expanduser`` also maps lists, for ``dataroot_gt: [folder1, folder2]``."""
+
+    def __getattr__(self, name):
+        return getattr(os.path, name)
+
+    @staticmethod
+    def expanduser(path):
+        if isinstance(path, (list, tuple)):
+            return [os.path.expanduser(p) for p in path]
+        return os.path.expanduser(path)
+
+
+# ---- 6: NODE-SR on demand -------------------------------------------------------------------------------------
+
+
+def names_plugin(opt):
+    """True if the options name a type of ``nodesr_arch`` (or its ``crop_border: scale``) anywhere."""
+    if isinstance(opt, dict):
+        for key, value in opt.items():
+            if key in ('type', 'model_type') and isinstance(value, str) and value in _PLUGIN_NAMES:
+                return True
+            if key == 'crop_border' and value == 'scale':
+                return True
+            if names_plugin(value):
+                return True
+    elif isinstance(opt, list):
+        return any(names_plugin(v) for v in opt)
+    return False
+
+
+def _option_file(argv):
+    for i, arg in enumerate(argv):
+        if arg == '-opt' and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith('-opt='):
+            return arg[len('-opt='):]
+    return None
+
+
+def check_plugin_options(argv, is_train):
+    """Check an option file that names NODE-SR types, before BasicSR makes any folder.
+
+    Imports ``nodesr_arch`` (which registers its types) only if the file names one. Other option files are
+    left to BasicSR as they are.
+
+    Args:
+        argv (list[str]): Command-line arguments (``-opt X.yml`` ...).
+        is_train (bool): Training or test options.
+
+    Raises:
+        SystemExit: Exit status 2 with one line naming the wrong option.
+    """
+    path = _option_file(argv)
+    if path is None or not os.path.isfile(path):
+        return  # BasicSR reports it
+    import yaml
+    try:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return
+    if not names_plugin(opt):
+        return
+    from nodesr_arch.models.option_check import OptionError, read_options
+    try:
+        read_options(argv, is_train=is_train)
+    except OptionError as e:
+        print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: {e}', file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _checked_parse_options(original):
+
+    def parse_options(root_path, is_train=True):
+        sys.argv = normalize_argv(sys.argv)  # fix 4
+        caller = sys._getframe(1).f_globals
+        if _is_basicsr_train(caller):
+            fix_train_namespace(caller)  # fix 3
+        check_plugin_options(sys.argv[1:], is_train)  # fix 6
+        return original(root_path, is_train)
+
+    parse_options.__wrapped__ = original
+    return parse_options
+
+
+def _on_demand(registry):
+
+    def get(name, suffix='basicsr'):
+        if name in _PLUGIN_NAMES and name not in registry:
+            importlib.import_module('nodesr_arch')
+        return type(registry).get(registry, name, suffix)
+
+    return get
+
+
+# ---- applying the fixes -----------------------------------------------------------------------------------------
+
+
+def _once(name, func):
+    if name not in _APPLIED:
+        _APPLIED.add(name)
+        func()
+
+
+def fix_options():
+    """Fixes 3-6 in ``basicsr.utils.options``, before ``basicsr.train``/``basicsr.test`` bind ``parse_options``."""
+    import basicsr.utils.options as bo
+    _patch(bo, 'parse_options', _checked_parse_options)
+    _patch(bo, 'osp', lambda osp: _ListAwarePath())
+    for name in ('basicsr.train', 'basicsr.test'):  # bound already when the hook was off
+        if hasattr(sys.modules.get(name), 'parse_options'):
+            _patch(sys.modules[name], 'parse_options', lambda _: bo.parse_options)
+
+
+def fix_dist_util():
+    """Fix 4 in ``basicsr.utils.dist_util``."""
+    import basicsr.utils.dist_util as du
+    _patch(du, '_init_dist_pytorch', _gloo_pytorch)
+    _patch(du, '_init_dist_slurm', _gloo_slurm)
+
+
+def fix_base_model():
+    """Fix 4 in ``basicsr.models.base_model``."""
+    from basicsr.models.base_model import BaseModel
+    _patch(BaseModel, 'model_to_device', _ddp_on_cpu)
+
+
+def fix_registries():
+    """Fix 6: the registries import ``nodesr_arch`` when asked for one of its names."""
+    import basicsr.utils.registry as reg
+    for name in PLUGIN_TYPES:
+        registry = getattr(reg, name)
+        _patch(registry, 'get', lambda _, registry=registry: _on_demand(registry))
+
+
+_AFTER_IMPORT = {
+    'basicsr.utils.registry': fix_registries,
+    'basicsr.utils.options': fix_options,
+    'basicsr.utils.dist_util': fix_dist_util,
+    'basicsr.models.base_model': fix_base_model,
+}
+
+
+def before_import(name):
+    """Called by ``nodesr_arch_hook`` before BasicSR's module ``name`` is first executed."""
+    if name == 'basicsr':
+        _once('imports', fix_imports)
+
+
+def after_import(name):
+    """Called by ``nodesr_arch_hook`` once BasicSR's module ``name`` has been executed."""
+    if name in _AFTER_IMPORT:
+        _once(name, _AFTER_IMPORT[name])
+
+
+def apply():
+    """Apply every fix once (``import nodesr_arch`` calls this; the hook applies the same on import)."""
+    _once('imports', fix_imports)
+    for module, fix in _AFTER_IMPORT.items():
+        importlib.import_module(module)
+        _once(module, fix)
