@@ -148,12 +148,18 @@ def _resolve(spec):
 
 
 def _load_state_dict(ckpt, param_key=None):
+    """The state dict of checkpoint ``ckpt``, ``module.`` prefixes stripped.
+
+    From ``param_key`` when given, falling back to ``params`` when it is absent (as BasicSR's
+    ``load_network`` does); else ``params_ema`` when present (as BasicSR's test options ask), then
+    ``params``; else the file itself when it is a bare state dict.
+    """
     try:
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which
         raise ValueError(f'{ckpt}: cannot read checkpoint ({type(e).__name__}: {e})') from None
     if isinstance(state, dict):
-        keys = [param_key] if param_key else ['params_ema', 'params']
+        keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
         for key in keys:
             if key in state and isinstance(state[key], dict):
                 state = state[key]
@@ -171,11 +177,13 @@ def load_model(spec=None, device='cpu', ode=None):
 
     Args:
         spec (str | None): None: the bundled model (``NODEVDSR_S``); a bundled model's name
-            (see :func:`bundled_models`); a ``.pth`` checkpoint (BasicSR format ``{'params_ema' |
-            'params': state_dict}`` or a bare state dict), whose arch options come from a sidecar
-            ``same-name.yml`` or from the option YAML BasicSR copies into the experiment folder; or an
-            option YAML (``network_g`` + ``path.pretrain_network_g``, else the experiment's
-            ``net_g_latest.pth``). Any arch in BasicSR's registry works (EDSR, RCAN, ...).
+            (see :func:`bundled_models`); a ``.pth`` checkpoint (BasicSR format ``{'params': ...,
+            'params_ema': ...}``, ``params_ema`` taken when present, or a bare state dict), whose arch
+            options come from a sidecar ``same-name.yml`` or from the option YAML BasicSR copies into
+            the experiment folder; or an option YAML (``network_g`` + ``path.pretrain_network_g``, else
+            the experiment's ``net_g_latest.pth``). A ``path.param_key_g`` in that YAML picks the key
+            (``params`` when it is absent, as in BasicSR). Any arch in BasicSR's registry works (EDSR,
+            RCAN, ...).
         device (str | torch.device): Where to run. ``'auto'``: CUDA when available. Default: 'cpu'.
         ode (dict | None): Solver overrides for NODE models, e.g. ``{'method': 'euler', 'num_steps': 8}``.
 

@@ -82,3 +82,13 @@ def write_images(folder, sizes, grey=(), prefix='img'):
         cv2.imwrite(path, img)
         paths.append(path)
     return paths
+
+
+def load_script(relpath):
+    """Import a script of the repository (``benchmarks/x.py``, ``scripts/x.py``) by its path from the root."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), relpath)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

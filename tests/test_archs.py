@@ -1,10 +1,9 @@
 """Architectures: NODESR around BasicSR backbones, the one-shot baselines, paper parameter counts."""
-import importlib.util
 import os
 
 import pytest
 import torch
-from helpers import one_thread_fixture, randomized
+from helpers import load_script, one_thread_fixture, randomized
 
 import nodesr_arch  # noqa: F401,I001
 from basicsr.archs import build_network
@@ -131,15 +130,8 @@ def conv_params(cin, cout, k):
     return cin * cout * k * k + cout
 
 
-def load_param_counts():
-    spec = importlib.util.spec_from_file_location('param_counts', os.path.join(ROOT, 'benchmarks', 'param_counts.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_paper_parameter_counts():
-    counts = load_param_counts().param_counts(['NODE-VDSR', 'NODE-RDN', 'VDSR+t', 'RDN+t'])
+    counts = load_script('benchmarks/param_counts.py').param_counts(['NODE-VDSR', 'NODE-RDN', 'VDSR+t', 'RDN+t'])
     # VDSR f: 4 -> 64, 18 x (64 -> 64), 64 -> 3, all 3x3
     vdsr = conv_params(4, 64, 3) + 18 * conv_params(64, 64, 3) + conv_params(64, 3, 3)
     # RDN f: SFE 3x3 (4 -> 64, 64 -> 64), 16 RDBs of 8 dense 3x3 convs + 1x1 fusion, GFF 1x1 + 3x3, 3x3 to 3
