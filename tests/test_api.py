@@ -247,3 +247,30 @@ def test_shipped_weights_hold_params_and_params_ema(pth):
     net = _basicsr_load(build_network(dict(opt['network_g'])), pth, 'params_ema')
     assert all(torch.equal(v, state['params_ema'][k]) for k, v in net.state_dict().items())
     assert os.path.getsize(pth) < 1.1 * 4 * sum(v.numel() for v in state['params'].values())
+
+
+def test_fixed_scale_model_at_another_scale_warns_and_is_labelled(models, tmp_path):
+    """BasicSR's EDSR x2 at x2.5: its x2 output resized with bicubic, with a warning and a label."""
+    import warnings
+
+    from helpers import TINY_EDSR_X2, save_basicsr_model
+    from nodesr_arch.data.scale_space import imresize
+    from nodesr_arch.inference import FixedScaleWarning
+    up = load_model(save_basicsr_model(str(tmp_path), TINY_EDSR_X2, 'EDSR'))
+    assert up.fixed_scale == 2 and up.label(2) == 'EDSR' and up.label(2.5) == 'EDSR x2 + bicubic'
+    x = torch.rand(1, 3, 8, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FixedScaleWarning)
+        native = up.super_resolve(x, 2.0)  # its own scale: no warning
+        node = load_model(models['node'])  # NODE models take any scale
+        assert node.fixed_scale is None and node.label(2.5) == node.name
+        node.super_resolve(x, 2.5)
+    with pytest.warns(FixedScaleWarning, match=r'EDSR is a fixed-scale x2 network: at x2\.5 .*"EDSR x2 \+ bicubic"'):
+        out = up.super_resolve(x, 2.5)
+    assert torch.allclose(out, imresize(native, size=(20, 25)))
+    with pytest.warns(FixedScaleWarning, match='at x3 '):
+        assert up.upscale(np.zeros((8, 10, 3), np.uint8), scale=3).shape == (24, 30, 3)
+    with warnings.catch_warnings():  # how a caller refuses instead
+        warnings.simplefilter('error', FixedScaleWarning)
+        with pytest.raises(FixedScaleWarning):
+            up.super_resolve(x, 3.0)
