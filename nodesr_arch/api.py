@@ -7,16 +7,19 @@ Example::
     big = up.upscale(img_uint8, scale=2.7)     # numpy uint8/uint16/float, grey, RGB or RGBA
     big = up.upscale(img, size=(1080, 1920))   # exactly that size
 """
+import functools
 import glob
 import math
 import os
+import warnings
 
 import numpy as np
 import torch
 import yaml
 
 import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
-from nodesr_arch.inference import enlarge_to, output_size, run_network
+from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
+                                   output_size, run_network)
 from nodesr_arch.ode import check_scale
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
@@ -148,12 +151,18 @@ def _resolve(spec):
 
 
 def _load_state_dict(ckpt, param_key=None):
+    """The state dict of checkpoint ``ckpt``, ``module.`` prefixes stripped.
+
+    From ``param_key`` when given, falling back to ``params`` when it is absent (as BasicSR's
+    ``load_network`` does); else ``params_ema`` when present (as BasicSR's test options ask), then
+    ``params``; else the file itself when it is a bare state dict.
+    """
     try:
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which
         raise ValueError(f'{ckpt}: cannot read checkpoint ({type(e).__name__}: {e})') from None
     if isinstance(state, dict):
-        keys = [param_key] if param_key else ['params_ema', 'params']
+        keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
         for key in keys:
             if key in state and isinstance(state[key], dict):
                 state = state[key]
@@ -171,11 +180,13 @@ def load_model(spec=None, device='cpu', ode=None):
 
     Args:
         spec (str | None): None: the bundled model (``NODEVDSR_S``); a bundled model's name
-            (see :func:`bundled_models`); a ``.pth`` checkpoint (BasicSR format ``{'params_ema' |
-            'params': state_dict}`` or a bare state dict), whose arch options come from a sidecar
-            ``same-name.yml`` or from the option YAML BasicSR copies into the experiment folder; or an
-            option YAML (``network_g`` + ``path.pretrain_network_g``, else the experiment's
-            ``net_g_latest.pth``). Any arch in BasicSR's registry works (EDSR, RCAN, ...).
+            (see :func:`bundled_models`); a ``.pth`` checkpoint (BasicSR format ``{'params': ...,
+            'params_ema': ...}``, ``params_ema`` taken when present, or a bare state dict), whose arch
+            options come from a sidecar ``same-name.yml`` or from the option YAML BasicSR copies into
+            the experiment folder; or an option YAML (``network_g`` + ``path.pretrain_network_g``, else
+            the experiment's ``net_g_latest.pth``). A ``path.param_key_g`` in that YAML picks the key
+            (``params`` when it is absent, as in BasicSR). Any arch in BasicSR's registry works (EDSR,
+            RCAN, ...; a fixed-scale one warns at other scales, see :class:`Upscaler`).
         device (str | torch.device): Where to run. ``'auto'``: CUDA when available. Default: 'cpu'.
         ode (dict | None): Solver overrides for NODE models, e.g. ``{'method': 'euler', 'num_steps': 8}``.
 
@@ -213,6 +224,13 @@ def resolve_device(device):
 class Upscaler:
     """A loaded network with everything needed to enlarge images.
 
+    A fixed-scale network (BasicSR's EDSR, RCAN, SwinIR, RRDBNet... built for one ``upscale``) asked
+    for another scale is not refused: it runs at its own scale and its output is resized to the
+    requested size with MATLAB bicubic, and every such call warns (:class:`FixedScaleWarning`, a
+    ``UserWarning``) naming the model, its scale and the scale asked for. :attr:`fixed_scale` tells the
+    network's own factor and :meth:`label` the honest name of a result (``'EDSR x2 + bicubic'``); to
+    refuse instead, turn the warning into an error: ``warnings.simplefilter('error', FixedScaleWarning)``.
+
     Args:
         net (nn.Module): Any SR network (see :func:`nodesr_arch.inference.run_network`).
         device (str | torch.device): Default: 'cpu'.
@@ -234,6 +252,20 @@ class Upscaler:
     @property
     def is_ode(self):
         return hasattr(self.net, 'set_ode')
+
+    @functools.cached_property
+    def fixed_scale(self):
+        """The one factor the network enlarges by (2 for an x2 EDSR), or None when it takes any scale."""
+        return fixed_scale(self.net, self.channels)
+
+    def label(self, scale):
+        """The name of this model's results at ``scale``: its name, or ``'NAME xF + bicubic'`` when it is a
+        fixed-scale xF network asked for another scale."""
+        return fixed_scale_label(self.name, self.fixed_scale, scale)
+
+    def _warn_if_resized(self, scale):
+        if self.label(scale) != self.name:
+            warnings.warn(fixed_scale_message(self.name, self.fixed_scale, [scale]), FixedScaleWarning, stacklevel=3)
 
     def set_ode(self, **kwargs):
         """Override solver options (``method``, ``num_steps``, ``step_size``, ``rtol``, ``atol``)."""
@@ -298,7 +330,8 @@ class Upscaler:
         Args:
             lr (ndarray | Tensor): float in [0, 1]: numpy (H, W, C) RGB, or a tensor (C, H, W) /
                 (B, C, H, W).
-            scale (float): ``t0``, any real >= 1 (beyond the training range too).
+            scale (float): ``t0``, any real >= 1 (beyond the training range too). A fixed-scale network
+                asked for another scale warns and resizes its output (see :class:`Upscaler`).
             out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
             self_ensemble (bool): x8 flip/transpose average (8 times slower). Default: False.
             tile (int | None): Tile size for each evaluation of the network (bounded memory).
@@ -313,6 +346,7 @@ class Upscaler:
             ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
         """
         t0 = float(check_scale(scale)[0])
+        self._warn_if_resized(t0)
         is_numpy = isinstance(lr, np.ndarray)
         if is_numpy:
             if lr.ndim != 3:
@@ -344,7 +378,8 @@ class Upscaler:
                 dtype uint8, uint16 or float in [0, 1]; or a tensor (C, H, W) / (B, C, H, W) (uint8 or
                 float in [0, 1]). Colour order RGB (convert OpenCV's BGR first). Alpha is enlarged
                 bicubically, not by the network.
-            scale (float | None): Factor, any real >= 1.
+            scale (float | None): Factor, any real >= 1 (a fixed-scale network asked for another one
+                warns and resizes its output, see :class:`Upscaler`).
             size (tuple[int, int] | None): Exact output (H, W) (per-axis factors; the ODE starts at the
                 larger one).
             width (int | None): Output width; the height keeps the aspect ratio.
@@ -356,6 +391,7 @@ class Upscaler:
         """
         x, restore = _to_tensor(img)
         t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
         colour, alpha = (x[:, :-1], x[:, -1:]) if x.shape[1] in (2, 4) else (x, None)
         if alpha is not None:

@@ -14,7 +14,9 @@ bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images und
 output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
 ``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
 YAML or bundled model name). ``--solver`` evaluates each NODE model once per solver setting (rows
-``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.solver_settings`), one-shot models once.
+``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.solver_settings`), one-shot models once. A fixed-scale
+model (BasicSR's EDSR x2) at another scale runs at its own scale and its output is resized with bicubic:
+its rows there are named ``EDSR x2 + bicubic`` in the CSV files, tables and plot, and the terminal warns.
 
 Speed: each HR image is read once per dataset, each LR and its bicubic enlargement ``I(s)`` are made once
 per (image, scale) and shared by all models, networks run under ``torch.inference_mode``. ``--jobs N``
@@ -29,6 +31,7 @@ import os
 import shlex
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -40,6 +43,7 @@ from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
 from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
+from nodesr_arch.inference import FixedScaleWarning, fixed_scale_label, fixed_scale_message
 from nodesr_arch.metrics import psnr_ssim
 
 
@@ -82,6 +86,22 @@ def load_models(specs, device='cpu'):
             name += "'"
         models.append((name, model))
     return models
+
+
+def row_name(name, model, scale):
+    """The results row of ``model`` at ``scale``: ``name``, or ``'NAME xF + bicubic'`` for a fixed-scale
+    xF model (``model.fixed_scale``, see :class:`nodesr_arch.api.Upscaler`) at another scale."""
+    return fixed_scale_label(name, getattr(model, 'fixed_scale', None), scale)
+
+
+def fixed_scale_warnings(models, scales):
+    """One line per fixed-scale model that runs at scales other than its own (empty when none)."""
+    lines = []
+    for name, model in models:
+        others = [s for s in scales if row_name(name, model, s) != name]
+        if others:
+            lines.append(fixed_scale_message(name, model.fixed_scale, others))
+    return lines
 
 
 def _lr_dirs(templates, datasets, scales):
@@ -139,7 +159,8 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
         position (int): tqdm bar position (parallel jobs).
 
     Returns:
-        list[dict]: Rows with keys ``FIELDS``.
+        list[dict]: Rows with keys ``FIELDS``. A fixed-scale model's rows at other scales are named by
+        :func:`row_name` (``'EDSR x2 + bicubic'``), in place of its :class:`FixedScaleWarning`.
     """
     lr_dirs, sr_kwargs, skip = lr_dirs or {}, sr_kwargs or {}, set(skip or ())
     todo = {i: [s for s in scales if (name, scale_key(s)) not in skip] for i, (name, _, _) in enumerate(datasets)}
@@ -148,17 +169,19 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
                position=position, dynamic_ncols=True)
     wants_up = [takes_output_size(m) for _, m in models]
     rows = []
-    with torch.inference_mode():
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter('ignore', FixedScaleWarning)
         for i, (name, hr_dir, _) in enumerate(datasets):
             hr_images = None
             if any((i, s) not in lr_dirs for s in todo[i]):  # read each HR image once per dataset
                 hr_images = [(p, *read_image(p)) for p in list_images(hr_dir)]
             for s in todo[i]:
                 bar.set_description(f'{name} x{s:g}')
-                scores = {m: [] for m, _ in models}
+                names = [row_name(n, m, s) for n, m in models]
+                scores = {n: [] for n in names}
                 for path, lr, gt, out, grey in _pairs(hr_images, hr_dir, s, protocol, lr_dirs.get((i, s))):
                     up = enlarge(lr, s, out) if any(wants_up) else None
-                    for (model_name, model), want in zip(models, wants_up):
+                    for model_name, (_, model), want in zip(names, models, wants_up):
                         sr = model.super_resolve(up if want else lr, s, out, self_ensemble=self_ensemble,
                                                  **sr_kwargs)
                         score = psnr_ssim(np.asarray(sr), gt, s, grey=grey)
@@ -168,7 +191,7 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
                                                   image=os.path.basename(path), psnr=score[0], ssim=score[1]))
                         bar.update(1)
                 new = []
-                for model_name, _ in models:
+                for model_name in names:
                     psnr, ssim = np.mean(scores[model_name], axis=0)
                     new.append(dict(dataset=name, scale=s, model=model_name, psnr=float(psnr), ssim=float(ssim)))
                 rows += new
@@ -201,7 +224,7 @@ def _job_argv(args, scales, out, threads, position):
     """Command-line arguments of one ``--jobs`` worker."""
     argv = ['--model', *args.model, '--data', *args.data, '--scales', *[repr(float(s)) for s in scales],
             '--protocol', args.protocol, '--out', out, '--device', args.device, '--threads', str(threads),
-            '--position', str(position), '--no-plot']
+            '--position', str(position), '--no-plot', '--worker']
     if args.lr_dir:
         argv += ['--lr-dir', *args.lr_dir]
     if args.solver:
@@ -274,6 +297,7 @@ def build_parser():
                         help='combine the results of earlier runs (their folders) into --out, computing nothing')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     parser.add_argument('--position', type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)  # a --jobs worker: its parent warns
     return parser
 
 
@@ -322,6 +346,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as e:
         print(f'nodesr benchmark: error: {e}', file=sys.stderr)
         return 1
+    if not args.worker:
+        for line in fixed_scale_warnings(models, scales):
+            print(f'nodesr benchmark: warning: {line}', file=sys.stderr)
     protocol = None if lr_dirs else args.protocol
     show = dict(cell=args.cell, max_columns=args.max_columns, self_ensemble=args.self_ensemble)
     if args.jobs > 1:
@@ -334,10 +361,10 @@ def main(argv=None):
     else:
         if args.threads:
             torch.set_num_threads(args.threads)
-        names = [n for n, _ in models]
         have = {(r['dataset'], scale_key(r['scale']), r['model']) for r in done}
-        skip = {(d, s) for d, s, _ in have if all((d, s, n) in have for n in names)}
-        done = [r for r in done if (r['dataset'], scale_key(r['scale'])) in skip or r['model'] not in names]
+        skip = {(d, s) for d, s, _ in have if all((d, s, row_name(n, m, s)) in have for n, m in models)}
+        done = [r for r in done if (r['dataset'], scale_key(r['scale'])) in skip
+                or r['model'] not in [row_name(n, m, r['scale']) for n, m in models]]
         done_images = [r for r in done_images if (r['dataset'], scale_key(r['scale'])) in skip]
         rows, per_image = list(done), (list(done_images) if args.per_image else None)
 

@@ -2,17 +2,23 @@
 
 Rows are dicts with keys :data:`FIELDS` (``dataset``, ``scale``, ``model``, ``psnr``, ``ssim``). Tables
 follow the paper's Table 2: one table per dataset, scales as columns, methods as rows, the best PSNR of
-each column in bold.
+each column in bold. Rows of a fixed-scale model at another scale (``EDSR x2 + bicubic``) get a note in
+``results.md`` and a dashed line in the plot.
 """
 import csv
 import io
 import json
 import os
+import re
 
 FIELDS = ['dataset', 'scale', 'model', 'psnr', 'ssim']
 IMAGE_FIELDS = ['dataset', 'scale', 'model', 'image', 'psnr', 'ssim']
 CELLS = ('psnr', 'psnr-ssim')
 BICUBIC = 'bicubic'
+# the names nodesr_arch.inference.fixed_scale_label gives a fixed-scale model's rows at other scales
+FIXED_SCALE_ROW = re.compile(r' x[0-9.]+ \+ bicubic$')
+FIXED_SCALE_NOTE = ('Rows named `NAME xF + bicubic` are a fixed-scale xF model run at its own scale, its output '
+                    'resized with MATLAB bicubic to the output size of the other scales: not a model of those scales.')
 
 
 def scale_key(scale):
@@ -187,6 +193,8 @@ def markdown(rows, command=None, protocol=None, cell='psnr-ssim', max_columns=12
     measure = 'PSNR (dB) / SSIM' if cell == 'psnr-ssim' else 'PSNR (dB)'
     lines += [f'{measure}, {what}; Y channel (grey images: their one channel), border ceil(scale). '
               'Scales as columns, methods as rows; the best PSNR of each column in bold.', '']
+    if any(FIXED_SCALE_ROW.search(m) for m in unique(r['model'] for r in rows)):
+        lines += [FIXED_SCALE_NOTE, '']
     for dataset in unique(r['dataset'] for r in rows):
         lines += [f'## {dataset}', ''] + paper_table(rows, dataset, cell=cell, max_columns=max_columns) + ['']
         gain = gain_table(rows, dataset, max_columns=max_columns)
@@ -214,13 +222,15 @@ def plot(rows, path, reference=BICUBIC):
     gains = [ds for ds in datasets if gain_table(rows, ds)]
     ncols = 2 if gains else 1
     colour = {m: f'C{k % 10}' for k, m in enumerate(unique(r['model'] for r in rows))}  # same in every panel
+    dashes = {m: '--' if FIXED_SCALE_ROW.search(m) else '-' for m in colour}  # resized fixed-scale rows dashed
     fig, axes = plt.subplots(len(datasets), ncols, figsize=(6.5 * ncols, 4 * len(datasets)), squeeze=False)
     for i, ds in enumerate(datasets):
         scales, models, grid = _grid(rows, ds)
         ax = axes[i][0]
         for m in models:
             xs = [s for s in scales if (m, s) in grid]
-            ax.plot(xs, [grid[m, s]['psnr'] for s in xs], marker='o', markersize=3, label=m, color=colour[m])
+            ax.plot(xs, [grid[m, s]['psnr'] for s in xs], marker='o', markersize=3, label=m, color=colour[m],
+                    linestyle=dashes[m])
         ax.set(title=f'{ds}: PSNR', xlabel='scale', ylabel='PSNR (dB)')
         ax.grid(alpha=0.3)
         ax.legend(fontsize='small')
@@ -230,7 +240,7 @@ def plot(rows, path, reference=BICUBIC):
                 for m in [m for m in models if m != reference]:
                     xs = [s for s in scales if (m, s) in grid and (reference, s) in grid]
                     ax.plot(xs, [grid[m, s]['psnr'] - grid[reference, s]['psnr'] for s in xs], marker='o',
-                            markersize=3, label=m, color=colour[m])
+                            markersize=3, label=m, color=colour[m], linestyle=dashes[m])
                 ax.axhline(0, color='grey', linewidth=0.8)
                 ax.set(title=f'{ds}: gain over {reference}', xlabel='scale', ylabel='PSNR gain (dB)')
                 ax.grid(alpha=0.3)

@@ -301,6 +301,7 @@ def run(args):
     from tqdm import tqdm
 
     from nodesr_arch.api import load_model
+    from nodesr_arch.inference import fixed_scale_message
 
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise InferError(f'output {args.output} exists and is not a folder')
@@ -314,8 +315,11 @@ def run(args):
             up.set_tiling(None)
         if args.trajectory:
             up.trajectory_scales(args.trajectory, 2.0)
+        resized = sorted({t0 for _, _, t0, _, _ in jobs if up.label(t0) != up.name})
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise InferError(str(e)) from None
+    if resized:  # the loop below silences UserWarnings (FixedScaleWarning among them): say it once here
+        print(f'nodesr infer: warning: {fixed_scale_message(up.name, up.fixed_scale, resized)}', file=sys.stderr)
     os.makedirs(args.output, exist_ok=True)
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)

@@ -57,6 +57,59 @@ def enlarge_to(lq, scale, out_size):
     return imresize(lq, size=(oh, ow))
 
 
+class FixedScaleWarning(UserWarning):
+    """A fixed-scale network was asked for another scale: its output is resized with bicubic."""
+
+
+def fixed_scale(net, channels=3, side=48):
+    """The one factor ``net`` enlarges by (2 for BasicSR's EDSR x2), or None when it takes any scale.
+
+    Networks that take the scale (``takes_scale``) or their input at output size (``input_size ==
+    'output'``: the NODE archs, VDSR) take any scale. For the others the factor is measured by running
+    the network once on a blank ``side`` x ``side`` input (48: a multiple of the usual windows and
+    pixel-unshuffle factors).
+
+    Args:
+        net (nn.Module): The network, in eval mode.
+        channels (int): Its input channels. Default: 3.
+        side (int): Side of the probe input. Default: 48.
+
+    Returns:
+        float | None: Output height over input height, or None.
+    """
+    if getattr(net, 'takes_scale', False) or getattr(net, 'input_size', 'lr') == 'output':
+        return None
+    param = next(net.parameters(), None)
+    x = torch.zeros(1, channels, side, side, device=None if param is None else param.device)
+    with torch.inference_mode():
+        return net(x).shape[-2] / side
+
+
+def fixed_scale_label(name, factor, scale):
+    """What to call the results of a network named ``name`` at ``scale``.
+
+    Args:
+        name (str): The model's name.
+        factor (float | None): Its fixed factor (:func:`fixed_scale`); None: it takes any scale.
+        scale (float): The scale asked for.
+
+    Returns:
+        str: ``name``, or ``'NAME xF + bicubic'`` when a fixed-scale xF network is asked for another
+        scale (:func:`run_network` then resizes its xF output to the output size with bicubic).
+    """
+    if factor is None or abs(float(scale) - factor) < 1e-6:
+        return name
+    return f'{name} x{factor:g} + bicubic'
+
+
+def fixed_scale_message(name, factor, scales):
+    """The warning for a fixed-scale x``factor`` network asked for ``scales`` (other than its own)."""
+    at = ', '.join(f'x{float(s):g}' for s in scales)
+    return (f'{name} is a fixed-scale x{factor:g} network: at {at} its x{factor:g} output is resized with bicubic '
+            f'to the output size, not super-resolved at that scale (results named '
+            f'"{fixed_scale_label(name, factor, scales[0])}")')
+
+
 def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
@@ -73,7 +126,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
             result is then (K, B, C, H, W).
 
     Returns:
-        Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``.
+        Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``. A fixed-scale
+        ``'lr'`` network's output at another scale is resized to ``out_size`` with MATLAB bicubic;
+        callers that show results name them with :func:`fixed_scale_label`.
     """
     s_max = float(torch.as_tensor(scale, dtype=torch.float64).max())
     if out_size is None:

@@ -1,10 +1,18 @@
 """Export a training checkpoint as a bundled model: ``nodesr_arch/weights/NAME.pth`` + ``NAME.yml``.
 
-Keeps only the weights the model uses at inference (the EMA weights when present, saved as
-``params``) and writes beside them a YAML with the network options and where the weights came from.
+Keeps only the weights the model uses at inference, in BasicSR's layout: with EMA (``params_ema`` in
+the checkpoint) the EMA weights under ``params_ema`` and, as the same tensors (stored once), under
+``params``, so every BasicSR loader gets the weights the docs measure whatever ``param_key`` it asks
+for (``load_network``'s default is ``params``, the test options' ``params_ema``); without EMA the
+weights under ``params`` alone. The training checkpoint keeps the raw weights for fine-tuning. Beside
+the weights it writes a YAML with the network options, where the weights came from and what each key
+holds.
 
     python scripts/export_weights.py --opt options/train/train_NODEVDSR_S_bundled.yml \
         --ckpt experiments/NODEVDSR_S_bundled/models/net_g_2000.pth --name NODEVDSR_S
+
+``--update PTH ...`` rewrites files exported by an earlier version of this script in this layout,
+tensors unchanged (their sidecar's ``checkpoint: ... (params_ema)`` says they hold EMA weights).
 """
 import argparse
 import os
@@ -17,37 +25,79 @@ from basicsr.archs import build_network
 from nodesr_arch.models.checkpoint import atomic_torch_save
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'nodesr_arch', 'weights')
+EMA_NOTE = 'params_ema: the EMA weights; params: the same tensors (stored once)'
+PLAIN_NOTE = 'params: the trained weights (no EMA)'
+
+
+def bundle(params, ema):
+    """The dict saved for ``params`` (a state dict): both BasicSR keys with EMA weights, else ``params``."""
+    return {'params': params, 'params_ema': params} if ema else {'params': params}
+
+
+def check_fits(network_g, params):
+    """Build ``network_g`` and load ``params`` strictly; return its parameter count."""
+    net = build_network(dict(network_g))
+    net.load_state_dict(params, strict=True)
+    return sum(p.numel() for p in net.parameters())
+
+
+def export(opt_path, ckpt, name, out, note=''):
+    """Write ``out/NAME.pth`` and ``out/NAME.yml`` from a BasicSR training checkpoint."""
+    with open(opt_path) as f:
+        opt = yaml.safe_load(f)
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    key = 'params_ema' if 'params_ema' in state else 'params'
+    params = {k[7:] if k.startswith('module.') else k: v for k, v in state[key].items()}
+    count = check_fits(opt['network_g'], params)
+    os.makedirs(out, exist_ok=True)
+    atomic_torch_save(bundle(params, key == 'params_ema'), os.path.join(out, f'{name}.pth'))
+    meta = {
+        'name': name,
+        'network_g': opt['network_g'],
+        'trained_with': f'nodesr train -opt {os.path.relpath(opt_path)}',
+        'checkpoint': f'{os.path.basename(ckpt)} ({key})',
+        'parameters': count,
+    }
+    if note:
+        meta['note'] = note
+    meta['weights'] = EMA_NOTE if key == 'params_ema' else PLAIN_NOTE
+    with open(os.path.join(out, f'{name}.yml'), 'w') as f:
+        yaml.safe_dump(meta, f, sort_keys=False)
+    print(f'wrote {out}/{name}.pth ({count} parameters, {key}) and {name}.yml')
+
+
+def update(pth):
+    """Rewrite an exported ``NAME.pth`` (and its sidecar's ``weights`` line) in the current layout."""
+    sidecar = os.path.splitext(pth)[0] + '.yml'
+    with open(sidecar) as f:
+        meta = yaml.safe_load(f)
+    ema = str(meta.get('checkpoint', '')).endswith('(params_ema)')
+    state = torch.load(pth, map_location='cpu', weights_only=True)
+    params = state['params_ema' if 'params_ema' in state else 'params']
+    check_fits(meta['network_g'], params)
+    atomic_torch_save(bundle(params, ema), pth)
+    meta['weights'] = EMA_NOTE if ema else PLAIN_NOTE
+    with open(sidecar, 'w') as f:
+        yaml.safe_dump(meta, f, sort_keys=False)
+    print(f'rewrote {pth} ({", ".join(bundle(params, ema))}) and {os.path.basename(sidecar)}')
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--opt', required=True, help='training option YAML (its network_g is used)')
-    parser.add_argument('--ckpt', required=True, help='BasicSR checkpoint net_g_*.pth')
-    parser.add_argument('--name', required=True, help='bundled model name, e.g. NODEVDSR_S')
+    parser.add_argument('--opt', help='training option YAML (its network_g is used)')
+    parser.add_argument('--ckpt', help='BasicSR checkpoint net_g_*.pth')
+    parser.add_argument('--name', help='bundled model name, e.g. NODEVDSR_S')
     parser.add_argument('--note', default='', help='one line on how it was trained')
     parser.add_argument('--out', default=WEIGHTS_DIR)
+    parser.add_argument('--update', nargs='+', metavar='PTH', help='rewrite exported files in the current layout')
     args = parser.parse_args()
-    with open(args.opt) as f:
-        opt = yaml.safe_load(f)
-    state = torch.load(args.ckpt, map_location='cpu', weights_only=True)
-    key = 'params_ema' if 'params_ema' in state else 'params'
-    params = {k[7:] if k.startswith('module.') else k: v for k, v in state[key].items()}
-    net = build_network(dict(opt['network_g']))
-    net.load_state_dict(params, strict=True)  # the weights fit the options
-    os.makedirs(args.out, exist_ok=True)
-    atomic_torch_save({'params': params}, os.path.join(args.out, f'{args.name}.pth'))
-    meta = {
-        'name': args.name,
-        'network_g': opt['network_g'],
-        'trained_with': f'nodesr train -opt {os.path.relpath(args.opt)}',
-        'checkpoint': f'{os.path.basename(args.ckpt)} ({key})',
-        'parameters': sum(p.numel() for p in net.parameters()),
-    }
-    if args.note:
-        meta['note'] = args.note
-    with open(os.path.join(args.out, f'{args.name}.yml'), 'w') as f:
-        yaml.safe_dump(meta, f, sort_keys=False)
-    print(f"wrote {args.out}/{args.name}.pth ({meta['parameters']} parameters, {key}) and {args.name}.yml")
+    if args.update:
+        for pth in args.update:
+            update(pth)
+        return
+    if not (args.opt and args.ckpt and args.name):
+        parser.error('--opt, --ckpt and --name are required (unless --update)')
+    export(args.opt, args.ckpt, args.name, args.out, args.note)
 
 
 if __name__ == '__main__':

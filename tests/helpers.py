@@ -82,3 +82,35 @@ def write_images(folder, sizes, grey=(), prefix='img'):
         cv2.imwrite(path, img)
         paths.append(path)
     return paths
+
+
+def load_script(relpath):
+    """Import a script of the repository (``benchmarks/x.py``, ``scripts/x.py``) by its path from the root."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), relpath)
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def save_basicsr_model(folder, opt, name, seed=0):
+    """Save a BasicSR registry network built from ``opt`` (e.g. a tiny EDSR) as ``NAME.pth`` + ``NAME.yml``.
+
+    Returns:
+        str: The checkpoint path.
+    """
+    import nodesr_arch  # noqa: F401
+    from basicsr.archs import build_network
+
+    torch.manual_seed(seed)
+    net = build_network(dict(opt))
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, name + '.pth')
+    torch.save({'params': net.state_dict()}, path)
+    with open(os.path.join(folder, name + '.yml'), 'w') as f:
+        yaml.safe_dump({'name': name, 'network_g': dict(opt)}, f)
+    return path
+
+
+TINY_EDSR_X2 = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'upscale': 2}

@@ -1,4 +1,5 @@
 """nodesr_arch.api: loading models (bundled, checkpoint, YAML, experiment folder) and enlarging images."""
+import glob
 import os
 import shutil
 
@@ -198,3 +199,78 @@ def test_self_ensemble_and_trajectory(up):
         up.super_resolve(img, 3.0, trajectory=1)
     out, rgba_states = up.upscale(np.zeros((8, 8, 4), np.uint8), scale=2, trajectory=3)
     assert out.shape == (16, 16, 4) and [s.shape for _, s in rgba_states] == [(16, 16, 4)] * 3
+
+
+def _basicsr_load(net, path, param_key):
+    """BasicSR's own loader: ``BaseModel.load_network`` (needs no model state beyond the method)."""
+    from basicsr.models.base_model import BaseModel
+    BaseModel.load_network(BaseModel.__new__(BaseModel), net, path, strict=True, param_key=param_key)
+    return net
+
+
+def test_params_ema_round_trip_basicsr_and_api(models, tmp_path):
+    """A checkpoint with both BasicSR keys: BasicSR's loader and the API pick the same weights."""
+    from basicsr.archs import build_network
+    opt = yaml.safe_load(open(models['node'][:-4] + '.yml'))
+    raw = torch.load(models['node'], weights_only=True)['params']
+    ema = {k: v + 0.01 for k, v in raw.items()}
+    ckpt = str(tmp_path / 'both.pth')
+    torch.save({'params': raw, 'params_ema': ema}, ckpt)
+    shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'both.yml')
+    for key, expected in (('params_ema', ema), ('params', raw)):
+        net = _basicsr_load(build_network(dict(opt['network_g'])), ckpt, key)
+        assert all(torch.equal(v, expected[k]) for k, v in net.state_dict().items())
+    assert all(torch.equal(v, ema[k]) for k, v in load_model(ckpt).net.state_dict().items())
+    # path.param_key_g chooses, and falls back to params when the key is absent, as BasicSR does
+    for key, expected in (('params', raw), ('params_ema', ema)):
+        yml = tmp_path / f'{key}.yml'
+        yml.write_text(yaml.safe_dump({**opt, 'path': {'pretrain_network_g': ckpt, 'param_key_g': key}}))
+        assert all(torch.equal(v, expected[k]) for k, v in load_model(str(yml)).net.state_dict().items())
+    only_params = tmp_path / 'only_params.yml'
+    only_params.write_text(yaml.safe_dump({**opt, 'path': {'pretrain_network_g': models['node'],
+                                                           'param_key_g': 'params_ema'}}))
+    assert all(torch.equal(v, raw[k]) for k, v in load_model(str(only_params)).net.state_dict().items())
+
+
+@pytest.mark.parametrize('pth', sorted(glob.glob(os.path.join(api.WEIGHTS_DIR, '*.pth'))
+                                       + glob.glob(os.path.join(os.path.dirname(__file__), os.pardir, 'docs',
+                                                                'results', 'weights', '*.pth'))),
+                         ids=os.path.basename)
+def test_shipped_weights_hold_params_and_params_ema(pth):
+    """EMA weights under params_ema and, as the same tensors stored once, under params."""
+    from basicsr.archs import build_network
+    state = torch.load(pth, weights_only=True)
+    assert set(state) == {'params', 'params_ema'}
+    assert all(state['params'][k].data_ptr() == v.data_ptr() for k, v in state['params_ema'].items())
+    opt = yaml.safe_load(open(pth[:-4] + '.yml'))
+    assert opt['checkpoint'].endswith('(params_ema)') and opt['weights'].startswith('params_ema: the EMA weights')
+    net = _basicsr_load(build_network(dict(opt['network_g'])), pth, 'params_ema')
+    assert all(torch.equal(v, state['params_ema'][k]) for k, v in net.state_dict().items())
+    assert os.path.getsize(pth) < 1.1 * 4 * sum(v.numel() for v in state['params'].values())
+
+
+def test_fixed_scale_model_at_another_scale_warns_and_is_labelled(models, tmp_path):
+    """BasicSR's EDSR x2 at x2.5: its x2 output resized with bicubic, with a warning and a label."""
+    import warnings
+
+    from helpers import TINY_EDSR_X2, save_basicsr_model
+    from nodesr_arch.data.scale_space import imresize
+    from nodesr_arch.inference import FixedScaleWarning
+    up = load_model(save_basicsr_model(str(tmp_path), TINY_EDSR_X2, 'EDSR'))
+    assert up.fixed_scale == 2 and up.label(2) == 'EDSR' and up.label(2.5) == 'EDSR x2 + bicubic'
+    x = torch.rand(1, 3, 8, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FixedScaleWarning)
+        native = up.super_resolve(x, 2.0)  # its own scale: no warning
+        node = load_model(models['node'])  # NODE models take any scale
+        assert node.fixed_scale is None and node.label(2.5) == node.name
+        node.super_resolve(x, 2.5)
+    with pytest.warns(FixedScaleWarning, match=r'EDSR is a fixed-scale x2 network: at x2\.5 .*"EDSR x2 \+ bicubic"'):
+        out = up.super_resolve(x, 2.5)
+    assert torch.allclose(out, imresize(native, size=(20, 25)))
+    with pytest.warns(FixedScaleWarning, match='at x3 '):
+        assert up.upscale(np.zeros((8, 10, 3), np.uint8), scale=3).shape == (24, 30, 3)
+    with warnings.catch_warnings():  # how a caller refuses instead
+        warnings.simplefilter('error', FixedScaleWarning)
+        with pytest.raises(FixedScaleWarning):
+            up.super_resolve(x, 3.0)

@@ -1,10 +1,9 @@
 """Architectures: NODESR around BasicSR backbones, the one-shot baselines, paper parameter counts."""
-import importlib.util
 import os
 
 import pytest
 import torch
-from helpers import one_thread_fixture, randomized
+from helpers import load_script, one_thread_fixture, randomized
 
 import nodesr_arch  # noqa: F401,I001
 from basicsr.archs import build_network
@@ -17,6 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWINIR = {'type': 'SwinIR', 'img_size': 16, 'window_size': 4, 'embed_dim': 8, 'depths': [2], 'num_heads': [2],
           'mlp_ratio': 1, 'upscale': 1, 'upsampler': ''}
 RRDB = {'type': 'RRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 1}
+# ECBSR adds its input to its output (num_out_ch must then equal the 4 input channels): subtract_input
+ECBSR = {'type': 'ECBSR', 'num_out_ch': 4, 'num_block': 1, 'num_channel': 8, 'with_idt': False, 'act_type': 'prelu',
+         'scale': 1}
 
 
 def backbone_inputs(net):
@@ -45,9 +47,47 @@ def test_nodesr_swinir_f_is_its_residual():
     """SwinIR with upsampler '' returns ``x + conv_last(...)``: f subtracts the input back out."""
     net = build_network({'type': 'NODESR', 'backbone': SWINIR}).eval()  # eval: no random drop-path
     assert net.func.subtract_input
+    torch.nn.init.normal_(net.func.gain)
     inp = torch.rand(1, 4, 8, 8)
-    assert torch.allclose(net.func(inp), net.func.net(inp)[:, :3] - inp[:, :3])
+    assert torch.allclose(net.func(inp), net.func.gain * (net.func.net(inp)[:, :3] - inp[:, :3]))
     assert not build_network({'type': 'NODESR', 'backbone': RRDB}).func.subtract_input
+
+
+@pytest.mark.parametrize('backbone, extra', [(SWINIR, {}), (RRDB, {}), (ECBSR, {'subtract_input': True})],
+                         ids=['SwinIR', 'RRDBNet', 'ECBSR'])
+def test_nodesr_is_the_identity_at_init_and_then_learns(backbone, extra):
+    """The zero gain makes dI/dt = 0 with any backbone; one optimiser step opens it to the backbone.
+
+    (BasicSR's EDSR and RCAN cannot be f: their 3-channel mean rejects the scale channel, see test_registry.)
+    """
+    torch.manual_seed(0)
+    net = build_network({'type': 'NODESR', 'backbone': backbone, 'ode': {'num_steps': 2}, **extra})
+    x = torch.rand(2, 3, 13, 11)
+    probe = torch.cat([torch.rand(1, 3, 16, 16), torch.full((1, 1, 16, 16), 2.0)], dim=1)
+    assert net.func.net(probe).abs().max() > 1e-3  # the backbone alone is no zero field
+    for scale in (2.0, torch.tensor([1.5, 3.7])):
+        assert (net(x, scale) - x).abs().max() <= 1e-6
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    target = torch.rand_like(x)
+    backbone_grads = []
+    for _ in range(2):
+        optimizer.zero_grad()
+        torch.nn.functional.l1_loss(net(x, 2.5), target).backward()
+        backbone_grads.append(sum(float(p.grad.abs().sum()) for p in net.func.net.parameters() if p.grad is not None))
+        assert net.func.gain.grad.abs().min() > 0
+        optimizer.step()
+    assert backbone_grads[0] == 0 and backbone_grads[1] > 0
+    assert (net(x, 2.5) - x).abs().max() > 1e-3
+
+
+def test_nodesr_checkpoints_without_gain_load_as_the_ungated_field():
+    old = randomized(build_network({'type': 'NODESR', 'backbone': RRDB}), std=0.05)
+    state = {k: v for k, v in old.state_dict().items() if not k.endswith('.gain')}
+    net = build_network({'type': 'NODESR', 'backbone': RRDB})
+    net.load_state_dict(state, strict=True)
+    assert torch.equal(net.func.gain, torch.ones(1, 3, 1, 1))
+    inp = torch.rand(1, 4, 8, 8)
+    assert torch.equal(net.func(inp), old.func.net(inp)[:, :3])
 
 
 def test_nodesr_sizes_already_multiple_are_not_padded():
@@ -90,15 +130,8 @@ def conv_params(cin, cout, k):
     return cin * cout * k * k + cout
 
 
-def load_param_counts():
-    spec = importlib.util.spec_from_file_location('param_counts', os.path.join(ROOT, 'benchmarks', 'param_counts.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_paper_parameter_counts():
-    counts = load_param_counts().param_counts(['NODE-VDSR', 'NODE-RDN', 'VDSR+t', 'RDN+t'])
+    counts = load_script('benchmarks/param_counts.py').param_counts(['NODE-VDSR', 'NODE-RDN', 'VDSR+t', 'RDN+t'])
     # VDSR f: 4 -> 64, 18 x (64 -> 64), 64 -> 3, all 3x3
     vdsr = conv_params(4, 64, 3) + 18 * conv_params(64, 64, 3) + conv_params(64, 3, 3)
     # RDN f: SFE 3x3 (4 -> 64, 64 -> 64), 16 RDBs of 8 dense 3x3 convs + 1x1 fusion, GFF 1x1 + 3x3, 3x3 to 3

@@ -208,3 +208,43 @@ def test_solver_settings_one_row_each(tiny, tmp_path):
     for bad in ('rk4:0', 'rk4', 'dopri5:1e-3', 'nope:2', 'rk4:h0', 'rk4:hx'):
         with pytest.raises(ValueError, match='bad solver setting'):
             parse_setting(bad, {})
+
+
+def test_fixed_scale_model_rows_are_labelled_and_warned(tiny, tmp_path, capsys):
+    """An x2 EDSR at x2.5 and x3 is its x2 output resized with bicubic: named so everywhere, and warned."""
+    from helpers import TINY_EDSR_X2, save_basicsr_model
+    from nodesr_arch.api import load_model
+    from nodesr_arch.inference import FixedScaleWarning
+    edsr = save_basicsr_model(str(tmp_path / 'm'), TINY_EDSR_X2, 'EDSR')
+    out = str(tmp_path / 'out')
+    argv = ['--model', 'bicubic', 'EDSR=' + edsr, '--data', tiny, '--scales', '2', '2.5', '3', '--out', out,
+            '--quiet', '--per-image']
+    assert benchmark.main(argv) == 0
+    err = capsys.readouterr().err
+    assert 'nodesr benchmark: warning: EDSR is a fixed-scale x2 network: at x2.5, x3 its x2 output is resized' in err
+    label = 'EDSR x2 + bicubic'
+    rows = _rows(out)
+    assert [(r['scale'], r['model']) for r in rows] == [('2', 'bicubic'), ('2', 'EDSR'), ('2.5', 'bicubic'),
+                                                         ('2.5', label), ('3', 'bicubic'), ('3', label)]
+    per_image = list(csv.DictReader(open(os.path.join(out, 'per_image.csv'))))
+    assert {r['model'] for r in per_image if r['scale'] != '2'} == {'bicubic', label}
+    md = open(os.path.join(out, 'results.md')).read()
+    assert benchmark_report.FIXED_SCALE_NOTE in md
+    header, body = _table(md, 'Tiny')
+    assert header == ['method', 'x2', 'x2.5', 'x3'] and [r[0] for r in body] == ['bicubic', 'EDSR', label]
+    assert body[1][2:] == ['', ''] and body[2][1] == ''
+    # the labelled figure is what the API gives, warning, for the protocol's LR at x2.5
+    up, scores = load_model(edsr), []
+    for name in ('a', 'b'):
+        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'))
+        lr, gt, out_size = make_pair(hr, 2.5, 'metasr')
+        with pytest.warns(FixedScaleWarning):
+            scores.append(psnr_ssim(up.super_resolve(lr, 2.5, out_size), gt, 2.5, grey))
+    assert float(rows[3]['psnr']) == pytest.approx(np.mean(scores, axis=0)[0], abs=2e-3)
+    # --resume finds the labelled rows: it keeps them (an edited figure survives) and computes nothing again
+    text = open(os.path.join(out, 'results.csv')).read().replace(f'Tiny,3,{label},', f'Tiny,3,{label},1')
+    open(os.path.join(out, 'results.csv'), 'w').write(text)
+    assert benchmark.main(argv + ['--resume']) == 0
+    again = _rows(out)
+    assert [(r['scale'], r['model']) for r in again] == [(r['scale'], r['model']) for r in rows]
+    assert again[5]['psnr'].startswith('1') and again[3] == rows[3]

@@ -172,3 +172,15 @@ def test_exif_orientation_is_applied(tmp_path):
         with Image.open(path) as im:
             upright = np.asarray(ImageOps.exif_transpose(im))
         assert np.array_equal(read_image(str(path)), upright), orientation
+
+
+def test_fixed_scale_model_at_another_scale_warns_once(images, tmp_path, capsys):
+    from helpers import TINY_EDSR_X2, save_basicsr_model
+    edsr = save_basicsr_model(str(tmp_path / 'm'), TINY_EDSR_X2, 'EDSR')
+    args = ['-i', str(images / 'odd.jpg'), '-o', str(tmp_path / 'out'), '--model', edsr, '-q']
+    assert main(args + ['--scale', '2']) == 0
+    assert 'warning' not in capsys.readouterr().err
+    assert main(args + ['--scale', '2.5']) == 0
+    err = capsys.readouterr().err
+    assert err.count('warning') == 1 and 'EDSR is a fixed-scale x2 network: at x2.5' in err
+    assert read(tmp_path / 'out' / 'odd_x2.5.jpg').shape == (37, 32, 3)

@@ -10,7 +10,7 @@ import torch
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
-from helpers import one_thread_fixture, randomized, write_images
+from helpers import load_script, one_thread_fixture, randomized, write_images
 from nodesr_arch.data.scale_space import imresize
 from nodesr_arch.inference import enlarge_to
 from nodesr_arch.metrics import psnr_ssim
@@ -209,3 +209,35 @@ def test_options_are_not_mutated_by_validation(tmp_path):
     model.feed_data(batch(b=1, size=16))
     model.test()
     assert model.opt['val'] == before
+
+
+def test_ema_checkpoint_loads_with_basicsr_param_key_and_the_api(tmp_path):
+    """A trained checkpoint holds params and params_ema; BasicSR's test path and the API load the EMA."""
+    import yaml
+
+    from nodesr_arch.api import load_model
+    model = NODESRModel(make_opt(tmp_path / 'train', train={'ema_decay': 0.5}))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    os.makedirs(model.opt['path']['training_states'], exist_ok=True)
+    model.save(epoch=0, current_iter=1)
+    ckpt = os.path.join(model.opt['path']['models'], 'net_g_1.pth')
+    state = torch.load(ckpt, weights_only=True)
+    assert set(state) == {'params', 'params_ema'}
+    ema = params(model.net_g_ema)
+    assert not torch.equal(ema, params(model.net_g))
+    opt = make_opt(tmp_path / 'test', is_train=False)
+    opt['path'].update(pretrain_network_g=ckpt, param_key_g='params_ema')
+    assert torch.equal(params(NODESRModel(opt).net_g), ema)  # BasicSR's load_network, as a test YAML asks
+    with open(os.path.join(tmp_path, 'train', 'train_tiny.yml'), 'w') as f:  # BasicSR copies the YAML here
+        yaml.safe_dump({'name': 'tiny', 'network_g': model.opt['network_g']}, f)
+    assert torch.equal(params(load_model(ckpt).net), ema)
+    # exported as a bundled model: the EMA weights under both keys, stored once
+    export_weights = load_script('scripts/export_weights.py')
+    export_weights.export(os.path.join(tmp_path, 'train', 'train_tiny.yml'), ckpt, 'tiny', str(tmp_path / 'out'))
+    exported = torch.load(tmp_path / 'out' / 'tiny.pth', weights_only=True)
+    assert set(exported) == {'params', 'params_ema'}
+    for key in ('params', 'params_ema'):
+        assert all(torch.equal(v, state['params_ema'][k]) for k, v in exported[key].items())
+    assert torch.equal(params(load_model(str(tmp_path / 'out' / 'tiny.pth')).net), ema)
+

@@ -51,19 +51,40 @@ def check_same_resolution(net, name, in_ch, out_ch, multiple):
                          'RRDBNet scale: 1)')
 
 
-class _SliceChannels(nn.Module):
-    """Keep the first ``num_out_ch`` output channels of a backbone (e.g. SwinIR outputs in_chans), minus
-    the input's first channels when the backbone adds its input to its output (``subtract_input``)."""
+class _BackboneField(nn.Module):
+    """``f`` from a registry backbone: its first ``num_out_ch`` output channels (minus the input's first
+    channels when the backbone adds its input to its output, ``subtract_input``), times a learnable
+    per-channel ``gain``.
+
+    ``gain`` starts at zero, so ``dI/dt = 0`` and the NODE model is the identity (returns its bicubic
+    input) at initialisation whatever the backbone, as NODEVDSR and NODERDN are through their zeroed
+    last conv. The gain's own gradient is not zero, so the first optimiser step moves it off zero and
+    the backbone gets gradients from then on (the ReZero scheme, Bachlechner et al. 2020).
+
+    Args:
+        net (nn.Module): The backbone.
+        num_out_ch (int): Channels of ``f``.
+        subtract_input (bool): Subtract the input's first ``num_out_ch`` channels from the output.
+    """
 
     def __init__(self, net, num_out_ch, subtract_input=False):
         super().__init__()
         self.net = net
         self.num_out_ch = num_out_ch
         self.subtract_input = subtract_input
+        self.gain = nn.Parameter(torch.zeros(1, num_out_ch, 1, 1))
 
     def forward(self, x):
         out = self.net(x)[:, :self.num_out_ch]
-        return out - x[:, :self.num_out_ch] if self.subtract_input else out
+        if self.subtract_input:
+            out = out - x[:, :self.num_out_ch]
+        return self.gain * out
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # NODESR checkpoints from before ``gain`` existed hold the backbone alone: gain 1 is their f
+        if prefix + 'gain' not in state_dict and any(k.startswith(prefix + 'net.') for k in state_dict):
+            state_dict[prefix + 'gain'] = torch.ones_like(self.gain)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @ARCH_REGISTRY.register()
@@ -72,7 +93,8 @@ class NODESR(NODEBase):
 
     ``f`` must keep the resolution (e.g. ``SwinIR`` with ``upscale: 1, upsampler: ''`` or ``RRDBNet``
     with ``scale: 1``). Its input-channel key (num_in_ch, in_chans...) is set to ``num_in_ch + 1`` unless
-    given; extra output channels are dropped.
+    given; extra output channels are dropped. ``f`` is the backbone's output times a learnable
+    per-channel gain that starts at zero, so an untrained model returns its input with any backbone.
 
     Args:
         backbone (dict): ``{type: <registry name>, ...}`` options of ``f``.
@@ -113,7 +135,7 @@ class NODESR(NODEBase):
         net = cls(**{k: v for k, v in backbone.items() if k != 'type'})
         check_same_resolution(net, backbone['type'], num_in_ch + 1, num_out_ch, size_multiple)
         super().__init__(
-            _SliceChannels(net, num_out_ch, bool(subtract_input)),
+            _BackboneField(net, num_out_ch, bool(subtract_input)),
             ode=ode,
             size_multiple=size_multiple,
             receptive_radius=receptive_radius)
