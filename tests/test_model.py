@@ -241,3 +241,28 @@ def test_ema_checkpoint_loads_with_basicsr_param_key_and_the_api(tmp_path):
         assert all(torch.equal(v, state['params_ema'][k]) for k, v in exported[key].items())
     assert torch.equal(params(load_model(str(tmp_path / 'out' / 'tiny.pth')).net), ema)
 
+
+
+def test_validation_warns_when_a_fixed_scale_network_meets_another_scale(tmp_path, caplog):
+    """An x2 EDSR validated at x3 gets its x2 output resized with bicubic: the log says so, naming the set."""
+    import logging
+    hr = str(tmp_path / 'hr')
+    write_images(hr, [(30, 36)])
+    net = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'upscale': 2}
+    model = NODESRModel(make_opt(tmp_path, is_train=False, net=net))
+    logger = logging.getLogger('basicsr')
+    logger.addHandler(caplog.handler)
+    try:
+        for scale, warned in ((2.0, False), (3.0, True)):
+            caplog.clear()
+            ds_opt = {'name': f'x{scale:g}', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': hr,
+                      'phase': 'val', 'io_backend': {'type': 'disk'}, 'scale': scale, 'protocol': 'metasr',
+                      'lq_size': 'lr'}
+            loader = torch.utils.data.DataLoader(build_dataset(ds_opt), batch_size=1)
+            model.validation(loader, current_iter='tiny', tb_logger=None, save_img=False)
+            messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert bool(messages) == warned, messages
+        assert 'x3: EDSR is a fixed-scale x2 network: at x3' in messages[0]
+        assert 'EDSR x2 + bicubic' in messages[0]
+    finally:
+        logger.removeHandler(caplog.handler)

@@ -14,7 +14,8 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from nodesr_arch.inference import enlarge_to, output_size, run_network, self_ensemble
+from nodesr_arch.inference import (enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network,
+                                   self_ensemble)
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
                                          trajectory_strip, write_summary)
@@ -313,6 +314,7 @@ class NODESRModel(SRModel):
                     if save_img:
                         imwrite(tensor2img(self.output[b]), self._image_path(dataset_name, name, current_iter))
                 if idx == 0 and rank == 0:
+                    self._warn_fixed_scale(net, dataset_name, scales)
                     self._log_trajectory(net, dataset_name, current_iter, tb_logger)
                 del self.lq, self.output
                 if hasattr(self, 'gt'):
@@ -338,6 +340,13 @@ class NODESRModel(SRModel):
             self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         if not self.opt['is_train'] and rank == 0:
             self._add_summary(dataset_name, records)
+
+    def _warn_fixed_scale(self, net, dataset_name, scales):
+        """Say so when a fixed-scale network (an x2 EDSR) is validated at another scale: its output is resized."""
+        factor = fixed_scale(net, channels=self.lq.shape[1])
+        other = sorted({s for s in scales if factor is not None and abs(s - factor) > 1e-6})
+        if other:
+            get_root_logger().warning(f'{dataset_name}: {fixed_scale_message(type(net).__name__, factor, other)}')
 
     def _image_path(self, dataset_name, img_name, current_iter):
         folder = osp.join(self.opt['path']['visualization'], dataset_name)
