@@ -1,4 +1,4 @@
-"""Benchmark 8: cost of the start-up hook (``nodesr_arch_hook.pth``) at interpreter start-up.
+"""Benchmark 6: cost of the start-up hook (``nodesr_arch_hook.pth``) at interpreter start-up.
 
 Starts ``python -c pass`` with the hook on and off (``NODESR_ARCH_HOOK=0``), interleaved so machine load
 affects both alike, and prints the median of each and their difference; then the hook module's own
