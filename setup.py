@@ -54,7 +54,7 @@ setup(
     long_description=open(os.path.join(here, 'README.md'), encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
-    python_requires='>=3.9',
+    python_requires='>=3.9, <3.14',  # tested: 3.9 to 3.13 (README, Install)
     packages=find_packages(include=['nodesr_arch', 'nodesr_arch.*']),
     py_modules=['nodesr_arch_compat', 'nodesr_arch_hook'],
     cmdclass=commands(),
@@ -74,12 +74,17 @@ setup(
         'scikit-image',
         'matplotlib',
         'Pillow',
-        'setuptools',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
+        'setuptools>=60',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
     ],
     extras_require={'test': ['pytest>=7', 'pytest-timeout']},
     entry_points={'console_scripts': ['nodesr=nodesr_arch.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.9',
+        'Programming Language :: Python :: 3.10',
+        'Programming Language :: Python :: 3.11',
+        'Programming Language :: Python :: 3.12',
+        'Programming Language :: Python :: 3.13',
         'Topic :: Scientific/Engineering :: Image Processing',
     ],
 )
