@@ -167,9 +167,8 @@ def test_truncated_png_names_the_file(gt_folder):
 
 
 def test_small_images(gt_folder):
-    ds = build_dataset(_opt(gt_folder, gt_size=60))
-    with pytest.raises(ValueError, match='im0.png.*gt_size 60'):
-        ds[0]
+    with pytest.raises(ValueError, match='im0.png is 61x57, smaller than gt_size 60'):  # when built, not drawn
+        build_dataset(_opt(gt_folder, gt_size=60))
     with pytest.warns(UserWarning, match='2 of 3'):
         ds = build_dataset(_opt(gt_folder, gt_size=60, skip_small=True))
     assert [os.path.basename(p[0]) for p in ds.paths] == ['im1.png']

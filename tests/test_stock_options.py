@@ -62,9 +62,9 @@ def rewrite_for_here(node, data, weights, meta):
 
 def test_check_never_crashes_and_rejects_only_what_basicsr_cannot_run(tmp_path, capsys):
     data, weights, meta = tmp_path / 'data', tmp_path / 'weights.pth', tmp_path / 'meta.txt'
-    data.mkdir()
+    names = [os.path.basename(p) for p in write_images(str(data), [(32, 32)] * 32)]  # enough for any batch
     weights.write_bytes(b'')
-    meta.write_text('img0.png (32,32,3)\n')
+    meta.write_text(''.join(f'{n} (32,32,3)\n' for n in names))
     tally, rejected = {'accepted': 0, 'rejected': 0, 'crashed': 0}, {}
     for path in stock_files():
         name = os.path.relpath(path, STOCK)

@@ -124,15 +124,21 @@ class ContinuousScalePairedDataset(data.Dataset):
                 raise ValueError(f"lq_size must be 'output' or 'lr', got '{self.lq_size}'")
 
     def _drop_small(self, entries):
-        """With ``skip_small``, leave out images smaller than ``gt_size`` (sizes from headers or LMDB meta)."""
+        """Images smaller than ``gt_size`` (sizes from headers or LMDB meta): left out with ``skip_small``,
+        else an error now rather than when a batch first draws one."""
         size = self.opt.get('gt_size')
-        if not (self.train and size and self.opt.get('skip_small', False)):
+        if not (self.train and size):
             return entries
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f'gt_size must be a positive integer, got {size!r}')
         kept = []
         for entry in entries:
             hw = self._sizes.get(entry[2]) or _file_size(entry[0])
             if hw is None or min(hw) >= size:
                 kept.append(entry)
+            elif not self.opt.get('skip_small', False):
+                raise ValueError(f'{entry[2]} is {hw[0]}x{hw[1]}, smaller than gt_size {size} '
+                                 '(set skip_small: true to leave such images out)')
         if len(kept) < len(entries):
             warnings.warn(f'skip_small: {len(entries) - len(kept)} of {len(entries)} images are smaller than '
                           f'gt_size {size} and are left out')

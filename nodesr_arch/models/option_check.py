@@ -8,15 +8,50 @@ import argparse
 import inspect
 import numbers
 import os
+from collections import OrderedDict
 
 import torch
 import yaml
-from basicsr.utils.options import _postprocess_yml_value, ordered_yaml
+from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+
+from nodesr_arch.data.image_io import list_images
 
 
 class OptionError(ValueError):
     """An option YAML is wrong; the message names the key."""
+
+
+class _OrderedSafeLoader(yaml.SafeLoader):
+    """YAML's safe loader (plain data only: no ``!!python/...`` objects) keeping key order, as BasicSR's."""
+
+
+_OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                   lambda loader, node: OrderedDict(loader.construct_pairs(node)))
+
+
+def load_yaml(path):
+    """Read an option (or sidecar) YAML safely: mappings, lists, strings, numbers, ``~``/None; key order kept.
+
+    BasicSR reads option files with PyYAML's full loader, which builds Python objects from
+    ``!!python/...`` tags, so opening a shared option file could run code. This refuses them instead.
+
+    Args:
+        path (str): The YAML file.
+
+    Raises:
+        OptionError: The file is missing, not valid YAML, or holds a Python object tag.
+    """
+    if not os.path.isfile(path):
+        raise OptionError(f"'{path}' does not exist")
+    try:
+        with open(path) as f:
+            return yaml.load(f, Loader=_OrderedSafeLoader)
+    except yaml.constructor.ConstructorError as e:
+        raise OptionError(f"'{path}' holds a Python object ({e.problem.strip()}), which an option file may not: "
+                          'loading it would run code. Nothing was loaded') from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise OptionError(f"'{path}' is not valid YAML: {e}") from None
 
 
 def read_options(argv, is_train=True):
@@ -40,10 +75,9 @@ def read_options(argv, is_train=True):
     if not os.path.isfile(args.opt):
         raise OptionError(f"-opt: option file '{args.opt}' does not exist")
     try:
-        with open(args.opt) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-    except yaml.YAMLError as e:
-        raise OptionError(f"-opt: '{args.opt}' is not valid YAML: {e}") from None
+        opt = load_yaml(args.opt)
+    except OptionError as e:
+        raise OptionError(f'-opt: {e}') from None
     if not isinstance(opt, dict):
         raise OptionError(f"-opt: '{args.opt}' does not hold a mapping of options")
     for entry in args.force_yml or []:
@@ -124,6 +158,13 @@ def _check_network(key, net_opt):
     return cls
 
 
+_PAIRED_TYPES = ('ContinuousScalePairedDataset', 'PairedImageDataset')
+
+
+def _is_positive_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+
+
 def _check_dataset(phase, d, is_train, check_paths=True):
     key = f'datasets:{phase}'
     if not isinstance(d, dict):
@@ -132,6 +173,8 @@ def _check_dataset(phase, d, is_train, check_paths=True):
         raise OptionError(f"{key}: phase '{phase}' must be train, val* or test*")
     if d.get('type') not in DATASET_REGISTRY:
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
+    if d['type'] in _PAIRED_TYPES and d.get('dataroot_gt') is None:
+        raise OptionError(f"{key}:dataroot_gt: missing (the {d['type']}'s ground-truth folder or LMDB)")
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
         if d.get(root) is not None and backend != 'memcached' and check_paths:
@@ -148,10 +191,61 @@ def _check_dataset(phase, d, is_train, check_paths=True):
             _check_scale(f'{key}:scale_range', v)
         if rng[0] > rng[1]:
             raise OptionError(f'{key}:scale_range: min {rng[0]} is above max {rng[1]}')
+    step = d.get('scale_step')
+    if step is not None and (not _is_number(step) or not 0 <= step < float('inf')):
+        raise OptionError(f'{key}:scale_step: must be a number >= 0 (0: continuous scales), got {step!r}')
+    if d.get('gt_size') is not None and not _is_positive_int(d['gt_size']):
+        raise OptionError(f"{key}:gt_size: must be a positive integer (the training patch side), got {d['gt_size']!r}")
     if is_train and phase == 'train':
         for k in ('batch_size_per_gpu', 'num_worker_per_gpu'):
             if k not in d:
                 raise OptionError(f'{key}:{k}: missing')
+        if not _is_positive_int(d['batch_size_per_gpu']):
+            raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
+
+
+def _count_images(d):
+    """Number of images a dataset's ``dataroot_gt`` (disk, or its meta-info file) holds; None if unknown."""
+    if (d.get('io_backend') or {}).get('type', 'disk') != 'disk' or d.get('dataroot_gt') is None:
+        return None
+    if d.get('meta_info_file') is not None:
+        files = d['meta_info_file'] if isinstance(d['meta_info_file'], (list, tuple)) else [d['meta_info_file']]
+        count = 0
+        for meta in files:
+            with open(meta) as f:
+                count += sum(1 for line in f if line.strip())
+        return count
+    roots = d['dataroot_gt'] if isinstance(d['dataroot_gt'], (list, tuple)) else [d['dataroot_gt']]
+    return sum(len(list_images(os.path.expanduser(root))) for root in roots)
+
+
+def _check_dataset_contents(opt, phase, d):
+    """Build this package's datasets (they check their folders, protocol, patch size) and count images,
+    so an empty folder or a batch larger than the data stops here rather than after the folders exist."""
+    key = f'datasets:{phase}'
+    d = dict(d, phase=phase.split('_')[0])
+    if opt.get('scale') is not None:
+        d['scale'] = opt['scale']  # what BasicSR's parse_options does
+    if d['type'] == 'ContinuousScalePairedDataset':
+        try:
+            count = len(DATASET_REGISTRY.get(d['type'])(d))
+        except (ValueError, OSError, KeyError) as e:
+            raise OptionError(f'{key}: {e}') from None
+    else:
+        try:
+            count = _count_images(d)
+        except OSError as e:
+            raise OptionError(f'{key}: {e}') from None
+    if count == 0:
+        raise OptionError(f"{key}:dataroot_gt: no images in {d['dataroot_gt']}")
+    if phase == 'train' and count is not None:
+        world = int(os.environ.get('WORLD_SIZE', '1'))
+        samples = count * d.get('dataset_enlarge_ratio', 1)
+        if d['batch_size_per_gpu'] * world > samples:
+            per = f' x {world} processes' if world > 1 else ''
+            raise OptionError(f"{key}:batch_size_per_gpu: {d['batch_size_per_gpu']}{per} is more than the "
+                              f'{samples} samples an epoch holds ({count} images x dataset_enlarge_ratio '
+                              f"{d.get('dataset_enlarge_ratio', 1)}): no full batch, nothing would be trained")
 
 
 def _check_train(opt):
@@ -167,6 +261,9 @@ def _check_train(opt):
     max_norm = clip.get('max_norm') if isinstance(clip, dict) else clip
     if clip is not None and (not _is_number(max_norm) or max_norm < 0):
         raise OptionError(f'train:grad_clip: must be a max norm > 0 (or {{max_norm, norm_type}}), got {clip!r}')
+    lr = (train.get('optim_g') or {}).get('lr') if isinstance(train.get('optim_g'), dict) else None
+    if not _is_number(lr) or not 0 < lr < float('inf'):
+        raise OptionError(f'train:optim_g:lr: must be a positive number, got {lr!r}')
     nf = train.get('max_nonfinite', 10)
     if not isinstance(nf, int) or isinstance(nf, bool) or nf < 1:
         raise OptionError(f'train:max_nonfinite: must be an integer >= 1, got {nf!r}')
@@ -178,6 +275,8 @@ def _check_train(opt):
     for k in ('print_freq', 'save_checkpoint_freq'):
         if k not in logger:
             raise OptionError(f'logger:{k}: missing')
+        if not _is_number(logger[k]) or not 1 <= logger[k] < float('inf'):  # BasicSR takes iter % freq
+            raise OptionError(f'logger:{k}: must be a number of iterations >= 1, got {logger[k]!r}')
 
 
 def _check_val(opt, is_train):
@@ -190,6 +289,8 @@ def _check_val(opt, is_train):
         raise OptionError('val: must be a mapping')
     if is_train and 'val_freq' not in val:
         raise OptionError('val:val_freq: missing')
+    if is_train and (not _is_number(val['val_freq']) or not 1 <= val['val_freq'] < float('inf')):
+        raise OptionError(f"val:val_freq: must be a number of iterations >= 1, got {val['val_freq']!r}")
     tile = val.get('tile')
     if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
         raise OptionError(f'val:tile: must be a positive integer (or ~ for no tiling), got {tile!r}')
@@ -272,6 +373,8 @@ def check_options(opt, is_train=True, check_paths=True):
         raise OptionError('datasets: missing')
     for phase, d in datasets.items():
         _check_dataset(phase, d, is_train, check_paths)
+        if check_paths and (is_train or phase != 'train'):
+            _check_dataset_contents(opt, phase, d)
     model_cls = MODEL_REGISTRY.get(model_type)
     _check_scale_feeding(opt, model_cls, arch_cls)
     _check_top_level_scale(opt, model_cls)
