@@ -112,48 +112,73 @@ def _map_location(opt):
     return 'cpu'
 
 
-def find_resume_state(opt):
-    """Path of the latest ``*.state`` in this run's ``training_states`` (root-anchored), or None."""
+def resume_states(opt):
+    """This run's ``*.state`` files in its ``training_states`` (root-anchored), newest first."""
     state_dir = opt['path'].get('training_states') or os.path.join(
         opt.get('root_path', os.getcwd()), 'experiments', opt['name'], 'training_states')
     if not os.path.isdir(state_dir):
-        return None
-    iters = []
-    for name in os.listdir(state_dir):
-        stem = name[:-len('.state')] if name.endswith('.state') else None
-        if stem is not None and stem.isdigit():
-            iters.append(int(stem))
-    return os.path.join(state_dir, f'{max(iters)}.state') if iters else None
+        return []
+    iters = sorted((int(n[:-len('.state')]) for n in os.listdir(state_dir)
+                    if n.endswith('.state') and n[:-len('.state')].isdigit()), reverse=True)
+    return [os.path.join(state_dir, f'{i}.state') for i in iters]
+
+
+def find_resume_state(opt):
+    """Path of the latest ``*.state`` in this run's ``training_states`` (root-anchored), or None."""
+    states = resume_states(opt)
+    return states[0] if states else None
 
 
 _AUTO_RESUME = [False]
 
 
+def _load_state(path, opt):
+    """A training state and a check that the checkpoint it resumes from (``models/net_g_ITER.pth``) loads."""
+    import torch
+    state = torch.load(path, map_location=_map_location(opt), weights_only=True)
+    models = opt['path'].get('models')
+    if models:
+        net = os.path.join(models, f"net_g_{state['iter']}.pth")
+        torch.load(net, map_location='cpu', weights_only=True, mmap=True)
+    return state
+
+
 def load_resume_state(opt):
     """Fix 3: CPU-safe, root-anchored replacement for ``basicsr.train.load_resume_state`` (BasicSR#538).
 
+    With ``--auto_resume``, a newest state that does not load (or whose checkpoint does not) is skipped with
+    a warning for the previous complete one, as a kill during a save can leave it.
+
     Args:
-        opt (dict): Parsed options (``auto_resume``, ``path: resume_state, training_states``).
+        opt (dict): Parsed options (``auto_resume``, ``path: resume_state, training_states, models``).
 
     Returns:
         dict | None: The training state, mapped to the run's device.
     """
-    import torch
+    import warnings
+
     from basicsr.utils.misc import check_resume
     _AUTO_RESUME[0] = bool(opt.get('auto_resume'))
-    if opt['auto_resume']:
-        path = find_resume_state(opt)
-        if path is not None:
-            opt['path']['resume_state'] = path
-    else:
+    if not opt['auto_resume']:
         path = opt['path'].get('resume_state')
-    if not path:
-        return None
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"path:resume_state: training state '{path}' does not exist")
-    state = torch.load(path, map_location=_map_location(opt), weights_only=True)
-    check_resume(opt, state['iter'])
-    return state
+        if not path:
+            return None
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"path:resume_state: training state '{path}' does not exist")
+        state = _load_state(path, dict(opt, path={}))
+        check_resume(opt, state['iter'])
+        return state
+    for path in resume_states(opt):
+        try:
+            state = _load_state(path, opt)
+        except Exception as e:  # noqa: BLE001  (truncated or corrupt: any unpickling error)
+            warnings.warn(f'--auto_resume: {path} (or its checkpoint) does not load ({type(e).__name__}: {e}); '
+                          'trying the previous training state')
+            continue
+        opt['path']['resume_state'] = path
+        check_resume(opt, state['iter'])
+        return state
+    return None
 
 
 def _keep_existing_on_auto_resume(func):

@@ -3,13 +3,15 @@ pipeline with NODE-SR registered, ``root_path`` = the current directory.
 
 BasicSR's flags work as they do in ``basicsr/train.py``: ``--auto_resume``, ``--debug``,
 ``--launcher {none,pytorch,slurm}``, ``--force_yml key:sub=value``, ``--local_rank`` (or
-``--local-rank``). The options are checked before anything is written.
+``--local-rank``). The options are checked before anything is written (option files are read with a safe
+YAML loader), and the run holds a lock on its experiment name (:mod:`nodesr_arch.experiment_lock`).
 """
 import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from nodesr_arch_compat import normalize_argv
+from nodesr_arch.experiment_lock import ExperimentLocked, lock_experiment
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
 
@@ -27,13 +29,15 @@ def run(argv, is_train, prog):
     """
     argv = normalize_argv(list(argv))
     sys.argv = [prog] + argv
+    root_path = os.getcwd()
     try:
         if not {'-h', '--help'} & set(argv):  # BasicSR's parser prints the help
-            read_options(argv, is_train=is_train)
-    except OptionError as e:
+            opt = read_options(argv, is_train=is_train)
+            if int(os.environ.get('RANK', '0')) == 0:
+                lock_experiment(os.path.join(root_path, 'experiments' if is_train else 'results'), opt['name'])
+    except (OptionError, ExperimentLocked) as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2
-    root_path = os.getcwd()
     if is_train:
         from basicsr.train import train_pipeline
         try:

@@ -62,7 +62,7 @@ def test_functional_tensor_alias():
 
 def test_distutils_comes_from_setuptools_which_is_a_dependency():
     with open(os.path.join(ROOT, 'setup.py')) as f:
-        assert "'setuptools'" in f.read()
+        assert "'setuptools>=60'" in f.read()  # 60: its distutils shim replaces the stdlib's
     arch_util = os.path.join(os.path.dirname(bt.__file__), 'archs', 'arch_util.py')
     with open(arch_util) as f:
         assert 'from distutils.version import LooseVersion' in f.read()  # why it is needed
@@ -94,6 +94,7 @@ def experiment(root, name='exp', iters=(5, 20)):
     os.makedirs(os.path.join(exp, 'models'))
     for it in iters:
         torch.save({'epoch': 0, 'iter': it, 'optimizers': [], 'schedulers': []}, os.path.join(states, f'{it}.state'))
+        torch.save({'params': {'w': torch.ones(1)}}, os.path.join(exp, 'models', f'net_g_{it}.pth'))
     with open(os.path.join(exp, 'train.log'), 'w') as f:
         f.write('log\n')
     return exp
@@ -120,6 +121,24 @@ def test_auto_resume_on_cpu_from_another_cwd(tmp_path, monkeypatch):
     assert state['iter'] == 20
     assert opt['path']['resume_state'] == str(root / 'experiments' / 'exp' / 'training_states' / '20.state')
     assert opt['path']['pretrain_network_g'].endswith(os.path.join('models', 'net_g_20.pth'))
+
+
+@pytest.mark.parametrize('broken', ['state', 'checkpoint', 'missing checkpoint'])
+def test_auto_resume_skips_a_newest_state_that_does_not_load(tmp_path, broken):
+    exp = experiment(str(tmp_path), iters=(5, 20))  # a kill during the save of iteration 20
+    if broken == 'state':
+        with open(os.path.join(exp, 'training_states', '20.state'), 'r+b') as f:
+            f.truncate(100)
+    elif broken == 'checkpoint':
+        with open(os.path.join(exp, 'models', 'net_g_20.pth'), 'wb') as f:
+            f.write(b'garbage')
+    else:
+        os.remove(os.path.join(exp, 'models', 'net_g_20.pth'))
+    opt = train_opt(str(tmp_path))
+    with pytest.warns(UserWarning, match='20.state.*does not load.*trying the previous'):
+        state = compat.load_resume_state(opt)
+    assert state['iter'] == 5 and opt['path']['resume_state'].endswith('5.state')
+    assert opt['path']['pretrain_network_g'].endswith('net_g_5.pth')
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the broken path is CPU-only')

@@ -64,6 +64,8 @@ class NODESRModel(SRModel):
         self.data_lq_size = 'output'
         self.summary = OrderedDict()
         super().__init__(opt)
+        if self.opt['is_train'] and self.opt.get('rank', 0) == 0:
+            self._remove_partial_saves()
 
     def init_training_settings(self):
         super().init_training_settings()
@@ -193,6 +195,18 @@ class NODESRModel(SRModel):
                 f'step; last checkpoint: {last}. Lower the learning rate or set train:grad_clip.')
 
     # ----------------------------------------------------------- checkpoints
+    def _remove_partial_saves(self):
+        """Remove the temporary files of saves a killed run left (``.net_g_8.pth.*.tmp``, ``.8.state.*.tmp``)."""
+        removed = []
+        for key in ('models', 'training_states'):
+            folder = self.opt['path'].get(key)
+            for path in glob.glob(osp.join(folder, '.*.tmp')) if folder else []:
+                if osp.basename(path).split('.')[-3] in ('pth', 'state'):
+                    os.remove(path)
+                    removed.append(osp.basename(path))
+        if removed:
+            get_root_logger().warning(f'Removed {len(removed)} partial save(s) of a killed run: {removed}')
+
     def _save(self, obj, path, what):
         for attempt in range(3):
             try:
