@@ -189,7 +189,8 @@ def junit_summary(path):
             if bad is not None:
                 summary['failed'].append({'test': name, 'message': (bad.get('message') or '')[:300]})
             elif case.find('skipped') is not None:
-                summary['skipped_tests'].append({'test': name, 'reason': (case.find('skipped').get('message') or '')[:200]})
+                reason = case.find('skipped').get('message') or ''
+                summary['skipped_tests'].append({'test': name, 'reason': reason[:200]})
     summary['passed'] = summary['tests'] - summary['failures'] - summary['errors'] - summary['skipped']
     summary['time_s'] = round(summary['time_s'], 1)
     return summary
@@ -238,7 +239,8 @@ def markdown(report, work):
                   f"- nvidia-smi: {env.get('nvidia_smi', '-')}",
                   f"- Python {env.get('python')}, torch {env.get('torch')} (CUDA {env.get('cuda')}, cudnn "
                   f"{env.get('cudnn', '-')}, NCCL {env.get('nccl', '-')}), BasicSR {env.get('basicsr')}, torchdiffeq "
-                  f"{env.get('torchdiffeq')}, nodesr_arch {env.get('nodesr_arch')}; {env.get('cpu_count')} CPU cores", '']
+                  f"{env.get('torchdiffeq')}, nodesr_arch {env.get('nodesr_arch')}; {env.get('cpu_count')} CPU "
+                  'cores', '']
     lines += ['## Parts', '', '| part | what | status | seconds (limit) |', '|---|---|---|---|']
     for p in report['parts']:
         lines.append(f"| {p['part']} | {p['title']} | {p['status']} | {p['seconds']:.0f} ({p['limit_s']}) |")
@@ -255,7 +257,8 @@ def markdown(report, work):
     for name, t in report['train_runs'].items():
         psnr = ', '.join(f'{n} {v:.2f} dB' for n, v in t['validation_psnr']) or 'none'
         its = t['iter_time_s']
-        lines.append(f"- {name}: finished {t['finished']}; world size {t['world_size']}; NCCL {t['nccl_version'] or '-'}; "
+        lines.append(f"- {name}: finished {t['finished']}; world size {t['world_size']}; "
+                     f"NCCL {t['nccl_version'] or '-'}; "
                      f"CUDA prefetcher {t['cuda_prefetcher']}; validation {psnr}; logged iteration times "
                      f"{', '.join(f'{v:.3f}' for v in its) or '-'} s")
     ts = report['train_speed']
@@ -283,12 +286,14 @@ def markdown(report, work):
 
 def train_table(report):
     """Markdown table of a ``gpu_speed train`` report."""
-    lines = ['| model | precision | solver | checkpoint | batch | status | it/s | f evals/it | peak alloc (GiB) '
-             '| peak reserved (GiB) | GPU-hours, 600k it |', '|---|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| model | precision | solver | checkpoint | batch | status | timed its | it/s | f evals/it '
+             '| peak alloc (GiB) | peak reserved (GiB) | GPU-hours, 600k it |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in report.get('cases', []):
         status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
         lines.append(f"| {r['model']} | {r['precision']} | {r['solver']} | {'on' if r['checkpoint'] else 'off'} | "
-                     f"{r.get('batch', '-')}x{r.get('patch', '-')}² | {status} | {fmt(r.get('it_per_s'), '.3f')} | "
+                     f"{r.get('batch', '-')}x{r.get('patch', '-')}² | {status} | {r.get('iters', '-')} | "
+                     f"{fmt(r.get('it_per_s'), '.3f')} | "
                      f"{fmt(r.get('nfe_per_iter'), '.1f')} | {fmt(r.get('peak_alloc_gib'))} | "
                      f"{fmt(r.get('peak_reserved_gib'))} | {fmt(r.get('gpu_hours'), '.1f')} |")
     return '\n'.join(lines)
@@ -301,7 +306,8 @@ def infer_table(report):
     for r in report.get('cases', []):
         status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
         lines.append(f"| {r['model']} | {r['precision']} | {r['size']}² | x{r['scale']} | {status} | "
-                     f"{fmt(r.get('images_per_s'), '.3f')} | {fmt(r.get('s_per_image'), '.4f')} | {r.get('nfe', '-')} | "
+                     f"{fmt(r.get('images_per_s'), '.3f')} | {fmt(r.get('s_per_image'), '.4f')} | "
+                     f"{r.get('nfe', '-')} | "
                      f"{fmt(r.get('peak_alloc_gib'))} |")
     return '\n'.join(lines)
 

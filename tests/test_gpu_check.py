@@ -66,7 +66,7 @@ def test_report_from_parts_left_in_the_work_folder(tmp_path):
     (work / 'train_speed.log').write_text('case 1\ncase 2\nKeyboardInterrupt\n')
     (work / 'train_speed.json').write_text(json.dumps({'cases': [
         {'model': 'NODE-VDSR', 'precision': 'bf16', 'solver': 'step_size 1.0', 'checkpoint': False, 'status': 'ok',
-         'batch': 16, 'patch': 200, 'it_per_s': 2.0, 'nfe_per_iter': 12.0, 'peak_alloc_gib': 30.5,
+         'batch': 16, 'patch': 200, 'iters': 30, 'it_per_s': 2.0, 'nfe_per_iter': 12.0, 'peak_alloc_gib': 30.5,
          'peak_reserved_gib': 31.0, 'gpu_hours': 83.3},
         {'model': 'NODE-RDN', 'precision': 'tf32', 'solver': 'step_size 1.0', 'checkpoint': False, 'status': 'oom',
          'error': 'OutOfMemoryError: CUDA out of memory.'}]}))
@@ -79,7 +79,7 @@ def test_report_from_parts_left_in_the_work_folder(tmp_path):
                    'nccl_version': None, 'cuda_prefetcher': True, 'finished': True}
     md = (tmp_path / 'out' / 'gpu_check.md').read_text()
     assert md.startswith('# GPU check: NVIDIA H100 80GB HBM3')
-    assert '| NODE-VDSR | bf16 | step_size 1.0 | off | 16x200² | ok | 2.000 | 12.0 | 30.50 | 31.00 | 83.3 |' in md
+    assert '| NODE-VDSR | bf16 | step_size 1.0 | off | 16x200² | ok | 30 | 2.000 | 12.0 | 30.50 | 31.00 | 83.3 |' in md
     assert '| NODE-RDN | tf32 | step_size 1.0 | off | -x-² | oom (OutOfMemoryError: CUDA out of memory.) |' in md
     assert 'FAILED tests.test_device::test_b: assert 1 == 2' in md
     assert '### train_speed: timeout' in md and 'KeyboardInterrupt' in md
