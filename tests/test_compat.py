@@ -225,6 +225,10 @@ def test_local_rank_dash_is_normalised(tmp_path, monkeypatch):
 
 class _WrapperMustNotRun(DataParallel):
 
+    def __init__(self, module):  # DataParallel's own set-up would move the module to cuda:0 where there is one
+        nn.Module.__init__(self)
+        self.module = module
+
     def forward(self, *args, **kwargs):
         raise AssertionError('validation ran the DDP/DP wrapper')
 
