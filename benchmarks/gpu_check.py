@@ -273,8 +273,9 @@ def markdown(report, work):
     if inf:
         lines += ['', '## (d) Inference speed and memory', '',
                   'One LR image enlarged to the output size through `Upscaler.super_resolve` (bicubic on the GPU, '
-                  'channels_last, inference_mode), median of up to 3 timed runs after one warm-up; paper-size '
-                  'models with random weights.', '', infer_table(inf)]
+                  'channels_last, inference_mode), median of up to 3 timed runs after one warm-up (0 timed runs: '
+                  'the warm-up run alone outlasted the case\'s time budget and is the figure); paper-size models '
+                  'with random weights.', '', infer_table(inf)]
     bad = [p for p in report['parts'] if p['status'] != 'ok']
     if bad:
         lines += ['', '## Failures (last lines of each log)', '']
@@ -301,11 +302,12 @@ def train_table(report):
 
 def infer_table(report):
     """Markdown table of a ``gpu_speed infer`` report."""
-    lines = ['| model | precision | output | scale | status | images/s | s/image | f evals | peak alloc (GiB) |',
-             '|---|---|---|---|---|---|---|---|---|']
+    lines = ['| model | precision | output | scale | status | timed runs | images/s | s/image | f evals '
+             '| peak alloc (GiB) |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in report.get('cases', []):
         status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
         lines.append(f"| {r['model']} | {r['precision']} | {r['size']}² | x{r['scale']} | {status} | "
+                     f"{r.get('runs', '-')} | "
                      f"{fmt(r.get('images_per_s'), '.3f')} | {fmt(r.get('s_per_image'), '.4f')} | "
                      f"{r.get('nfe', '-')} | "
                      f"{fmt(r.get('peak_alloc_gib'))} |")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check (issue 12): one run on one GPU, under 8 minutes, writes a Markdown + JSON report.
 #
-#   bash scripts/gpu_check.sh --out DIR [--budget SECONDS] [--only PART,...]
+#   bash scripts/gpu_check.sh --out DIR [--budget SECONDS] [--only PART,...] [--suite "TEST_FILE ..."]
 #   bash scripts/gpu_check.sh --out DIR --dry-run     # the same logic on the CPU with tiny sizes (a test runs it)
 #
 # Parts, in this order, each guarded (its failure or timeout is recorded and the next part runs) and each
@@ -30,6 +30,7 @@ OUT_DIR=""
 DRY=0
 BUDGET=""
 ONLY=""
+SUITE=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT_DIR=$2; shift 2 ;;
@@ -39,6 +40,8 @@ while [ $# -gt 0 ]; do
         --budget=*) BUDGET=${1#*=}; shift ;;
         --only) ONLY=$2; shift 2 ;;
         --only=*) ONLY=${1#*=}; shift ;;
+        --suite) SUITE=$2; shift 2 ;;
+        --suite=*) SUITE=${1#*=}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -72,9 +75,10 @@ else
         case "$f" in tests/test_train.py|tests/test_device.py|tests/test_gpu_check.py) ;; *) SUITE_FILES+=("$f") ;; esac
     done
     SPEED_ARGS=(--device cuda)
-    TRAIN_BUDGET=120 INFER_BUDGET=60
+    TRAIN_BUDGET=110 INFER_BUDGET=80
     if "$PY" -c 'import xdist' 2>/dev/null; then SUITE_FILES+=(-n 8); fi
 fi
+if [ -n "$SUITE" ]; then read -r -a SUITE_FILES <<< "$SUITE"; fi
 if command -v nodesr > /dev/null 2>&1; then NODESR=(nodesr); else NODESR=("$PY" -m nodesr_arch.cli); fi
 START=$(date +%s)
 DEADLINE=$((START + ${BUDGET%.*}))
