@@ -267,7 +267,9 @@ def markdown(report, work):
                   'Each case: warm-up steps, then timed steps (zero_grad, forward through the ODE, L1, backward, '
                   'Adam) on a random batch on the GPU, every sample\'s scale drawn from {1.1, ..., 4.0} as in '
                   'training; data loading not included. tf32: float32 with TF32 convolutions and matmuls; bf16: '
-                  'bf16 autocast. GPU-hours: the YAML\'s total_iter (600k) / (it/s) / 3600.', '',
+                  'bf16 autocast. Peak memory of the timed steps; the warm-up steps\' peak (cudnn.benchmark '
+                  'autotuning included) apart, where recorded. GPU-hours: the YAML\'s total_iter (600k) / (it/s) '
+                  '/ 3600.', '',
                   train_table(ts)]
     inf = report['infer_speed']
     if inf:
@@ -288,15 +290,16 @@ def markdown(report, work):
 def train_table(report):
     """Markdown table of a ``gpu_speed train`` report."""
     lines = ['| model | precision | solver | checkpoint | batch | status | timed its | it/s | f evals/it '
-             '| peak alloc (GiB) | peak reserved (GiB) | GPU-hours, 600k it |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|']
+             '| peak alloc (GiB) | peak reserved (GiB) | warm-up peak alloc (GiB) | GPU-hours, 600k it |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in report.get('cases', []):
         status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
         lines.append(f"| {r['model']} | {r['precision']} | {r['solver']} | {'on' if r['checkpoint'] else 'off'} | "
                      f"{r.get('batch', '-')}x{r.get('patch', '-')}² | {status} | {r.get('iters', '-')} | "
                      f"{fmt(r.get('it_per_s'), '.3f')} | "
                      f"{fmt(r.get('nfe_per_iter'), '.1f')} | {fmt(r.get('peak_alloc_gib'))} | "
-                     f"{fmt(r.get('peak_reserved_gib'))} | {fmt(r.get('gpu_hours'), '.1f')} |")
+                     f"{fmt(r.get('peak_reserved_gib'))} | {fmt(r.get('warmup_peak_alloc_gib'))} | "
+                     f"{fmt(r.get('gpu_hours'), '.1f')} |")
     return '\n'.join(lines)
 
 
