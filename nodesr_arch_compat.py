@@ -336,6 +336,15 @@ def _option_file(argv):
     return None
 
 
+_CHECKED_ARGV = []
+
+
+def mark_checked(argv):
+    """``nodesr train``/``test`` checked these arguments' options already: :func:`check_plugin_options`
+    need not build the datasets again."""
+    _CHECKED_ARGV[:] = [list(argv)]
+
+
 def check_plugin_options(argv, is_train):
     """Check an option file that names NODE-SR types, before BasicSR makes any folder.
 
@@ -350,8 +359,8 @@ def check_plugin_options(argv, is_train):
         SystemExit: Exit status 2 with one line naming the wrong option.
     """
     path = _option_file(argv)
-    if path is None or not os.path.isfile(path):
-        return  # BasicSR reports it
+    if path is None or not os.path.isfile(path) or [list(argv)] == _CHECKED_ARGV:
+        return  # BasicSR reports a missing file; nodesr train checked already
     import yaml
     try:
         with open(path) as f:

@@ -10,7 +10,7 @@ import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
-from nodesr_arch_compat import normalize_argv
+from nodesr_arch_compat import mark_checked, normalize_argv
 from nodesr_arch.experiment_lock import ExperimentLocked, lock_experiment
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
@@ -33,6 +33,7 @@ def run(argv, is_train, prog):
     try:
         if not {'-h', '--help'} & set(argv):  # BasicSR's parser prints the help
             opt = read_options(argv, is_train=is_train)
+            mark_checked(argv)
             if int(os.environ.get('RANK', '0')) == 0:
                 lock_experiment(os.path.join(root_path, 'experiments' if is_train else 'results'), opt['name'])
     except (OptionError, ExperimentLocked) as e:
