@@ -6,7 +6,7 @@ import nodesr_arch  # noqa: F401,I001  (first: applies the compat fixes and regi
 import torch
 from basicsr.archs import build_network
 
-# the paper's configurations are the defaults of each architecture (DESIGN.md section 2)
+# the paper's configurations are the defaults of each architecture (docs/design.md section 2.4)
 CONFIGS = {
     'NODE-VDSR': {'type': 'NODEVDSR'},
     'VDSR+t': {'type': 'VDSRt'},

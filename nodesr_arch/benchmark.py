@@ -10,7 +10,7 @@
 Writes ``OUTDIR/results.csv`` (dataset, scale, model, psnr, ssim), ``OUTDIR/results.md`` (one table per
 dataset in the paper's layout: scales as columns, methods as rows, best PSNR in bold; plus the gain over
 bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images under the protocol
-(DESIGN.md section 3), or from LR files with ``--lr-dir`` (e.g. SelfExSR pairs, or ``nodesr prepare lr``
+(docs/design.md section 3.3), or from LR files with ``--lr-dir`` (e.g. SelfExSR pairs, or ``nodesr prepare lr``
 output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
 ``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
 YAML or bundled model name). ``--solver`` evaluates each NODE model once per solver setting (rows

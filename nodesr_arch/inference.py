@@ -12,7 +12,7 @@ from nodesr_arch.data.scale_space import imresize
 
 
 def output_size(in_size, scale):
-    """Output size of an ``(h, w)`` image enlarged by ``scale``: ``floor(h * s)`` (DESIGN.md section 3).
+    """Output size of an ``(h, w)`` image enlarged by ``scale``: ``floor(h * s)`` (docs/design.md section 3.4).
 
     Args:
         in_size (tuple[int, int]): Input (h, w).

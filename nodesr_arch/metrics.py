@@ -1,4 +1,4 @@
-"""PSNR/SSIM as the SR literature measures them (DESIGN.md section 3), through BasicSR's metrics.
+"""PSNR/SSIM as the SR literature measures them (docs/design.md sections 3.4-3.5), through BasicSR's metrics.
 
 Colour images: Y channel (``test_y_channel``) of the 8-bit-rounded images. Grey images (1-channel
 files, run as 3 equal channels): their single channel directly, without the YCbCr conversion.

@@ -1,7 +1,7 @@
 """The ODE integrator shared by every NODE-SR architecture.
 
 NODE-SR integrates ``dI/dt = f(I(t), t)`` from ``t = t0`` (the scale) down to ``t = 1``. To integrate a
-batch whose samples have different ``t0`` in one solve, we change variable (DESIGN.md section 2):
+batch whose samples have different ``t0`` in one solve, we change variable (docs/design.md section 2.6):
 ``u`` in [0, 1], ``t(u) = t0 + u (1 - t0)``, ``dI/du = (1 - t0) f(I, t(u))``, each sample's ``t``
 broadcast into its own scale channel. Every sample then shares the grid ``u = linspace(0, 1, N + 1)``.
 """

@@ -1,4 +1,4 @@
-"""Scale-space patches, benchmark protocols and size bookkeeping (DESIGN.md section 3)."""
+"""Scale-space patches, benchmark protocols and size bookkeeping (docs/design.md section 3)."""
 import math
 
 import numpy as np

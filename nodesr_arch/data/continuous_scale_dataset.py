@@ -1,4 +1,4 @@
-"""Continuous-scale paired dataset: ``I(t)`` made on the fly from GT images (DESIGN.md sections 2-3)."""
+"""Continuous-scale paired dataset: ``I(t)`` made on the fly from GT images (docs/design.md sections 2.1, 3.2-3.3)."""
 import os
 import random
 import warnings

@@ -1,4 +1,4 @@
-"""Scale-space images with MATLAB-style bicubic resizing (DESIGN.md section 3).
+"""Scale-space images with MATLAB-style bicubic resizing (docs/design.md section 3).
 
 The kernel weights and index maps come from BasicSR's ``calculate_weights_indices`` (the MATLAB
 ``imresize`` semantics: a = -0.5 cubic, antialiasing when shrinking, symmetric borders); we apply them
@@ -117,7 +117,7 @@ def patch_margin(t):
 
 
 def scale_space_patch(hr, t, top, left, size, margin=None, quantize_8bit=True, levels=255):
-    """``I(t)`` of a ``size`` x ``size`` patch of ``hr``, made from a larger crop (DESIGN.md section 3).
+    """``I(t)`` of a ``size`` x ``size`` patch of ``hr``, made from a larger crop (docs/design.md section 3.2).
 
     The crop extends ``margin`` pixels beyond the patch on each side where the image allows; its
     ``I(t)`` is computed and the patch window cut out. When the crop origin ``o`` (per axis) makes
@@ -221,7 +221,7 @@ def _check_scale(s):
 
 
 def metasr_pair(hr, scale, quantize_8bit=True, levels=255):
-    """Meta-SR benchmark pair (the paper's Table 2 protocol, DESIGN.md section 3).
+    """Meta-SR benchmark pair (the paper's Table 2 protocol, docs/design.md section 3.3).
 
     Rows (and columns) are cropped by 4 when their count is not a multiple of ``scale``, the crop is
     shrunk by ``1 / scale`` (LR ``ceil(h' / s)``, 8-bit rounded), the output size is

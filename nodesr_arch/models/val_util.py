@@ -36,7 +36,7 @@ def image_metrics(sr, gt, scale, grey, metric_opts):
         opt = dict(opt)
         opt.pop('better', None)
         if opt.get('crop_border') == 'scale':
-            opt['crop_border'] = crop_border_for(scale)  # ceil(s), DESIGN.md section 3
+            opt['crop_border'] = crop_border_for(scale)  # ceil(s), docs/design.md section 3.4
         if grey:
             opt['test_y_channel'] = False
         results[name] = float(calculate_metric(data, opt))
