@@ -31,6 +31,9 @@ alone needs lives in ``NODESRModel`` and changes no other model:
    ``nodesr_arch`` when asked for one of its names (:data:`PLUGIN_TYPES`) that is not registered yet, and
    ``parse_options`` checks an option file that names one (``nodesr_arch.models.option_check``) before
    BasicSR makes any folder. Lookups of every other name are unchanged.
+7. Option files are parsed with a safe YAML loader that keeps key order (``options.ordered_yaml``):
+   BasicSR's full loader builds Python objects from ``!!python/...`` tags, so opening a shared option
+   file could run code. Files without such tags load exactly as before; a file with one is refused.
 """
 import importlib
 import os
@@ -309,6 +312,35 @@ class _ListAwarePath:
         return os.path.expanduser(path)
 
 
+# ---- 7: safe option files ----------------------------------------------------------------------------------------
+
+_SAFE_LOADER = []
+
+
+def safe_yaml_loader():
+    """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
+    ``ordered_yaml`` loader does, but no Python objects."""
+    if not _SAFE_LOADER:
+        import yaml
+        from collections import OrderedDict
+
+        class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+            pass
+
+        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                          lambda loader, node: OrderedDict(loader.construct_pairs(node)))
+        _SAFE_LOADER.append(OrderedSafeLoader)
+    return _SAFE_LOADER[0]
+
+
+def _safe_ordered_yaml(original):
+
+    def ordered_yaml():
+        return safe_yaml_loader(), original()[1]
+
+    return ordered_yaml
+
+
 # ---- 6: NODE-SR on demand -------------------------------------------------------------------------------------
 
 
@@ -385,7 +417,13 @@ def _checked_parse_options(original):
         if _is_basicsr_train(caller):
             fix_train_namespace(caller)  # fix 3
         check_plugin_options(sys.argv[1:], is_train)  # fix 6
-        return original(root_path, is_train)
+        import yaml
+        try:
+            return original(root_path, is_train)
+        except yaml.constructor.ConstructorError as e:  # fix 7
+            print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: the option file holds a Python object '
+                  f'({e.problem.strip()}), which an option file may not: loading it would run code', file=sys.stderr)
+            raise SystemExit(2) from None
 
     parse_options.__wrapped__ = original
     return parse_options
@@ -411,10 +449,11 @@ def _once(name, func):
 
 
 def fix_options():
-    """Fixes 3-6 in ``basicsr.utils.options``, before ``basicsr.train``/``basicsr.test`` bind ``parse_options``."""
+    """Fixes 3-7 in ``basicsr.utils.options``, before ``basicsr.train``/``basicsr.test`` bind ``parse_options``."""
     import basicsr.utils.options as bo
     _patch(bo, 'parse_options', _checked_parse_options)
     _patch(bo, 'osp', lambda osp: _ListAwarePath())
+    _patch(bo, 'ordered_yaml', _safe_ordered_yaml)
     for name in ('basicsr.train', 'basicsr.test'):  # bound already when the hook was off
         if hasattr(sys.modules.get(name), 'parse_options'):
             _patch(sys.modules[name], 'parse_options', lambda _: bo.parse_options)

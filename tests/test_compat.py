@@ -276,3 +276,19 @@ def test_parse_options_accepts_a_list_of_dataroots(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', str(opt_file)])
     opt, _ = bo.parse_options(str(tmp_path), is_train=False)
     assert opt['datasets']['train']['dataroot_gt'] == [os.path.expanduser('~/BSD200'), 'datasets/T91']
+
+
+# ---- fix 7: option files are parsed without Python objects ----------------------------------------------------
+
+
+def test_ordered_yaml_keeps_order_and_refuses_python_objects():
+    import yaml
+    text = 'b: 1\na: ~\nc: !!float 5e3\nd: [x, {z: 1, y: 2}]\n'
+    stock = yaml.load(text, Loader=compat.original(bo, 'ordered_yaml')()[0])
+    safe = yaml.load(text, Loader=bo.ordered_yaml()[0])
+    assert safe == stock and list(safe) == ['b', 'a', 'c', 'd'] and type(safe) is type(stock)
+    assert safe['a'] is None and safe['c'] == 5000.0 and list(safe['d'][1]) == ['z', 'y']
+    code = 'cwd: !!python/object/apply:os.getcwd []\n'  # harmless, but it runs a function
+    assert yaml.load(code, Loader=compat.original(bo, 'ordered_yaml')()[0])['cwd'] == os.getcwd()
+    with pytest.raises(yaml.constructor.ConstructorError, match='python/object/apply:os.getcwd'):
+        yaml.load(code, Loader=bo.ordered_yaml()[0])

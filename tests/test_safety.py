@@ -46,6 +46,16 @@ def test_an_option_file_with_python_objects_is_refused_unexecuted(tmp_path, comm
     assert not marker.exists() and tree(str(tmp_path)) == before
 
 
+def test_basicsrs_own_trainer_refuses_it_too(tmp_path):
+    marker = tmp_path / 'MARKER'
+    path = tmp_path / 'evil.yml'
+    path.write_text(EVIL.format(marker=marker))
+    proc = subprocess.run([sys.executable, '-m', 'basicsr.train', '-opt', str(path)], cwd=str(tmp_path), env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and 'holds a Python object' in proc.stderr, proc.stderr[-2000:]
+    assert not marker.exists()
+
+
 @pytest.fixture
 def earlier_run(tmp_path):
     """A project whose experiment ``tiny`` exists from an earlier run (a checkpoint and a training state)."""

@@ -8,7 +8,6 @@ import argparse
 import inspect
 import numbers
 import os
-from collections import OrderedDict
 
 import torch
 import yaml
@@ -16,18 +15,11 @@ from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
 from nodesr_arch.data.image_io import list_images
+from nodesr_arch_compat import safe_yaml_loader
 
 
 class OptionError(ValueError):
     """An option YAML is wrong; the message names the key."""
-
-
-class _OrderedSafeLoader(yaml.SafeLoader):
-    """YAML's safe loader (plain data only: no ``!!python/...`` objects) keeping key order, as BasicSR's."""
-
-
-_OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                   lambda loader, node: OrderedDict(loader.construct_pairs(node)))
 
 
 def load_yaml(path):
@@ -46,7 +38,7 @@ def load_yaml(path):
         raise OptionError(f"'{path}' does not exist")
     try:
         with open(path) as f:
-            return yaml.load(f, Loader=_OrderedSafeLoader)
+            return yaml.load(f, Loader=safe_yaml_loader())
     except yaml.constructor.ConstructorError as e:
         raise OptionError(f"'{path}' holds a Python object ({e.problem.strip()}), which an option file may not: "
                           'loading it would run code. Nothing was loaded') from None
