@@ -312,35 +312,6 @@ class _ListAwarePath:
         return os.path.expanduser(path)
 
 
-# ---- 7: safe option files ----------------------------------------------------------------------------------------
-
-_SAFE_LOADER = []
-
-
-def safe_yaml_loader():
-    """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
-    ``ordered_yaml`` loader does, but no Python objects."""
-    if not _SAFE_LOADER:
-        import yaml
-        from collections import OrderedDict
-
-        class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-            pass
-
-        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                          lambda loader, node: OrderedDict(loader.construct_pairs(node)))
-        _SAFE_LOADER.append(OrderedSafeLoader)
-    return _SAFE_LOADER[0]
-
-
-def _safe_ordered_yaml(original):
-
-    def ordered_yaml():
-        return safe_yaml_loader(), original()[1]
-
-    return ordered_yaml
-
-
 # ---- 6: NODE-SR on demand -------------------------------------------------------------------------------------
 
 
@@ -421,8 +392,8 @@ def _checked_parse_options(original):
         try:
             return original(root_path, is_train)
         except yaml.constructor.ConstructorError as e:  # fix 7
-            print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: the option file holds a Python object '
-                  f'({e.problem.strip()}), which an option file may not: loading it would run code', file=sys.stderr)
+            print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: the option file {python_object_refusal(e)}',
+                  file=sys.stderr)
             raise SystemExit(2) from None
 
     parse_options.__wrapped__ = original
@@ -437,6 +408,41 @@ def _on_demand(registry):
         return type(registry).get(registry, name, suffix)
 
     return get
+
+
+# ---- 7: safe option files ----------------------------------------------------------------------------------------
+
+_SAFE_LOADER = []
+
+
+def safe_yaml_loader():
+    """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
+    ``ordered_yaml`` loader does, but no Python objects."""
+    if not _SAFE_LOADER:
+        import yaml
+        from collections import OrderedDict
+
+        class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
+            pass
+
+        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                          lambda loader, node: OrderedDict(loader.construct_pairs(node)))
+        _SAFE_LOADER.append(OrderedSafeLoader)
+    return _SAFE_LOADER[0]
+
+
+def python_object_refusal(error):
+    """The message for an option file that a safe loader refused (``yaml.constructor.ConstructorError``)."""
+    return (f'holds a Python object ({error.problem.strip()}), which an option file may not: loading it would '
+            'run code. Nothing was loaded')
+
+
+def _safe_ordered_yaml(original):
+
+    def ordered_yaml():
+        return safe_yaml_loader(), original()[1]
+
+    return ordered_yaml
 
 
 # ---- applying the fixes -----------------------------------------------------------------------------------------

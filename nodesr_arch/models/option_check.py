@@ -15,7 +15,7 @@ from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 
 from nodesr_arch.data.image_io import list_images
-from nodesr_arch_compat import safe_yaml_loader
+from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 
 
 class OptionError(ValueError):
@@ -40,8 +40,7 @@ def load_yaml(path):
         with open(path) as f:
             return yaml.load(f, Loader=safe_yaml_loader())
     except yaml.constructor.ConstructorError as e:
-        raise OptionError(f"'{path}' holds a Python object ({e.problem.strip()}), which an option file may not: "
-                          'loading it would run code. Nothing was loaded') from None
+        raise OptionError(f"'{path}' {python_object_refusal(e)}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise OptionError(f"'{path}' is not valid YAML: {e}") from None
 
