@@ -42,7 +42,7 @@ def plan_size(in_size, scale=None, size=None, width=None):
     Exactly one of ``scale``, ``size`` and ``width`` must be given.
 
     Args:
-        in_size (tuple[int, int]): Input (h, w).
+        in_size (tuple[int, int]): Input (h, w), each >= 1.
         scale (float | None): Factor >= 1; output ``floor(h * s) x floor(w * s)``.
         size (tuple[int, int] | None): Exact output (H, W), each >= the input's; per-axis factors,
             ``t0`` = the larger of the two.
@@ -52,10 +52,12 @@ def plan_size(in_size, scale=None, size=None, width=None):
         tuple[float, tuple[int, int]]: ``t0`` and (H, W).
 
     Raises:
-        ValueError: Not exactly one request, a scale that is not a finite real >= 1, or a size or width
-            smaller than the input (this enlarges only).
+        ValueError: An empty input, not exactly one request, a scale that is not a finite real >= 1,
+            or a size or width smaller than the input (this enlarges only).
     """
     h, w = int(in_size[0]), int(in_size[1])
+    if h < 1 or w < 1:
+        raise ValueError(f'the image is empty ({h}x{w} pixels)')
     given = [name for name, v in (('scale', scale), ('size', size), ('width', width)) if v is not None]
     if len(given) != 1:
         raise ValueError(f'give exactly one of scale, size, width (got {given or "none"})')
@@ -68,15 +70,35 @@ def plan_size(in_size, scale=None, size=None, width=None):
             raise ValueError(f'width {width} is smaller than the input width {w} (enlarging only)')
         t0 = width / w
         return t0, (output_size((h, w), t0)[0], width)
+    oh, ow = check_out_size(size, (h, w))
+    return max(oh / h, ow / w), (oh, ow)
+
+
+def check_out_size(size, in_size, what='size'):
+    """Check an exact output size against the input's.
+
+    Args:
+        size (tuple[int, int]): Output (H, W).
+        in_size (tuple[int, int]): Input (h, w).
+        what (str): The argument's name, for messages. Default: 'size'.
+
+    Returns:
+        tuple[int, int]: (H, W) as ints.
+
+    Raises:
+        ValueError: ``size`` is not two positive integers, or is smaller than the input on some axis
+            (nodesr only enlarges).
+    """
     try:
         oh, ow = size
     except (TypeError, ValueError):
-        raise ValueError(f'size must be (height, width), got {size!r}') from None
-    oh, ow = _positive_int(oh, 'size height'), _positive_int(ow, 'size width')
+        raise ValueError(f'{what} must be (height, width), got {size!r}') from None
+    oh, ow = _positive_int(oh, f'{what} height'), _positive_int(ow, f'{what} width')
+    h, w = int(in_size[0]), int(in_size[1])
     if oh < h or ow < w:
-        raise ValueError(f'size {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
+        raise ValueError(f'{what} {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
                          'nodesr only enlarges')
-    return max(oh / h, ow / w), (oh, ow)
+    return oh, ow
 
 
 def _positive_int(v, what):
@@ -329,15 +351,20 @@ class Upscaler:
 
         Args:
             lr (ndarray | Tensor): float in [0, 1]: numpy (H, W, C) RGB, or a tensor (C, H, W) /
-                (B, C, H, W).
+                (B, C, H, W). Values a bicubic enlargement of such an image takes, within [-0.5, 1.5],
+                are accepted; NaN, infinite or other values (0-255 data) raise ValueError.
             scale (float): ``t0``, any real >= 1 (beyond the training range too). A fixed-scale network
                 asked for another scale warns and resizes its output (see :class:`Upscaler`).
-            out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
+            out_size (tuple[int, int] | None): Output (H, W), each >= the input's (ValueError when
+                smaller: this only enlarges). Default: ``floor(h * s) x floor(w * s)``.
             self_ensemble (bool): x8 flip/transpose average (8 times slower). Default: False.
             tile (int | None): Tile size for each evaluation of the network (bounded memory).
             tile_pad (int | None): Overlap per tile side; None: the network's receptive radius.
             trajectory (int | list[float] | None): Also return the ODE states ``I(t_i)``: K scales from
                 ``scale`` down to 1, or these scales.
+
+        Raises:
+            ValueError: An empty image, NaN/infinite or out-of-range values, a bad scale or ``out_size``.
 
         Returns:
             Same type and layout as ``lr``, float32, unrounded and unclipped. With ``trajectory``: a
@@ -346,7 +373,6 @@ class Upscaler:
             ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
         """
         t0 = float(check_scale(scale)[0])
-        self._warn_if_resized(t0)
         is_numpy = isinstance(lr, np.ndarray)
         if is_numpy:
             if lr.ndim != 3:
@@ -356,6 +382,13 @@ class Upscaler:
             x = lr if lr.ndim == 4 else lr[None]
         else:
             raise ValueError(f'super_resolve takes a numpy (H, W, C) array or a (B,) C, H, W tensor, got {lr!r:.80}')
+        if x.numel() == 0:
+            raise ValueError(f'super_resolve got an empty image (shape {tuple(lr.shape)})')
+        # a bicubic enlargement of a [0, 1] image overshoots a little (benchmarks pass such inputs)
+        check_values(lr, -0.5, 1.5, 'super_resolve input')
+        if out_size is not None:
+            out_size = check_out_size(out_size, x.shape[-2:], 'out_size')
+        self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
         out = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, None)
 
@@ -377,7 +410,8 @@ class Upscaler:
             img (ndarray | Tensor): numpy (H, W) grey, (H, W, 1|2|3|4) grey / grey+alpha / RGB / RGBA,
                 dtype uint8, uint16 or float in [0, 1]; or a tensor (C, H, W) / (B, C, H, W) (uint8 or
                 float in [0, 1]). Colour order RGB (convert OpenCV's BGR first). Alpha is enlarged
-                bicubically, not by the network.
+                bicubically, not by the network. Float values outside [0, 1] (0-255 data), NaN or
+                infinite values and empty images raise ValueError.
             scale (float | None): Factor, any real >= 1 (a fixed-scale network asked for another one
                 warns and resizes its output, see :class:`Upscaler`).
             size (tuple[int, int] | None): Exact output (H, W) (per-axis factors; the ODE starts at the
@@ -419,7 +453,11 @@ def _to_tensor(img):
             arr = img
         else:
             raise ValueError(f'image must be (H, W) or (H, W, 1|2|3|4), got shape {img.shape}')
+        if img.size == 0:
+            raise ValueError(f'the image is empty (shape {img.shape})')
         peak = _peak(dtype)
+        if peak == 1:
+            check_values(img, 0.0, 1.0, 'float image')
         x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
 
         def restore(y):
@@ -434,6 +472,10 @@ def _to_tensor(img):
         peak = 255.0 if img.dtype == torch.uint8 else 1.0
         if not (img.dtype == torch.uint8 or img.is_floating_point()):
             raise ValueError(f'tensor image must be uint8 or float, got {img.dtype}')
+        if img.numel() == 0:
+            raise ValueError(f'the image is empty (shape {tuple(img.shape)})')
+        if peak == 1:
+            check_values(img, 0.0, 1.0, 'float image')
         x = (img if img.ndim == 4 else img[None]).float() / peak
 
         def restore(y):
@@ -443,6 +485,31 @@ def _to_tensor(img):
 
         return x, restore
     raise ValueError(f'image must be a numpy array or a torch tensor, got {type(img).__name__}')
+
+
+def check_values(img, lo, hi, what='image'):
+    """Refuse NaN or infinite values (one spreads to the whole output) and values outside ``[lo, hi]``.
+
+    Args:
+        img (ndarray | Tensor): Float pixel values, channels first or last.
+        lo, hi (float): The accepted range.
+        what (str): What ``img`` is, for messages. Default: 'image'.
+
+    Raises:
+        ValueError: Naming the count and place of the first non-finite value, or the range found.
+    """
+    lib = torch if torch.is_tensor(img) else np
+    finite = lib.isfinite(img)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        where = tuple(int(i) for i in np.argwhere(np.asarray((~finite).cpu() if lib is torch else ~finite))[0])
+        raise ValueError(f'{what} has {bad} NaN or infinite value{"s" if bad > 1 else ""} (the first at '
+                         f'index {where} of shape {tuple(img.shape)}); one spreads to the whole output')
+    mn, mx = float(img.min()), float(img.max())
+    if mn < lo or mx > hi:
+        hint = next((f'; for 0-{peak} data divide by {peak}' for peak in (255, 65535) if 1.5 < mx <= peak and mn >= 0),
+                    '')
+        raise ValueError(f'{what} values lie in [{mn:g}, {mx:g}]; floats must lie in [{lo:g}, {hi:g}]{hint}')
 
 
 def _peak(dtype):

@@ -145,6 +145,44 @@ def test_bad_requests(up, kwargs, match):
         up.upscale(np.zeros((10, 16, 3), np.uint8), **kwargs)
 
 
+def _nan_pixel(img):
+    img = img.copy()
+    img[3, 4, 1] = np.nan
+    return img
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda up, img: up.upscale(img * 255, scale=2),
+     r'values lie in \[0.0766\d*, 254.289\]; floats must lie in \[0, 1\]; for 0-255 data divide by 255'),
+    (lambda up, img: up.upscale(torch.from_numpy(img * 255).permute(2, 0, 1), scale=2), 'divide by 255'),
+    (lambda up, img: up.upscale(img - 0.25, scale=2), r'must lie in \[0, 1\]'),
+    (lambda up, img: up.upscale(_nan_pixel(img), scale=2), r'1 NaN or infinite value \(the first at index \(3, 4, 1\)'),
+    (lambda up, img: up.super_resolve(_nan_pixel(img), 2), 'NaN or infinite'),
+    (lambda up, img: up.super_resolve(img * 255, 2), r'must lie in \[-0.5, 1.5\]; .*divide by 255'),
+    (lambda up, img: up.upscale(np.zeros((0, 0, 3), np.uint8), scale=2), 'empty'),
+    (lambda up, img: up.upscale(np.zeros((0, 0, 3), np.float32), size=(4, 4)), 'empty'),
+    (lambda up, img: up.upscale(torch.zeros(3, 0, 5), width=8), 'empty'),
+    (lambda up, img: up.super_resolve(np.zeros((0, 0, 3), np.float32), 2), 'empty'),
+    (lambda up, img: up.super_resolve(img, 2, out_size=(9, 30)), 'out_size 9x30 is smaller than the input 10x12'),
+    (lambda up, img: up.super_resolve(img, 2, out_size=(20, 0)), 'positive integer'),
+], ids=['0-255', '0-255 tensor', 'negative', 'nan', 'nan super_resolve', '0-255 super_resolve', 'empty',
+        'empty size', 'empty tensor', 'empty super_resolve', 'small out_size', 'zero out_size'])
+def test_hostile_arrays_raise_clear_errors(up, call, match):
+    img = _rng().random((10, 12, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        call(up, img)
+
+
+def test_float_range_edges_are_accepted(up):
+    img = _rng().random((10, 12, 3)).astype(np.float32)
+    img[0, 0], img[0, 1] = 0, 1
+    assert up.upscale(img, scale=2).shape == (20, 24, 3)
+    # a bicubic enlargement overshoots [0, 1]: super_resolve takes it (the benchmarks pass such inputs)
+    overshoot = enlarge_to(torch.from_numpy(np.round(img).transpose(2, 0, 1))[None], 2.0, (20, 24))
+    assert overshoot.min() < 0 and overshoot.max() > 1
+    assert up.super_resolve(overshoot, 2.0, out_size=(20, 24)).shape == (1, 3, 20, 24)
+
+
 def test_plan_size():
     assert plan_size((10, 20), scale=2.5) == (2.5, (25, 50))
     assert plan_size((10, 20), size=(30, 40)) == (3.0, (30, 40))
