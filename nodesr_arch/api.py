@@ -108,8 +108,15 @@ def _positive_int(v, what):
 
 
 def _read_yaml(path):
-    with open(path, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
+        raise ValueError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
+    except UnicodeDecodeError:
+        raise ValueError(f'{path}: not a YAML text file (not UTF-8)') from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: not an option YAML (expected a mapping)')
     return opt
@@ -134,7 +141,7 @@ def _find_options(ckpt):
 
 
 def _resolve(spec):
-    """Return (name, network_g options, checkpoint path, param_key) for a model spec."""
+    """Return (name, network_g options, checkpoint path, param_key, option YAML path) for a model spec."""
     if spec is None:
         spec = DEFAULT_MODEL
     spec = os.fspath(spec)
@@ -153,8 +160,12 @@ def _resolve(spec):
         if not isinstance(opt.get('network_g'), dict):
             raise ValueError(f'{spec}: no network_g section')
         path_opt = opt.get('path') or {}
+        if not isinstance(path_opt, dict):
+            raise ValueError(f'{spec}: path must be a mapping (path: {{pretrain_network_g: ...}}), got {path_opt!r}')
         ckpt = path_opt.get('pretrain_network_g')
-        name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
+        if ckpt is not None and not isinstance(ckpt, str):
+            raise ValueError(f'{spec}: path.pretrain_network_g must be a file path, got {ckpt!r}')
+        name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
         if not ckpt:
             latest = os.path.join('experiments', str(name), 'models', 'net_g_latest.pth')
             if not os.path.isfile(latest):
@@ -166,10 +177,11 @@ def _resolve(spec):
             ckpt = beside if os.path.isfile(beside) else ckpt
         if not os.path.isfile(ckpt):
             raise FileNotFoundError(f'{spec}: checkpoint {ckpt} not found')
-        return name, opt['network_g'], ckpt, path_opt.get('param_key_g')
-    _, opt = _find_options(spec)
-    name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
-    return name, opt['network_g'], spec, (opt.get('path') or {}).get('param_key_g')
+        return name, opt['network_g'], ckpt, path_opt.get('param_key_g'), spec
+    source, opt = _find_options(spec)
+    name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
+    path_opt = opt.get('path') or {}
+    return name, opt['network_g'], spec, path_opt.get('param_key_g') if isinstance(path_opt, dict) else None, source
 
 
 def _load_state_dict(ckpt, param_key=None):
@@ -182,7 +194,7 @@ def _load_state_dict(ckpt, param_key=None):
     try:
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f'{ckpt}: cannot read checkpoint ({type(e).__name__}: {e})') from None
+        raise ValueError(f'{ckpt}: cannot read checkpoint: {_checkpoint_error(e)}') from None
     if isinstance(state, dict):
         keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
         for key in keys:
@@ -195,6 +207,47 @@ def _load_state_dict(ckpt, param_key=None):
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f'{ckpt}: not a state dict or BasicSR checkpoint ({{"params": state_dict}})')
     return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def _build_network(net_opt, source):
+    """BasicSR's ``build_network(net_opt)``, with an error naming the option file when it cannot."""
+    from basicsr.archs import build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    arch = net_opt.get('type')
+    # checked first: BasicSR's registry prints a line of its own before raising for an unknown name
+    if not isinstance(arch, str) or not (arch in ARCH_REGISTRY or f'{arch}_basicsr' in ARCH_REGISTRY):
+        problem = 'has no type' if arch is None else f'type {arch!r} is not an architecture BasicSR knows'
+        known = ', '.join(sorted(k for k in ARCH_REGISTRY.keys() if 'NODE' in k)[:4])
+        raise ValueError(f'{source}: network_g {problem} (e.g. {known}, EDSR)')
+    try:
+        return build_network(dict(net_opt))
+    except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:
+        raise ValueError(f'{source}: cannot build network_g {net_opt}: {type(e).__name__}: {e}') from None
+
+
+def _checkpoint_error(e):
+    """Why ``torch.load(..., weights_only=True)`` failed, in a line.
+
+    torch's own message advises retrying with ``weights_only=False``, which runs any code the file holds:
+    that advice is not passed on.
+    """
+    import pickle
+    import re
+    text = str(e)
+    if isinstance(e, OSError):
+        return e.strerror or text
+    if isinstance(e, EOFError):
+        return 'the file is empty or truncated'
+    found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
+    if found:
+        return (f'it holds Python objects ({found.group(1)}) besides tensors (a whole pickled model?); only '
+                'weights are loaded (a state dict or BasicSR\'s {"params": ...}), since unpickling objects can '
+                'run code')
+    if isinstance(e, pickle.UnpicklingError) or 'zip archive' in text:
+        return ('not a valid PyTorch checkpoint (corrupt, truncated or another kind of file); expected a .pth '
+                'written by torch.save')
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load_model(spec=None, device='cpu', ode=None):
@@ -215,10 +268,8 @@ def load_model(spec=None, device='cpu', ode=None):
     Returns:
         Upscaler: The model, in eval mode.
     """
-    from basicsr.archs import build_network
-
-    name, net_opt, ckpt, param_key = _resolve(spec)
-    net = build_network(dict(net_opt))
+    name, net_opt, ckpt, param_key, source = _resolve(spec)
+    net = _build_network(net_opt, source)
     state = _load_state_dict(ckpt, param_key)
     try:
         net.load_state_dict(state, strict=True)

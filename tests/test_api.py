@@ -90,6 +90,49 @@ def test_load_errors_name_the_problem(models, tmp_path):
         load_model(models['node'], device='no_such_device')
 
 
+@pytest.mark.parametrize('content,match', [
+    (b'not a checkpoint', 'not a valid PyTorch checkpoint'),
+    (b'', 'empty or truncated'),
+    ('truncated', 'not a valid PyTorch checkpoint'),
+    ('pickled model', r'Python objects \(torch.nn.modules.linear.Linear\) besides tensors'),
+])
+def test_bad_checkpoints_say_why_without_unsafe_advice(models, tmp_path, content, match):
+    """torch's message advises weights_only=False (runs any code in the file): it is not passed on."""
+    path = tmp_path / 'bad.pth'
+    if content == 'truncated':
+        content = open(models['node'], 'rb').read()[:300]
+    if content == 'pickled model':
+        torch.save(torch.nn.Linear(2, 2), path)
+    else:
+        path.write_bytes(content)
+    shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'bad.yml')
+    with pytest.raises(ValueError, match=match) as e:
+        load_model(str(path))
+    assert 'weights_only' not in str(e.value) and str(e.value).startswith(f'{path}: cannot read checkpoint: ')
+
+
+@pytest.mark.parametrize('text,match', [
+    ('network_g:\n  type: NODEVDSR\n    num_feat: 4\n', r'not valid YAML \(mapping values .*line 3 column 13\)'),
+    ('- a list\n', 'expected a mapping'),
+    ('network_g: {type: Nope}\n', "network_g type 'Nope' is not an architecture BasicSR knows"),
+    ('network_g: {num_feat: 4}\n', 'network_g has no type'),
+    ('network_g: {type: NODEVDSR, bogus: 1}\n', "cannot build network_g .*unexpected keyword argument 'bogus'"),
+    ('network_g: {type: NODEVDSR}\npath: 5\n', 'path must be a mapping'),
+    ('network_g: {type: NODEVDSR}\npath: {pretrain_network_g: [a]}\n', 'pretrain_network_g must be a file path'),
+], ids=['syntax', 'list', 'unknown arch', 'no type', 'bad argument', 'path', 'pretrain'])
+def test_bad_option_yaml_says_why(models, tmp_path, capsys, text, match):
+    yml = tmp_path / 'opt.yml'
+    if text.startswith('network_g: {') and 'path:' not in text:
+        text += f'path: {{pretrain_network_g: {models["node"]}}}\n'
+    yml.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_model(str(yml))
+    assert capsys.readouterr().out == ''  # BasicSR's registry prints for unknown names: not reached
+    (tmp_path / 'bin.yml').write_bytes(b'\xff\xfe\x00garbage')
+    with pytest.raises(ValueError, match='not UTF-8'):
+        load_model(str(tmp_path / 'bin.yml'))
+
+
 @pytest.mark.parametrize('shape,dtype', [((13, 17), np.uint8), ((13, 17, 3), np.uint8), ((13, 17, 4), np.uint8),
                                          ((13, 17, 3), np.uint16), ((13, 17, 2), np.uint16),
                                          ((13, 17, 3), np.float32)])
