@@ -227,23 +227,29 @@ def test_one_pixel_wide_and_tall_images_are_enlarged(model, tmp_path):
 def _bad_yaml(tmp_path, model):
     (tmp_path / 'syntax.yml').write_text('network_g:\n  type: NODEVDSR\n    num_feat: 4\n')
     (tmp_path / 'arch.yml').write_text(f'network_g: {{type: Nope}}\npath: {{pretrain_network_g: {model}}}\n')
+    # loading must not run it: the MARKER file would appear in tmp_path, which the test compares
+    marker = tmp_path / 'MARKER'
+    (tmp_path / 'evil.yml').write_text(f'network_g: {{type: NODEVDSR}}\n'
+                                       f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
 
 
 @pytest.mark.parametrize('args,message', [
     (['--size', '99999x99999'], r'a\.png: a 99999x99999 \(HxW\) output needs about \d+\.\d TB of memory \(estimated\), '
                                 r'more than the [\d.]+ [GTM]B free on cpu'),
     (['--scale', '2', '-o', ''], 'the output folder name is empty'),
-    (['--scale', '2', '--force', '-o', '{tmp}/taken'], r'a_x2\.png is a folder; not replaced \(not even with --force\)'),
+    (['--scale', '2', '--force', '-o', '{tmp}/taken'],
+     r'taken.a_x2\.png is a folder; not replaced \(not even with --force\)'),
     (['--scale', '2', '--model', '{tmp}/syntax.yml'], r'syntax\.yml: not valid YAML \(.*line 3 column 13\)'),
     (['--scale', '2', '--model', '{tmp}/arch.yml'], "arch.yml: network_g type 'Nope' is not an architecture"),
+    (['--scale', '2', '--model', '{tmp}/evil.yml'], r'evil\.yml.*python/object/apply:os\.system'),
     (['--scale', '2', '--model', '{tmp}/garbage.pth'], 'garbage.pth: cannot read checkpoint: not a valid PyTorch'),
     (['--width', '70000', '-i', '{tmp}/a.jpg'], r'a_58333x70000\.jpg: 70000x58333 \(WxH\) is larger than \.jpg allows'),
     (['--scale', '6000', '--trajectory', '3'], r'a_x6000_trajectory\.gif: 72000x60000 .* \.gif allows .*--trajectory'),
     (['--scale', '2', '--suffix', '/x'], 'holds a path separator'),
-], ids=['huge size', 'empty -o', 'folder at output', 'yaml syntax', 'yaml arch', 'garbage pth', 'jpeg too wide',
-        'gif too wide', 'suffix'])
+], ids=['huge size', 'empty -o', 'folder at output', 'yaml syntax', 'yaml arch', 'yaml code', 'garbage pth',
+        'jpeg too wide', 'gif too wide', 'suffix'])
 def test_hostile_requests_stop_with_one_line_and_write_nothing(model, tmp_path, args, message):
-    """Each case ends in one error line, exit status 2, nothing written (the issue's item 5 cases)."""
+    """Each case ends in one error line, exit status 2, nothing written or run (the issue's item 5 cases)."""
     import re
     img = np.random.default_rng(0).integers(0, 256, (10, 12, 3)).astype(np.uint8)
     cv2.imwrite(str(tmp_path / 'a.png'), img)
