@@ -42,7 +42,7 @@ def plan_size(in_size, scale=None, size=None, width=None):
     Exactly one of ``scale``, ``size`` and ``width`` must be given.
 
     Args:
-        in_size (tuple[int, int]): Input (h, w).
+        in_size (tuple[int, int]): Input (h, w), each >= 1.
         scale (float | None): Factor >= 1; output ``floor(h * s) x floor(w * s)``.
         size (tuple[int, int] | None): Exact output (H, W), each >= the input's; per-axis factors,
             ``t0`` = the larger of the two.
@@ -52,10 +52,12 @@ def plan_size(in_size, scale=None, size=None, width=None):
         tuple[float, tuple[int, int]]: ``t0`` and (H, W).
 
     Raises:
-        ValueError: Not exactly one request, a scale that is not a finite real >= 1, or a size or width
-            smaller than the input (this enlarges only).
+        ValueError: An empty input, not exactly one request, a scale that is not a finite real >= 1,
+            or a size or width smaller than the input (this enlarges only).
     """
     h, w = int(in_size[0]), int(in_size[1])
+    if h < 1 or w < 1:
+        raise ValueError(f'the image is empty ({h}x{w} pixels)')
     given = [name for name, v in (('scale', scale), ('size', size), ('width', width)) if v is not None]
     if len(given) != 1:
         raise ValueError(f'give exactly one of scale, size, width (got {given or "none"})')
@@ -68,15 +70,35 @@ def plan_size(in_size, scale=None, size=None, width=None):
             raise ValueError(f'width {width} is smaller than the input width {w} (enlarging only)')
         t0 = width / w
         return t0, (output_size((h, w), t0)[0], width)
+    oh, ow = check_out_size(size, (h, w))
+    return max(oh / h, ow / w), (oh, ow)
+
+
+def check_out_size(size, in_size, what='size'):
+    """Check an exact output size against the input's.
+
+    Args:
+        size (tuple[int, int]): Output (H, W).
+        in_size (tuple[int, int]): Input (h, w).
+        what (str): The argument's name, for messages. Default: 'size'.
+
+    Returns:
+        tuple[int, int]: (H, W) as ints.
+
+    Raises:
+        ValueError: ``size`` is not two positive integers, or is smaller than the input on some axis
+            (nodesr only enlarges).
+    """
     try:
         oh, ow = size
     except (TypeError, ValueError):
-        raise ValueError(f'size must be (height, width), got {size!r}') from None
-    oh, ow = _positive_int(oh, 'size height'), _positive_int(ow, 'size width')
+        raise ValueError(f'{what} must be (height, width), got {size!r}') from None
+    oh, ow = _positive_int(oh, f'{what} height'), _positive_int(ow, f'{what} width')
+    h, w = int(in_size[0]), int(in_size[1])
     if oh < h or ow < w:
-        raise ValueError(f'size {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
+        raise ValueError(f'{what} {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
                          'nodesr only enlarges')
-    return max(oh / h, ow / w), (oh, ow)
+    return oh, ow
 
 
 def _positive_int(v, what):
@@ -86,8 +108,15 @@ def _positive_int(v, what):
 
 
 def _read_yaml(path):
-    with open(path, encoding='utf-8') as f:
-        opt = yaml.safe_load(f)
+    try:
+        with open(path, encoding='utf-8') as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
+        raise ValueError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
+    except UnicodeDecodeError:
+        raise ValueError(f'{path}: not a YAML text file (not UTF-8)') from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: not an option YAML (expected a mapping)')
     return opt
@@ -112,7 +141,7 @@ def _find_options(ckpt):
 
 
 def _resolve(spec):
-    """Return (name, network_g options, checkpoint path, param_key) for a model spec."""
+    """Return (name, network_g options, checkpoint path, param_key, option YAML path) for a model spec."""
     if spec is None:
         spec = DEFAULT_MODEL
     spec = os.fspath(spec)
@@ -131,8 +160,12 @@ def _resolve(spec):
         if not isinstance(opt.get('network_g'), dict):
             raise ValueError(f'{spec}: no network_g section')
         path_opt = opt.get('path') or {}
+        if not isinstance(path_opt, dict):
+            raise ValueError(f'{spec}: path must be a mapping (path: {{pretrain_network_g: ...}}), got {path_opt!r}')
         ckpt = path_opt.get('pretrain_network_g')
-        name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
+        if ckpt is not None and not isinstance(ckpt, str):
+            raise ValueError(f'{spec}: path.pretrain_network_g must be a file path, got {ckpt!r}')
+        name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
         if not ckpt:
             latest = os.path.join('experiments', str(name), 'models', 'net_g_latest.pth')
             if not os.path.isfile(latest):
@@ -144,10 +177,11 @@ def _resolve(spec):
             ckpt = beside if os.path.isfile(beside) else ckpt
         if not os.path.isfile(ckpt):
             raise FileNotFoundError(f'{spec}: checkpoint {ckpt} not found')
-        return name, opt['network_g'], ckpt, path_opt.get('param_key_g')
-    _, opt = _find_options(spec)
-    name = opt.get('name') or os.path.splitext(os.path.basename(spec))[0]
-    return name, opt['network_g'], spec, (opt.get('path') or {}).get('param_key_g')
+        return name, opt['network_g'], ckpt, path_opt.get('param_key_g'), spec
+    source, opt = _find_options(spec)
+    name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
+    path_opt = opt.get('path') or {}
+    return name, opt['network_g'], spec, path_opt.get('param_key_g') if isinstance(path_opt, dict) else None, source
 
 
 def _load_state_dict(ckpt, param_key=None):
@@ -160,7 +194,7 @@ def _load_state_dict(ckpt, param_key=None):
     try:
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f'{ckpt}: cannot read checkpoint ({type(e).__name__}: {e})') from None
+        raise ValueError(f'{ckpt}: cannot read checkpoint: {_checkpoint_error(e)}') from None
     if isinstance(state, dict):
         keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
         for key in keys:
@@ -173,6 +207,47 @@ def _load_state_dict(ckpt, param_key=None):
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise ValueError(f'{ckpt}: not a state dict or BasicSR checkpoint ({{"params": state_dict}})')
     return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+
+
+def _build_network(net_opt, source):
+    """BasicSR's ``build_network(net_opt)``, with an error naming the option file when it cannot."""
+    from basicsr.archs import build_network
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    arch = net_opt.get('type')
+    # checked first: BasicSR's registry prints a line of its own before raising for an unknown name
+    if not isinstance(arch, str) or not (arch in ARCH_REGISTRY or f'{arch}_basicsr' in ARCH_REGISTRY):
+        problem = 'has no type' if arch is None else f'type {arch!r} is not an architecture BasicSR knows'
+        known = ', '.join(sorted(k for k in ARCH_REGISTRY.keys() if 'NODE' in k)[:4])
+        raise ValueError(f'{source}: network_g {problem} (e.g. {known}, EDSR)')
+    try:
+        return build_network(dict(net_opt))
+    except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:
+        raise ValueError(f'{source}: cannot build network_g {net_opt}: {type(e).__name__}: {e}') from None
+
+
+def _checkpoint_error(e):
+    """Why ``torch.load(..., weights_only=True)`` failed, in a line.
+
+    torch's own message advises retrying with ``weights_only=False``, which runs any code the file holds:
+    that advice is not passed on.
+    """
+    import pickle
+    import re
+    text = str(e)
+    if isinstance(e, OSError):
+        return e.strerror or text
+    if isinstance(e, EOFError):
+        return 'the file is empty or truncated'
+    found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
+    if found:
+        return (f'it holds Python objects ({found.group(1)}) besides tensors (a whole pickled model?); only '
+                'weights are loaded (a state dict or BasicSR\'s {"params": ...}), since unpickling objects can '
+                'run code')
+    if isinstance(e, pickle.UnpicklingError) or 'zip archive' in text:
+        return ('not a valid PyTorch checkpoint (corrupt, truncated or another kind of file); expected a .pth '
+                'written by torch.save')
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def load_model(spec=None, device='cpu', ode=None):
@@ -193,10 +268,8 @@ def load_model(spec=None, device='cpu', ode=None):
     Returns:
         Upscaler: The model, in eval mode.
     """
-    from basicsr.archs import build_network
-
-    name, net_opt, ckpt, param_key = _resolve(spec)
-    net = build_network(dict(net_opt))
+    name, net_opt, ckpt, param_key, source = _resolve(spec)
+    net = _build_network(net_opt, source)
     state = _load_state_dict(ckpt, param_key)
     try:
         net.load_state_dict(state, strict=True)
@@ -219,6 +292,35 @@ def resolve_device(device):
     except (RuntimeError, AssertionError) as e:
         raise ValueError(f'device {str(device)!r} is not usable here: {str(e).splitlines()[0]}') from None
     return device
+
+
+def available_memory(device):
+    """Bytes free for new tensors on ``device``, or None when unknown.
+
+    CUDA: the device's free memory. CPU: the host's ``MemAvailable`` (Linux), lowered to the cgroup's
+    memory limit when a container sets one.
+    """
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type != 'cpu':
+        return None
+    free = None
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    free = int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    try:  # cgroup v2: memory.max is 'max' or a byte count
+        with open('/sys/fs/cgroup/memory.max') as f, open('/sys/fs/cgroup/memory.current') as g:
+            limit, used = f.read().strip(), int(g.read())
+        if limit != 'max' and free is not None:
+            free = min(free, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return free
 
 
 class Upscaler:
@@ -306,6 +408,41 @@ class Upscaler:
             out = out.mean(dim=-3, keepdim=True)
         return out
 
+    @functools.cached_property
+    def feature_width(self):
+        """The most channels any layer of the network outputs (its widest feature map)."""
+        widths = [m.out_channels for m in self.net.modules() if isinstance(m, torch.nn.Conv2d)]
+        widths += [m.out_features for m in self.net.modules() if isinstance(m, torch.nn.Linear)]
+        return max(widths + [self.channels])
+
+    def memory_estimate(self, out_size, channels=3, self_ensemble=False, tile=None, tile_pad=None, trajectory=None):
+        """About how many bytes :meth:`upscale` needs at its peak for an output of ``out_size``.
+
+        Whole-image buffers (the bicubic input, the solver's states, float64 resizing, the result) take
+        about 80 bytes per pixel and channel (36 more with the self-ensemble, 8 per trajectory state);
+        the network's activations about 8 bytes per pixel and feature channel, over one tile (grown by
+        its pad) instead of the image when tiled. Peaks measured on CPU for the bundled NODEVDSR_S (32
+        features) on RGB: 443 bytes per output pixel untiled, 218 with 256-pixel tiles, 551 with the
+        self-ensemble; these estimates give 496, 248 and 604.
+
+        Args:
+            out_size (tuple[int, int]): Output (H, W).
+            channels (int): Image channels (alpha included). Default: 3.
+            self_ensemble, tile, tile_pad, trajectory: As for :meth:`upscale`.
+
+        Returns:
+            int: Bytes.
+        """
+        pixels = int(out_size[0]) * int(out_size[1])
+        c = max(int(channels), 3)  # grey runs through a colour network as three channels
+        states = 0 if trajectory is None else (trajectory if isinstance(trajectory, int) else len(trajectory))
+        per_pixel = c * (80 + 36 * bool(self_ensemble) + 8 * states)
+        window = pixels
+        if tile is not None:
+            pad = tile_pad if tile_pad is not None else getattr(self.net, 'receptive_radius', lambda: 0)()
+            window = min(pixels, (int(tile) + 2 * int(pad)) ** 2)
+        return pixels * per_pixel + window * 8 * self.feature_width
+
     def trajectory_scales(self, trajectory, t0):
         """The scales ``t_i`` for ``trajectory`` (K, or a list) starting at ``t0``; None for None."""
         if trajectory is None:
@@ -329,15 +466,20 @@ class Upscaler:
 
         Args:
             lr (ndarray | Tensor): float in [0, 1]: numpy (H, W, C) RGB, or a tensor (C, H, W) /
-                (B, C, H, W).
+                (B, C, H, W). Values a bicubic enlargement of such an image takes, within [-0.5, 1.5],
+                are accepted; NaN, infinite or other values (0-255 data) raise ValueError.
             scale (float): ``t0``, any real >= 1 (beyond the training range too). A fixed-scale network
                 asked for another scale warns and resizes its output (see :class:`Upscaler`).
-            out_size (tuple[int, int] | None): Output (H, W). Default: ``floor(h * s) x floor(w * s)``.
+            out_size (tuple[int, int] | None): Output (H, W), each >= the input's (ValueError when
+                smaller: this only enlarges). Default: ``floor(h * s) x floor(w * s)``.
             self_ensemble (bool): x8 flip/transpose average (8 times slower). Default: False.
             tile (int | None): Tile size for each evaluation of the network (bounded memory).
             tile_pad (int | None): Overlap per tile side; None: the network's receptive radius.
             trajectory (int | list[float] | None): Also return the ODE states ``I(t_i)``: K scales from
                 ``scale`` down to 1, or these scales.
+
+        Raises:
+            ValueError: An empty image, NaN/infinite or out-of-range values, a bad scale or ``out_size``.
 
         Returns:
             Same type and layout as ``lr``, float32, unrounded and unclipped. With ``trajectory``: a
@@ -346,7 +488,6 @@ class Upscaler:
             ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
         """
         t0 = float(check_scale(scale)[0])
-        self._warn_if_resized(t0)
         is_numpy = isinstance(lr, np.ndarray)
         if is_numpy:
             if lr.ndim != 3:
@@ -356,6 +497,13 @@ class Upscaler:
             x = lr if lr.ndim == 4 else lr[None]
         else:
             raise ValueError(f'super_resolve takes a numpy (H, W, C) array or a (B,) C, H, W tensor, got {lr!r:.80}')
+        if x.numel() == 0:
+            raise ValueError(f'super_resolve got an empty image (shape {tuple(lr.shape)})')
+        # a bicubic enlargement of a [0, 1] image overshoots a little (benchmarks pass such inputs)
+        check_values(lr, -0.5, 1.5, 'super_resolve input')
+        if out_size is not None:
+            out_size = check_out_size(out_size, x.shape[-2:], 'out_size')
+        self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
         out = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, None)
 
@@ -377,7 +525,8 @@ class Upscaler:
             img (ndarray | Tensor): numpy (H, W) grey, (H, W, 1|2|3|4) grey / grey+alpha / RGB / RGBA,
                 dtype uint8, uint16 or float in [0, 1]; or a tensor (C, H, W) / (B, C, H, W) (uint8 or
                 float in [0, 1]). Colour order RGB (convert OpenCV's BGR first). Alpha is enlarged
-                bicubically, not by the network.
+                bicubically, not by the network. Float values outside [0, 1] (0-255 data), NaN or
+                infinite values and empty images raise ValueError.
             scale (float | None): Factor, any real >= 1 (a fixed-scale network asked for another one
                 warns and resizes its output, see :class:`Upscaler`).
             size (tuple[int, int] | None): Exact output (H, W) (per-axis factors; the ODE starts at the
@@ -419,7 +568,11 @@ def _to_tensor(img):
             arr = img
         else:
             raise ValueError(f'image must be (H, W) or (H, W, 1|2|3|4), got shape {img.shape}')
+        if img.size == 0:
+            raise ValueError(f'the image is empty (shape {img.shape})')
         peak = _peak(dtype)
+        if peak == 1:
+            check_values(img, 0.0, 1.0, 'float image')
         x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
 
         def restore(y):
@@ -434,6 +587,10 @@ def _to_tensor(img):
         peak = 255.0 if img.dtype == torch.uint8 else 1.0
         if not (img.dtype == torch.uint8 or img.is_floating_point()):
             raise ValueError(f'tensor image must be uint8 or float, got {img.dtype}')
+        if img.numel() == 0:
+            raise ValueError(f'the image is empty (shape {tuple(img.shape)})')
+        if peak == 1:
+            check_values(img, 0.0, 1.0, 'float image')
         x = (img if img.ndim == 4 else img[None]).float() / peak
 
         def restore(y):
@@ -443,6 +600,31 @@ def _to_tensor(img):
 
         return x, restore
     raise ValueError(f'image must be a numpy array or a torch tensor, got {type(img).__name__}')
+
+
+def check_values(img, lo, hi, what='image'):
+    """Refuse NaN or infinite values (one spreads to the whole output) and values outside ``[lo, hi]``.
+
+    Args:
+        img (ndarray | Tensor): Float pixel values, channels first or last.
+        lo, hi (float): The accepted range.
+        what (str): What ``img`` is, for messages. Default: 'image'.
+
+    Raises:
+        ValueError: Naming the count and place of the first non-finite value, or the range found.
+    """
+    lib = torch if torch.is_tensor(img) else np
+    finite = lib.isfinite(img)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        where = tuple(int(i) for i in np.argwhere(np.asarray((~finite).cpu() if lib is torch else ~finite))[0])
+        raise ValueError(f'{what} has {bad} NaN or infinite value{"s" if bad > 1 else ""} (the first at '
+                         f'index {where} of shape {tuple(img.shape)}); one spreads to the whole output')
+    mn, mx = float(img.min()), float(img.max())
+    if mn < lo or mx > hi:
+        hint = next((f'; for 0-{peak} data divide by {peak}' for peak in (255, 65535) if 1.5 < mx <= peak and mn >= 0),
+                    '')
+        raise ValueError(f'{what} values lie in [{mn:g}, {mx:g}]; floats must lie in [{lo:g}, {hi:g}]{hint}')
 
 
 def _peak(dtype):

@@ -1,22 +1,45 @@
 """``nodesr infer``: super-resolve image files at any scale or to any size.
 
-Everything is checked (inputs decode, sizes, outputs free, model loads) before anything is written;
-each output is written to a temporary file and renamed, so an interrupted run leaves no half image.
+Everything is checked (inputs decode, values, sizes, memory, output names and folder, model loads)
+before anything is written; each output is encoded in memory, written to a temporary file and renamed,
+so an interrupted or failed run leaves no half image. Exit status 2: refused by those checks, nothing
+written; 1: failed while writing (the system's reason, e.g. no space left on device).
 """
 import argparse
+import collections
+import io
 import math
 import os
 import sys
+import tempfile
 import warnings
 
 import cv2
 import numpy as np
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+# extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
+OUTPUT_EXTENSIONS = {np.dtype(np.uint8): IMG_EXTENSIONS, np.dtype(np.uint16): ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
+                     np.dtype(np.float32): ('.tif', '.tiff')}
+# largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
+MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
+
+Job = collections.namedtuple('Job', 'path out t0 out_size extras channels')
 
 
 class InferError(Exception):
-    """A problem with the request: reported as one line, nothing written."""
+    """A request refused by the checks made before anything is written: one line, exit status 2."""
+
+    status = 2
+
+
+class RunError(InferError):
+    """A run that failed part-way (an output could not be written, memory ran out): exit status 1.
+
+    The file being written is removed; outputs finished before it are complete.
+    """
+
+    status = 1
 
 
 def _scale_arg(text):
@@ -107,11 +130,20 @@ def read_image(path):
     Raises:
         InferError: The file is unreadable, truncated or not an image.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
+    orientation = 1
     try:  # PIL notices truncated files that OpenCV decodes silently (half a JPEG)
         with Image.open(path) as im:
             im.load()
             orientation = im.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        if not _is_tiff(path):  # PIL cannot read float RGB TIFFs; OpenCV's libtiff reads them
+            raise InferError(f'cannot decode image {path}: not an image in a supported format '
+                             f'({", ".join(e[1:] for e in IMG_EXTENSIONS)}; 8/16-bit, float32 TIFF)') from None
+    except OSError as e:
+        if e.errno is not None:  # the file system's error (permission denied...), not the decoder's
+            raise InferError(f'cannot read {path}: {e.strerror}') from None
+        raise InferError(f'cannot decode image {path}: {e}') from None
     except Exception as e:
         raise InferError(f'cannot decode image {path}: {e}') from None
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -126,6 +158,11 @@ def read_image(path):
             raise InferError(f'{path}: {img.shape[2]} channels; expected 1, 3 or 4')
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
     return np.ascontiguousarray(apply_orientation(img, orientation))
+
+
+def _is_tiff(path):
+    with open(path, 'rb') as f:
+        return f.read(4) in (b'II*\x00', b'MM\x00*')
 
 
 def apply_orientation(img, orientation):
@@ -161,11 +198,11 @@ def _commit(tmp, final, force):
         os.link(tmp, final)  # fails if final exists, even if it appeared while we worked
     except FileExistsError:
         os.unlink(tmp)
-        raise InferError(f'{final} appeared while running; not overwritten (use --force)') from None
+        raise RunError(f'{final} appeared while running; not overwritten (use --force)') from None
     except OSError:  # file systems without hard links
         if os.path.exists(final):
             os.unlink(tmp)
-            raise InferError(f'{final} exists; not overwritten (use --force)') from None
+            raise RunError(f'{final} exists; not overwritten (use --force)') from None
         os.replace(tmp, final)
         return
     os.unlink(tmp)
@@ -176,8 +213,11 @@ def atomic_write(path, write, force=False):
 
     Args:
         path (str): Final file.
-        write (callable): Writes the file it is given (keep the extension: OpenCV picks the format by it).
-        force (bool): Replace an existing ``path``; otherwise raise InferError if it exists.
+        write (callable): Writes the file it is given.
+        force (bool): Replace an existing ``path``; otherwise raise RunError if it exists.
+
+    Raises:
+        OSError: The file system's error (no space left, permission denied...); no temporary file is left.
     """
     tmp = _temp_path(path)
     try:
@@ -188,13 +228,36 @@ def atomic_write(path, write, force=False):
             os.unlink(tmp)
 
 
-def write_image(path, img, force=False):
-    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically."""
-    def write(tmp):
-        if not cv2.imwrite(tmp, _to_bgr(img)):
-            raise InferError(f'cannot write {path} (format or depth not supported by this extension?)')
+def encode_image(ext, img):
+    """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
 
-    atomic_write(path, write, force)
+    Args:
+        ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
+        img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
+
+    Returns:
+        bytes: The file's contents.
+
+    Raises:
+        RunError: The format cannot hold this image (depth, channels or size).
+    """
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
+    try:
+        ok, buf = cv2.imencode(ext, _to_bgr(img))
+    except cv2.error as e:
+        ok, buf = False, str(e).strip().splitlines()[-1]
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not ok:
+        raise RunError(f'cannot encode a {img.shape[1]}x{img.shape[0]} {img.dtype} image as {ext}'
+                       f'{f" ({buf})" if isinstance(buf, str) else ""}')
+    return buf.tobytes()
+
+
+def write_image(path, img, force=False):
+    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension."""
+    write_bytes(path, encode_image(os.path.splitext(path)[1], img), force)
 
 
 def write_bytes(path, data, force=True):
@@ -236,24 +299,115 @@ def trajectory_strip(states):
     return np.concatenate([x for f in frames for x in (f, gap)][:-1], axis=1)
 
 
-def write_gif(path, frames, force=False, ms=400):
-    """Animated GIF of uint8 RGB frames (looping, last frame held longer), written atomically."""
+def encode_gif(frames, ms=400):
+    """Animated GIF of uint8 RGB frames (looping, last frame held longer), as bytes.
+
+    Args:
+        frames (list[ndarray]): (H, W, 3) uint8 RGB frames.
+        ms (int): Milliseconds per frame (the last is held three times as long). Default: 400.
+
+    Raises:
+        RunError: PIL cannot encode them (e.g. frames over 65535 pixels a side).
+    """
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     durations = [ms] * (len(images) - 1) + [ms * 3]
-    atomic_write(path, lambda tmp: images[0].save(tmp, format='GIF', save_all=True, append_images=images[1:],
-                                                  duration=durations, loop=0), force)
+    buf = io.BytesIO()
+    try:
+        images[0].save(buf, format='GIF', save_all=True, append_images=images[1:], duration=durations, loop=0)
+    except (OSError, ValueError, OverflowError) as e:
+        raise RunError(f'cannot encode a GIF of {len(frames)} {frames[0].shape[1]}x{frames[0].shape[0]} '
+                       f'frames: {e}') from None
+    return buf.getvalue()
+
+
+def output_ext(ext, dtype):
+    """The extension of an output: the input's when its format holds ``dtype``, else ``.png`` (``.tif`` for
+    float32), e.g. for an input without extension.
+
+    Args:
+        ext (str): The input's extension (``''`` for none).
+        dtype (np.dtype): The image's dtype: uint8, uint16 or float32.
+    """
+    if ext.lower() in OUTPUT_EXTENSIONS[np.dtype(dtype)]:
+        return ext
+    return '.tif' if np.dtype(dtype) == np.float32 else '.png'
+
+
+def check_output_folder(folder):
+    """Refuse an output folder that cannot be made or written in, with the system's reason.
+
+    The folder itself, or when it does not exist yet its nearest existing parent, must be a folder in
+    which a file can be created (probed with an unnamed temporary file: nothing is left behind).
+
+    Args:
+        folder (str): The ``-o`` folder.
+
+    Raises:
+        InferError: An empty name, a file in the way, or the system's reason (permission denied,
+            read-only file system...).
+    """
+    if not folder:
+        raise InferError('the output folder name is empty (-o)')
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise InferError(f'output {folder}: {probe} exists and is not a folder')
+    try:
+        tempfile.TemporaryFile(dir=probe).close()
+    except OSError as e:
+        what = 'write in' if probe == os.path.abspath(folder) else f'create {folder} in'
+        raise InferError(f'cannot {what} {probe}: {e.strerror or e}') from None
+
+
+def check_encodable(target, size, hint):
+    """Refuse an output size the format of ``target`` cannot hold (JPEG 65500, WebP 16383 pixels a side...).
+
+    Args:
+        target (str): The output file (its extension picks the format).
+        size (tuple[int, int]): Its (H, W).
+        hint (str): What the user can do instead, for the message.
+    """
+    ext = os.path.splitext(target)[1].lower()
+    limit = MAX_SIDE.get(ext)
+    if limit is not None and max(size) > limit:
+        raise InferError(f'{target}: {size[1]}x{size[0]} (WxH) is larger than {ext} allows ({limit} pixels a side); '
+                         f'choose a smaller size, or {hint}')
+
+
+def format_bytes(n):
+    """``n`` bytes as ``'1.5 GB'`` (decimal units).
+
+    Args:
+        n (int): Bytes.
+    """
+    for unit in ('B', 'KB', 'MB', 'GB', 'TB', 'PB'):
+        if n < 1000 or unit == 'PB':
+            return f'{n:.0f} {unit}' if unit == 'B' else f'{n:.1f} {unit}'
+        n /= 1000
 
 
 def plan(args):
-    """Check every input and output; return the list of jobs ``(input, output, t0, out_size, extras)``."""
-    from nodesr_arch.api import plan_size
+    """Check every input and output name.
+
+    Returns:
+        list[Job]: ``(path, out, t0, out_size, extras, channels)`` per input; ``extras`` are the
+        trajectory strip and GIF.
+
+    Raises:
+        InferError: The first problem found; nothing has been written.
+    """
+    from nodesr_arch.api import check_values, plan_size
 
     if args.trajectory is not None and args.trajectory < 2:
         raise InferError(f'--trajectory needs at least 2 scales, got {args.trajectory}')
     if args.tile_pad is not None and args.tile is None:
         raise InferError('--tile-pad needs --tile')
+    if args.suffix is not None and (os.sep in args.suffix or (os.altsep and os.altsep in args.suffix)):
+        raise InferError(f'--suffix {args.suffix!r} holds a path separator; outputs go into -o')
+    check_output_folder(args.output)
     inputs = collect_inputs(args.input)
     in_real = {os.path.realpath(p) for p in inputs}
     jobs, seen = [], set()
@@ -261,43 +415,93 @@ def plan(args):
         img = read_image(path)
         try:
             t0, out_size = plan_size(img.shape[:2], args.scale, args.size, args.width)
+            if img.dtype == np.float32:
+                check_values(img, 0.0, 1.0, 'float image')
         except ValueError as e:
             raise InferError(f'{path}: {e}') from None
         stem, ext = os.path.splitext(os.path.basename(path))
-        if img.dtype == np.uint16 and ext.lower() not in ('.png', '.tif', '.tiff', '.ppm', '.pgm'):
-            ext = '.png'
         suffix = args.suffix
         if suffix is None:
             suffix = f'_x{args.scale:g}' if args.scale is not None else f'_{out_size[0]}x{out_size[1]}'
-        out = os.path.join(args.output, stem + suffix + ext)
+        out = os.path.join(args.output, stem + suffix + output_ext(ext, img.dtype))
         extras = []
         if args.trajectory:
             base = os.path.join(args.output, stem + suffix + '_trajectory')
             extras = [base + '.png', base + '.gif']
-        for target in [out] + extras:
+        sizes = [out_size, (out_size[0], args.trajectory * (out_size[1] + 4) - 4), out_size] if extras else [out_size]
+        hints = ['give the input as PNG or TIFF'] + ['leave out --trajectory'] * 2
+        for target, size, hint in zip([out] + extras, sizes, hints):
             real = os.path.realpath(target)
             if real in in_real:
                 raise InferError(f'{target} would overwrite the input {path}; choose another -o or --suffix')
             if real in seen:
                 raise InferError(f'two inputs would write the same output {target}')
             seen.add(real)
-            if os.path.exists(target) and not args.force:
+            if os.path.isdir(target):
+                raise InferError(f'{target} is a folder; not replaced (not even with --force)')
+            if os.path.lexists(target) and not args.force:
                 raise InferError(f'{target} exists; not overwritten (use --force)')
-        jobs.append((path, out, t0, out_size, extras))
+            check_encodable(target, size, hint)
+        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1))
     return jobs
 
 
+def check_memory(up, jobs, args):
+    """Refuse a job whose estimated peak memory exceeds what the device has free.
+
+    Args:
+        up (Upscaler): The loaded model (:meth:`~nodesr_arch.api.Upscaler.memory_estimate`).
+        jobs (list[Job]): From :func:`plan`.
+        args (argparse.Namespace): The parsed options (tiling, self-ensemble, trajectory).
+
+    Raises:
+        InferError: Naming the input, the output size, the estimate and the free memory.
+    """
+    from nodesr_arch.api import available_memory
+
+    free = available_memory(up.device)
+    if free is None:
+        return
+    options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad, trajectory=args.trajectory)
+    for job in jobs:
+        need = up.memory_estimate(job.out_size, job.channels, **options)
+        if need <= free:
+            continue
+        hint = ''
+        if args.tile is None and hasattr(up.net, 'set_tiling'):
+            tiled = up.memory_estimate(job.out_size, job.channels, **{**options, 'tile': 512})
+            if tiled <= free:
+                hint = f'; --tile 512 brings it to about {format_bytes(tiled)}'
+        raise InferError(f'{job.path}: a {job.out_size[0]}x{job.out_size[1]} (HxW) output needs about '
+                         f'{format_bytes(need)} of memory (estimated), more than the {format_bytes(free)} free on '
+                         f'{up.device}{hint}; ask for a smaller --scale, --size or --width')
+
+
 def main(argv=None):
+    """Entry point of ``nodesr infer``.
+
+    Args:
+        argv (list[str] | None): Arguments; default ``sys.argv[1:]``.
+
+    Returns:
+        int: 0; 2 when refused before writing anything (a usage error too, from argparse); 1 when
+        writing failed part-way.
+    """
     args = build_parser().parse_args(argv)
     try:
         return run(args)
     except InferError as e:
-        print(f'nodesr infer: error: {e}', file=sys.stderr)
-        return 1
+        print(f'nodesr infer: error: {" ".join(str(e).split())}', file=sys.stderr)
+        return e.status
 
 
 def run(args):
-    """Run ``nodesr infer`` with parsed arguments (raises InferError for a bad request)."""
+    """Run ``nodesr infer`` with parsed arguments.
+
+    Raises:
+        InferError: A request refused before anything was written.
+        RunError: Writing an output failed, or memory ran out, part-way.
+    """
     from tqdm import tqdm
 
     from nodesr_arch.api import load_model
@@ -315,32 +519,78 @@ def run(args):
             up.set_tiling(None)
         if args.trajectory:
             up.trajectory_scales(args.trajectory, 2.0)
-        resized = sorted({t0 for _, _, t0, _, _ in jobs if up.label(t0) != up.name})
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        resized = sorted({job.t0 for job in jobs if up.label(job.t0) != up.name})
+    except (OSError, ValueError, RuntimeError) as e:
+        if isinstance(e, OSError) and e.strerror:
+            raise InferError(f'{e.filename or args.model}: {e.strerror}') from None
         raise InferError(str(e)) from None
+    check_memory(up, jobs, args)
     if resized:  # the loop below silences UserWarnings (FixedScaleWarning among them): say it once here
         print(f'nodesr infer: warning: {fixed_scale_message(up.name, up.fixed_scale, resized)}', file=sys.stderr)
-    os.makedirs(args.output, exist_ok=True)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as e:
+        raise RunError(f'cannot create the output folder {args.output}: {e.strerror or e}') from None
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)
-    for path, out, t0, out_size, extras in bar:
-        img = read_image(path)
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', UserWarning)
-            request = dict(scale=args.scale) if args.scale is not None else dict(size=out_size)
-            result = up.upscale(img, **request, trajectory=args.trajectory, **options)
-        big, states = result if args.trajectory else (result, None)
-        write_image(out, big, args.force)
-        if states is not None:
-            frames = [to_display(s) for _, s in states]
-            write_image(extras[0], trajectory_strip([(t, f) for (t, _), f in zip(states, frames)]), args.force)
-            write_gif(extras[1], frames, args.force)
-        bar.set_postfix_str(f'{os.path.basename(path)} x{t0:.3g} -> {out_size[1]}x{out_size[0]}')
+    written = []
+    for job in bar:
+        try:
+            files = enlarge(up, job, args, options)
+        except RunError as e:
+            raise RunError(f'{job.path}: {e}{_done(written)}') from None
+        except (MemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
+                raise
+            raise RunError(f'{job.path}: out of memory ({str(e).splitlines()[0]}); try --tile 256 or a smaller '
+                           f'size{_done(written)}') from None
+        for target, data in files:  # encoded first: a format that fails leaves none of this job's files
+            try:
+                write_bytes(target, data, args.force)
+            except OSError as e:
+                raise RunError(f'cannot write {target}: {e.strerror or e}{_done(written)}') from None
+            except RunError as e:
+                raise RunError(f'{e}{_done(written)}') from None
+            written.append(target)
+        bar.set_postfix_str(f'{os.path.basename(job.path)} x{job.t0:.3g} -> {job.out_size[1]}x{job.out_size[0]}')
     bar.close()
     n = len(jobs)
     print(f'wrote {n} image{"s" if n != 1 else ""}{" with trajectories" if args.trajectory else ""} '
           f'to {os.path.abspath(args.output)}')
     return 0
+
+
+def enlarge(up, job, args, options):
+    """Enlarge one input and encode its outputs.
+
+    Args:
+        up (Upscaler): The model.
+        job (Job): From :func:`plan`.
+        args (argparse.Namespace): The parsed options.
+        options (dict): ``self_ensemble``, ``tile``, ``tile_pad`` for :meth:`~nodesr_arch.api.Upscaler.upscale`.
+
+    Returns:
+        list[tuple[str, bytes]]: ``(path, file contents)`` of the image and, with ``--trajectory``, the strip
+        and the GIF.
+    """
+    img = read_image(job.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        request = dict(scale=args.scale) if args.scale is not None else dict(size=job.out_size)
+        result = up.upscale(img, **request, trajectory=args.trajectory, **options)
+    big, states = result if args.trajectory else (result, None)
+    files = [(job.out, encode_image(os.path.splitext(job.out)[1], big))]
+    if states is not None:
+        frames = [to_display(s) for _, s in states]
+        strip = trajectory_strip([(t, f) for (t, _), f in zip(states, frames)])
+        files += [(job.extras[0], encode_image('.png', strip)), (job.extras[1], encode_gif(frames))]
+    return files
+
+
+def _done(written):
+    if not written:
+        return '; nothing was written'
+    return f'; {len(written)} file{"s" if len(written) > 1 else ""} written before it (complete)'
 
 
 if __name__ == '__main__':

@@ -90,6 +90,49 @@ def test_load_errors_name_the_problem(models, tmp_path):
         load_model(models['node'], device='no_such_device')
 
 
+@pytest.mark.parametrize('content,match', [
+    (b'not a checkpoint', 'not a valid PyTorch checkpoint'),
+    (b'', 'empty or truncated'),
+    ('truncated', 'not a valid PyTorch checkpoint'),
+    ('pickled model', r'Python objects \(torch.nn.modules.linear.Linear\) besides tensors'),
+])
+def test_bad_checkpoints_say_why_without_unsafe_advice(models, tmp_path, content, match):
+    """torch's message advises weights_only=False (runs any code in the file): it is not passed on."""
+    path = tmp_path / 'bad.pth'
+    if content == 'truncated':
+        content = open(models['node'], 'rb').read()[:300]
+    if content == 'pickled model':
+        torch.save(torch.nn.Linear(2, 2), path)
+    else:
+        path.write_bytes(content)
+    shutil.copy(models['node'][:-4] + '.yml', tmp_path / 'bad.yml')
+    with pytest.raises(ValueError, match=match) as e:
+        load_model(str(path))
+    assert 'weights_only' not in str(e.value) and str(e.value).startswith(f'{path}: cannot read checkpoint: ')
+
+
+@pytest.mark.parametrize('text,match', [
+    ('network_g:\n  type: NODEVDSR\n    num_feat: 4\n', r'not valid YAML \(mapping values .*line 3 column 13\)'),
+    ('- a list\n', 'expected a mapping'),
+    ('network_g: {type: Nope}\n', "network_g type 'Nope' is not an architecture BasicSR knows"),
+    ('network_g: {num_feat: 4}\n', 'network_g has no type'),
+    ('network_g: {type: NODEVDSR, bogus: 1}\n', "cannot build network_g .*unexpected keyword argument 'bogus'"),
+    ('network_g: {type: NODEVDSR}\npath: 5\n', 'path must be a mapping'),
+    ('network_g: {type: NODEVDSR}\npath: {pretrain_network_g: [a]}\n', 'pretrain_network_g must be a file path'),
+], ids=['syntax', 'list', 'unknown arch', 'no type', 'bad argument', 'path', 'pretrain'])
+def test_bad_option_yaml_says_why(models, tmp_path, capsys, text, match):
+    yml = tmp_path / 'opt.yml'
+    if text.startswith('network_g: {') and 'path:' not in text:
+        text += f'path: {{pretrain_network_g: {models["node"]}}}\n'
+    yml.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_model(str(yml))
+    assert capsys.readouterr().out == ''  # BasicSR's registry prints for unknown names: not reached
+    (tmp_path / 'bin.yml').write_bytes(b'\xff\xfe\x00garbage')
+    with pytest.raises(ValueError, match='not UTF-8'):
+        load_model(str(tmp_path / 'bin.yml'))
+
+
 @pytest.mark.parametrize('shape,dtype', [((13, 17), np.uint8), ((13, 17, 3), np.uint8), ((13, 17, 4), np.uint8),
                                          ((13, 17, 3), np.uint16), ((13, 17, 2), np.uint16),
                                          ((13, 17, 3), np.float32)])
@@ -143,6 +186,44 @@ def test_sizes_widths_and_scales_beyond_training(up):
 def test_bad_requests(up, kwargs, match):
     with pytest.raises(ValueError, match=match):
         up.upscale(np.zeros((10, 16, 3), np.uint8), **kwargs)
+
+
+def _nan_pixel(img):
+    img = img.copy()
+    img[3, 4, 1] = np.nan
+    return img
+
+
+@pytest.mark.parametrize('call,match', [
+    (lambda up, img: up.upscale(img * 255, scale=2),
+     r'values lie in \[0.0766\d*, 254.289\]; floats must lie in \[0, 1\]; for 0-255 data divide by 255'),
+    (lambda up, img: up.upscale(torch.from_numpy(img * 255).permute(2, 0, 1), scale=2), 'divide by 255'),
+    (lambda up, img: up.upscale(img - 0.25, scale=2), r'must lie in \[0, 1\]'),
+    (lambda up, img: up.upscale(_nan_pixel(img), scale=2), r'1 NaN or infinite value \(the first at index \(3, 4, 1\)'),
+    (lambda up, img: up.super_resolve(_nan_pixel(img), 2), 'NaN or infinite'),
+    (lambda up, img: up.super_resolve(img * 255, 2), r'must lie in \[-0.5, 1.5\]; .*divide by 255'),
+    (lambda up, img: up.upscale(np.zeros((0, 0, 3), np.uint8), scale=2), 'empty'),
+    (lambda up, img: up.upscale(np.zeros((0, 0, 3), np.float32), size=(4, 4)), 'empty'),
+    (lambda up, img: up.upscale(torch.zeros(3, 0, 5), width=8), 'empty'),
+    (lambda up, img: up.super_resolve(np.zeros((0, 0, 3), np.float32), 2), 'empty'),
+    (lambda up, img: up.super_resolve(img, 2, out_size=(9, 30)), 'out_size 9x30 is smaller than the input 10x12'),
+    (lambda up, img: up.super_resolve(img, 2, out_size=(20, 0)), 'positive integer'),
+], ids=['0-255', '0-255 tensor', 'negative', 'nan', 'nan super_resolve', '0-255 super_resolve', 'empty',
+        'empty size', 'empty tensor', 'empty super_resolve', 'small out_size', 'zero out_size'])
+def test_hostile_arrays_raise_clear_errors(up, call, match):
+    img = _rng().random((10, 12, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=match):
+        call(up, img)
+
+
+def test_float_range_edges_are_accepted(up):
+    img = _rng().random((10, 12, 3)).astype(np.float32)
+    img[0, 0], img[0, 1] = 0, 1
+    assert up.upscale(img, scale=2).shape == (20, 24, 3)
+    # a bicubic enlargement overshoots [0, 1]: super_resolve takes it (the benchmarks pass such inputs)
+    overshoot = enlarge_to(torch.from_numpy(np.round(img).transpose(2, 0, 1))[None], 2.0, (20, 24))
+    assert overshoot.min() < 0 and overshoot.max() > 1
+    assert up.super_resolve(overshoot, 2.0, out_size=(20, 24)).shape == (1, 3, 20, 24)
 
 
 def test_plan_size():

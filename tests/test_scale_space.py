@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import nodesr_arch  # noqa: F401  (compat fixes before basicsr)
-from nodesr_arch.data.scale_space import (enlarge, lr_file_pair, make_pair, patch_margin, scale_grid, scale_space,
+from nodesr_arch.data.scale_space import (enlarge, imresize, lr_file_pair, make_pair, patch_margin, scale_grid,
+                                          scale_space,
                                           scale_space_patch)
 from nodesr_arch.metrics import crop_border_for, psnr_ssim
 
@@ -64,6 +65,23 @@ def test_protocol_sizes_on_odd_image(s, protocol):
     assert out == (oh, ow) and gt.shape == (oh, ow, 3)
     assert enlarge(lr, s, out).shape == (oh, ow, 3)
     np.testing.assert_array_equal(lr * 255, np.round(lr * 255))  # 8-bit rounded
+
+
+@pytest.mark.parametrize('shape', [(5, 1), (1, 5), (1, 1), (5, 2)])
+def test_imresize_one_and_two_pixel_sides(shape):
+    """The bicubic kernel is wider than the image: MATLAB folds its taps back as often as needed."""
+    img = _image(*shape)
+    # the same picture made 8 pixels wide (tall) on its one-pixel axes: the well-trodden path
+    wide = np.repeat(np.repeat(img, 8 if shape[0] == 1 else 1, 0), 8 if shape[1] == 1 else 1, 1)
+    for scale in (2.7, 6.0):
+        out = imresize(img, scale)
+        assert out.shape == (math.ceil(shape[0] * scale), math.ceil(shape[1] * scale), 3)
+        ref = imresize(wide, scale)[:out.shape[0], :out.shape[1]]
+        if shape[0] == 1:  # a one-pixel axis stays constant; the other is enlarged as usual
+            ref = np.repeat(ref[:1], out.shape[0], 0)
+        if shape[1] == 1:
+            ref = np.repeat(ref[:, :1], out.shape[1], 1)
+        np.testing.assert_allclose(out, ref, atol=1e-6)
 
 
 def test_known_sizes():

@@ -22,7 +22,9 @@ def _resize_matrix(in_len, out_len, scale, antialiasing=True):
     weights, indices, sym_s, _ = calculate_weights_indices(in_len, out_len, scale, 'cubic', 4, antialiasing)
     mat = torch.zeros(out_len, in_len, dtype=torch.float64)
     src = indices.long() - sym_s  # BasicSR indexes the symmetrically padded signal; map back
-    src = torch.where(src < 0, -src - 1, src)
+    # fold as MATLAB's imresize does (indices modulo the mirrored signal 0..n-1, n-1..0): a single
+    # reflection is not enough when the kernel is wider than the image (1- or 2-pixel sides)
+    src = src % (2 * in_len)
     src = torch.where(src >= in_len, 2 * in_len - 1 - src, src)
     mat.scatter_add_(1, src, weights.double())
     return mat
