@@ -21,6 +21,7 @@ import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    output_size, run_network)
 from nodesr_arch.ode import check_scale
+from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 DEFAULT_MODEL = 'NODEVDSR_S'
@@ -110,7 +111,9 @@ def _positive_int(v, what):
 def _read_yaml(path):
     try:
         with open(path, encoding='utf-8') as f:
-            opt = yaml.safe_load(f)
+            opt = yaml.load(f, Loader=safe_yaml_loader())
+    except yaml.constructor.ConstructorError as e:
+        raise ValueError(f'{path}: {python_object_refusal(e)}') from None
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
         where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''

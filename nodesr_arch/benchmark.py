@@ -318,9 +318,9 @@ def main(argv=None):
     if args.merge:
         try:
             rows, per_image, source = _merge(args.merge)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, FileNotFoundError) as e:  # refused before anything is written: 2, as nodesr infer
             print(f'nodesr benchmark: error: {e}', file=sys.stderr)
-            return 1
+            return 2
         paths = write_results(rows, args.out, command, None, per_image, args.cell, args.max_columns,
                               with_plot=not args.no_plot, source=source)
         print(markdown(rows, cell=args.cell, max_columns=args.max_columns, source=source))
@@ -345,7 +345,7 @@ def main(argv=None):
             os.path.join(args.out, 'results.csv')) else ([], [])
     except (ValueError, FileNotFoundError) as e:
         print(f'nodesr benchmark: error: {e}', file=sys.stderr)
-        return 1
+        return 2
     if not args.worker:
         for line in fixed_scale_warnings(models, scales):
             print(f'nodesr benchmark: warning: {line}', file=sys.stderr)

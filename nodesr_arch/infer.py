@@ -189,6 +189,35 @@ def _temp_path(final):
     return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
 
 
+def remove_stale_partials(folder):
+    """Remove ``.NAME.PID.partial.EXT`` files of runs that no longer live (a ``kill -9`` leaves them).
+
+    Args:
+        folder (str): An output folder.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    removed = []
+    for name in os.listdir(folder):
+        parts = name.split('.')
+        if not (name.startswith('.') and len(parts) >= 4 and parts[-2] == 'partial' and parts[-3].isdigit()):
+            continue
+        try:
+            os.kill(int(parts[-3]), 0)
+            continue  # its run is alive: leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # alive, another user's
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
 def _commit(tmp, final, force):
     """Move a finished temporary file to ``final``; without ``force`` never replace an existing file."""
     if force:
@@ -531,6 +560,8 @@ def run(args):
         os.makedirs(args.output, exist_ok=True)
     except OSError as e:
         raise RunError(f'cannot create the output folder {args.output}: {e.strerror or e}') from None
+    for name in remove_stale_partials(args.output):
+        print(f'nodesr infer: removed {name}, left by a killed run', file=sys.stderr)
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)
     written = []

@@ -83,11 +83,11 @@ def test_lr_folders_from_prepare_match_the_protocol(tiny, tmp_path):
 
 def test_bad_arguments(tiny, tmp_path, capsys):
     out = str(tmp_path / 'out')
-    assert benchmark.main(['--data', tiny, '--scales', 'x2', '--out', out]) == 1
+    assert benchmark.main(['--data', tiny, '--scales', 'x2', '--out', out]) == 2
     assert "bad scale 'x2'" in capsys.readouterr().err
-    assert benchmark.main(['--data', tiny, '--scales', '2', '--lr-dir', str(tmp_path / 'nope'), '--out', out]) == 1
+    assert benchmark.main(['--data', tiny, '--scales', '2', '--lr-dir', str(tmp_path / 'nope'), '--out', out]) == 2
     assert 'LR folder not found' in capsys.readouterr().err
-    assert benchmark.main(['--data', str(tmp_path / 'missing'), '--scales', '2', '--out', out]) == 1
+    assert benchmark.main(['--data', str(tmp_path / 'missing'), '--scales', '2', '--out', out]) == 2
     assert not os.path.exists(out)
 
 
@@ -173,7 +173,7 @@ def test_jobs_merge_and_resume(tiny, tmp_path):
     assert 'protocol `metasr`' in open(os.path.join(merged, 'results.md')).read()
     text = open(os.path.join(a, 'results.csv')).read().replace('Tiny,3,bicubic,', 'Tiny,3,bicubic,1')
     open(os.path.join(a, 'results.csv'), 'w').write(text)
-    assert benchmark.main(['--merge', a, one, '--out', str(tmp_path / 'bad')]) == 1
+    assert benchmark.main(['--merge', a, one, '--out', str(tmp_path / 'bad')]) == 2
     assert not os.path.exists(str(tmp_path / 'bad'))
     # --resume keeps finished (dataset, scale) groups (the edited figure) and computes the rest
     assert benchmark.main(common + ['--scales', '3', '4', '2', '--out', a, '--resume']) == 0

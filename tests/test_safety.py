@@ -46,6 +46,21 @@ def test_an_option_file_with_python_objects_is_refused_unexecuted(tmp_path, comm
     assert not marker.exists() and tree(str(tmp_path)) == before
 
 
+@pytest.mark.parametrize('command', ['infer', 'benchmark'])
+def test_a_model_yaml_with_python_objects_is_refused_unexecuted(tmp_path, command):
+    marker = tmp_path / 'MARKER'
+    (tmp_path / 'evil.yml').write_text(f'network_g: {{type: NODEVDSR}}\n'
+                                       f'x: !!python/object/apply:os.system ["touch {marker}"]\n')
+    write_images(str(tmp_path / 'imgs'), [(24, 24)])
+    args = {'infer': ['infer', '-i', 'imgs', '-o', 'out', '--scale', '2', '--model', 'evil.yml'],
+            'benchmark': ['benchmark', '--model', 'evil.yml', '--data', 'imgs', '--scales', '2', '--out', 'out']}
+    before = tree(str(tmp_path))
+    proc = nodesr(str(tmp_path), *args[command])
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'evil.yml: holds a Python object' in proc.stderr and 'Traceback' not in proc.stderr
+    assert not marker.exists() and tree(str(tmp_path)) == before
+
+
 def test_basicsrs_own_trainer_refuses_it_too(tmp_path):
     marker = tmp_path / 'MARKER'
     path = tmp_path / 'evil.yml'
@@ -202,3 +217,19 @@ def test_too_small_images_fail_at_the_check_not_mid_training(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     assert nodesr_train.main(['-opt', path]) == 2
     assert 'img1.png is 12x40, smaller than gt_size 16 (set skip_small: true' in capsys.readouterr().err
+
+
+def test_infer_removes_partial_files_of_killed_runs_only(tmp_path):
+    write_images(str(tmp_path / 'imgs'), [(24, 24)])
+    out = tmp_path / 'out'
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale = out / f'.img0_x2.{dead.pid}.partial.png'
+    alive = out / f'.other_x2.{os.getpid()}.partial.png'  # a running process's: not touched
+    stale.write_bytes(b'half an image')
+    alive.write_bytes(b'in progress')
+    proc = nodesr(str(tmp_path), 'infer', '-i', 'imgs', '-o', 'out', '--scale', '2')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f'removed {stale.name}, left by a killed run' in proc.stderr
+    assert not stale.exists() and alive.exists() and (out / 'img0_x2.png').is_file()
