@@ -18,6 +18,7 @@ import torch
 import yaml
 
 import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
+from nodesr_arch.amp import check_amp_device, parse_amp
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    output_size, run_network)
 from nodesr_arch.ode import check_scale
@@ -253,7 +254,7 @@ def _checkpoint_error(e):
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def load_model(spec=None, device='cpu', ode=None):
+def load_model(spec=None, device='cpu', ode=None, amp=None):
     """Load a super-resolution model for inference.
 
     Args:
@@ -267,6 +268,8 @@ def load_model(spec=None, device='cpu', ode=None):
             RCAN, ...; a fixed-scale one warns at other scales, see :class:`Upscaler`).
         device (str | torch.device): Where to run. ``'auto'``: CUDA when available. Default: 'cpu'.
         ode (dict | None): Solver overrides for NODE models, e.g. ``{'method': 'euler', 'num_steps': 8}``.
+        amp (str | None): ``'bf16'`` or ``'fp16'``: run the network under autocast (mixed precision, the
+            ODE state stays fp32; see :mod:`nodesr_arch.amp`). Default: None (fp32).
 
     Returns:
         Upscaler: The model, in eval mode.
@@ -278,7 +281,7 @@ def load_model(spec=None, device='cpu', ode=None):
         net.load_state_dict(state, strict=True)
     except RuntimeError as e:
         raise ValueError(f'{ckpt}: weights do not fit network_g {net_opt}: {e}') from None
-    return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt)
+    return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt, amp=amp)
 
 
 def resolve_device(device):
@@ -342,9 +345,11 @@ class Upscaler:
         ode (dict | None): Solver overrides (NODE models only), passed to ``net.set_ode``.
         name (str): A name for messages.
         opt (dict | None): The ``network_g`` options it was built from.
+        amp (str | None): ``'bf16'`` / ``'fp16'`` autocast for the network, checked to work on ``device``
+            (:attr:`amp` holds the dtype). Default: None (fp32).
     """
 
-    def __init__(self, net, device='cpu', ode=None, name='model', opt=None):
+    def __init__(self, net, device='cpu', ode=None, name='model', opt=None, amp=None):
         self.device = resolve_device(device)
         # channels_last + inference_mode: 1.7x faster on CPU (docs/benchmarks.md, section 5)
         self.net = net.to(self.device, memory_format=torch.channels_last).eval()
@@ -353,6 +358,8 @@ class Upscaler:
         self.channels = int(self.opt.get('num_in_ch', 3))
         if ode:
             self.set_ode(**ode)
+        self.amp = parse_amp(amp)
+        check_amp_device(self.amp, self.device)
 
     @property
     def is_ode(self):
@@ -401,7 +408,7 @@ class Upscaler:
             raise ValueError(f'{self.name} takes {self.channels}-channel images, got {c} channels')
         self.set_tiling(tile, tile_pad)
         try:
-            out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval)
+            out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp)
         finally:
             if tile is not None:
                 self.set_tiling(None, None)

@@ -2,7 +2,7 @@
 
     nodesr benchmark --model bicubic [CKPT.pth | OPT.yml | NAME=SPEC ...] --data DIR [NAME=DIR ...]
                      --scales 2 3 4 | 1.1:4.0:0.1 --protocol metasr|modcrop --out OUTDIR
-                     [--lr-dir TEMPLATE ...] [--self-ensemble] [--device cpu|cuda|auto]
+                     [--lr-dir TEMPLATE ...] [--self-ensemble] [--device cpu|cuda|auto] [--amp bf16|fp16]
                      [--solver trained rk4:1 rk4:2 dopri5:1e-3:1e-4 ...] [--jobs N] [--threads N] [--resume]
                      [--cell psnr|psnr-ssim] [--max-columns N] [--no-plot]
     nodesr benchmark --merge DIR [DIR ...] --out OUTDIR
@@ -69,8 +69,9 @@ def takes_output_size(model):
     return getattr(getattr(model, 'net', None), 'input_size', None) == 'output'
 
 
-def load_models(specs, device='cpu'):
-    """``[(name, model)]`` from ``--model`` entries: 'bicubic', or ``[NAME=]SPEC`` for ``api.load_model``."""
+def load_models(specs, device='cpu', amp=None):
+    """``[(name, model)]`` from ``--model`` entries: 'bicubic', or ``[NAME=]SPEC`` for ``api.load_model``
+    (on ``device``, with mixed precision ``amp``: 'bf16', 'fp16' or None)."""
     models = []
     for spec in specs:
         name, sep, target = spec.partition('=')
@@ -80,7 +81,7 @@ def load_models(specs, device='cpu'):
             model = Bicubic()
         else:
             from nodesr_arch.api import load_model  # lazy: bicubic runs without the network stack
-            model = load_model(target, device=device)
+            model = load_model(target, device=device, amp=amp)
         name = name or getattr(model, 'name', None) or os.path.splitext(os.path.basename(target))[0]
         while name in [n for n, _ in models]:
             name += "'"
@@ -229,7 +230,7 @@ def _job_argv(args, scales, out, threads, position):
         argv += ['--lr-dir', *args.lr_dir]
     if args.solver:
         argv += ['--solver', *args.solver]
-    for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad)):
+    for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad), ('--amp', args.amp)):
         if value is not None:
             argv += [flag, str(value)]
     for flag, on in (('--self-ensemble', args.self_ensemble), ('--per-image', args.per_image),
@@ -284,6 +285,7 @@ def build_parser():
     parser.add_argument('--tile', type=int, help='tile size for network evaluations (bounded memory)')
     parser.add_argument('--tile-pad', type=int, help='tile overlap (default: the receptive radius)')
     parser.add_argument('--device', default='cpu', help="cpu, cuda or auto (default: cpu)")
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], help='mixed precision for the networks (default: fp32)')
     parser.add_argument('--per-image', action='store_true', help='also write per_image.csv')
     parser.add_argument('--cell', choices=['psnr', 'psnr-ssim'], default='psnr-ssim',
                         help='table cells: PSNR, or PSNR / SSIM (default)')
@@ -340,7 +342,7 @@ def main(argv=None):
             if not list_images(hr_dir):
                 raise ValueError(f'no images found in {hr_dir}')
         lr_dirs = _lr_dirs(args.lr_dir, datasets, scales)
-        models = solver_settings.expand(load_models(args.model, args.device), args.solver)
+        models = solver_settings.expand(load_models(args.model, args.device, args.amp), args.solver)
         done, done_images = _read_run(args.out) if args.resume and os.path.isfile(
             os.path.join(args.out, 'results.csv')) else ([], [])
     except (ValueError, FileNotFoundError) as e:

@@ -100,6 +100,8 @@ def build_parser():
     p.add_argument('--trajectory', type=_int_arg(2), default=None, metavar='K',
                    help='also write a strip PNG and an animated GIF of the ODE states at K scales from s to 1')
     p.add_argument('--device', default='auto', help="cpu, cuda, cuda:1, ... (default: auto)")
+    p.add_argument('--amp', choices=['bf16', 'fp16'], default=None,
+                   help='mixed precision: the network under autocast, the ODE state in fp32 (default: fp32)')
     p.add_argument('--suffix', default=None,
                    help="added to output names (default: _x<scale>, or _<H>x<W> with --size/--width)")
     p.add_argument('-f', '--force', action='store_true', help='overwrite existing outputs (never inputs)')
@@ -542,7 +544,7 @@ def run(args):
     ode = {k: v for k, v in (('num_steps', args.steps), ('step_size', args.step_size), ('method', args.method))
            if v is not None}
     try:
-        up = load_model(args.model, device=args.device, ode=ode or None)
+        up = load_model(args.model, device=args.device, ode=ode or None, amp=args.amp)
         if args.tile is not None:  # fail now, not after the first image
             up.set_tiling(args.tile, args.tile_pad)
             up.set_tiling(None)

@@ -8,6 +8,7 @@ import math
 
 import torch
 
+from nodesr_arch.amp import autocast
 from nodesr_arch.data.scale_space import imresize
 
 
@@ -110,7 +111,7 @@ def fixed_scale_message(name, factor, scales):
             f'"{fixed_scale_label(name, factor, scales[0])}")')
 
 
-def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
+def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
@@ -124,6 +125,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
         ensemble (bool): Average over the 8 flips/transposes (:func:`self_ensemble`). Default: False.
         t_eval (list[float] | None): For NODE networks: also return the states at these scales; the
             result is then (K, B, C, H, W).
+        amp (torch.dtype | None): Run the network under autocast to this dtype (bf16/fp16; see
+            :mod:`nodesr_arch.amp`); the bicubic enlargement stays fp32 and the result is cast back to
+            ``lq``'s dtype. Default: None (full precision).
 
     Returns:
         Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``. A fixed-scale
@@ -139,9 +143,12 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None):
         x = enlarge_to(lq, s_max, out_size)
 
     def call(inp):
-        if t_eval is not None:
-            return net(inp, scale, t_eval=t_eval)
-        return net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
+        with autocast(inp.device, amp):
+            if t_eval is not None:
+                out = net(inp, scale, t_eval=t_eval)
+            else:
+                out = net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
+        return out.to(inp.dtype)
 
     out = self_ensemble(call, x) if ensemble else call(x)
     if tuple(out.shape[-2:]) != out_size:  # a fixed-scale 'lr' network enlarges by its own factor

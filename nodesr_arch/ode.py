@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
+from nodesr_arch.amp import autocast, current_autocast
 from nodesr_arch.tiling import tiled_apply
 
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
@@ -102,15 +103,26 @@ class _ScaledField(nn.Module):
 
 
 class _BoundField(nn.Module):
+    """The field of one batch.
+
+    Under autocast (mixed precision) ``f`` runs in bf16/fp16 and its value is cast back to the state's
+    dtype, so the ODE state and the solver's sums stay fp32 (a bf16 state costs 0.009 dB on Set5 x4, an
+    fp32 state 0.0003 dB: docs/benchmarks.md, section 7). The autocast state of the forward call is kept,
+    so ``odeint_adjoint``'s backward solve, which runs after the caller's autocast block has closed,
+    evaluates the same ``f`` as the forward solve did.
+    """
 
     def __init__(self, field, t0):
         super().__init__()
         object.__setattr__(self, 'field', field)  # a reference, not a submodule
         self.t0 = t0.view(-1, 1, 1, 1)
+        self.amp = current_autocast(t0.device.type)
 
     def forward(self, u, state):
         t0 = self.t0.to(state.dtype)
-        return self.field.evaluate(state, t0 + u * (1 - t0)) * (1 - t0)
+        with autocast(state.device, self.amp):
+            rate = self.field.evaluate(state, t0 + u * (1 - t0))
+        return rate.to(state.dtype) * (1 - t0)
 
 
 class _GridConstructor:

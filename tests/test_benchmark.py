@@ -62,7 +62,7 @@ def test_plugin_models_are_loaded_lazily(tiny, tmp_path, monkeypatch):
             return cv2.GaussianBlur(benchmark.Bicubic().super_resolve(lr, scale, out_size), (5, 5), 2)
 
     seen = []
-    monkeypatch.setattr(api, 'load_model', lambda spec, device='cpu': seen.append(spec) or Blurry())
+    monkeypatch.setattr(api, 'load_model', lambda spec, device='cpu', amp=None: seen.append(spec) or Blurry())
     out = str(tmp_path / 'out')
     argv = ['--model', 'bicubic', 'ckpt.pth', 'mine=other.yml', '--data', tiny, '--scales', '3', '--out', out,
             '--quiet', '--self-ensemble']

@@ -14,6 +14,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
+from nodesr_arch.amp import autocast, parse_amp
 from nodesr_arch.inference import (enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network,
                                    self_ensemble)
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
@@ -36,6 +37,8 @@ class NODESRModel(SRModel):
       per-sample ``scale``; batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
       dataset's ``scale``: for networks with ``input_size == 'output'`` the model enlarges them itself
       (MATLAB bicubic).
+    - ``train: amp: bf16`` runs the training forward under bf16 autocast, ``val: amp: bf16`` (or ``fp16``)
+      validation and tests; the loss, the ODE state and the solver's sums stay fp32 (:mod:`nodesr_arch.amp`).
     - ``train: grad_clip`` (max norm, or ``{max_norm, norm_type}``) clips gradients. A non-finite loss or
       gradient skips the step with a warning; ``train: max_nonfinite`` (default 10) in a row stop training
       with :class:`NonFiniteLossError`, before anything more is saved.
@@ -60,6 +63,7 @@ class NODESRModel(SRModel):
 
     def __init__(self, opt):
         self.nonfinite_count = 0
+        self.train_amp = None
         self.data_scale = None
         self.data_lq_size = 'output'
         self.summary = OrderedDict()
@@ -76,6 +80,7 @@ class NODESRModel(SRModel):
         else:
             self.grad_clip = dict(max_norm=float(clip), norm_type=2.0) if clip else None
         self.max_nonfinite = int(train_opt.get('max_nonfinite', 10))
+        self.train_amp = parse_amp(train_opt.get('amp'), 'train:amp', training=True)
 
     # ------------------------------------------------------------------ data
     def _default_scale(self):
@@ -137,7 +142,9 @@ class NODESRModel(SRModel):
             x = enlarge_to(x, self._max_scale(), out_size)
 
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(x, self.scale) if getattr(bare, 'takes_scale', False) else self.net_g(x)
+        with autocast(self.device, self.train_amp):
+            self.output = self.net_g(x, self.scale) if getattr(bare, 'takes_scale', False) else self.net_g(x)
+        self.output = self.output.to(self.gt.dtype)  # the loss in fp32 (a no-op without amp)
         if tuple(self.output.shape[-2:]) != out_size:
             raise ValueError(f'network_g output is {tuple(self.output.shape[-2:])}, gt is {out_size}')
 
@@ -259,8 +266,11 @@ class NODESRModel(SRModel):
     def _eval_net(self):
         return self.get_bare_model(self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g)
 
+    def _val_amp(self):
+        return parse_amp((self.opt.get('val') or {}).get('amp'), 'val:amp')
+
     def test(self):
-        """Run the bare (EMA if any) network on the fed batch; honours ``val: self_ensemble, tile, tile_pad``."""
+        """Run the bare (EMA if any) network on the fed batch; honours ``val: self_ensemble, tile, tile_pad, amp``."""
         net = self._eval_net()
         was_training = net.training
         net.eval()
@@ -270,7 +280,7 @@ class NODESRModel(SRModel):
 
         def forward(x):
             size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
-            return run_network(net, x, self.scale, out_size=size)
+            return run_network(net, x, self.scale, out_size=size, amp=self._val_amp())
 
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile')

@@ -334,6 +334,21 @@ def _check_top_level_scale(opt, model_cls):
                           'scale)')
 
 
+def _check_amp(opt, is_train):
+    """``train: amp`` and ``val: amp``: a known precision that autocast really runs on the device used."""
+    from nodesr_arch.amp import check_amp_device, parse_amp
+    use_gpu = opt.get('num_gpu') != 0 and torch.cuda.is_available()
+    for section in (('train', 'val') if is_train else ('val',)):
+        if not isinstance(opt.get(section), dict):
+            continue
+        key = f'{section}:amp'
+        try:
+            dtype = parse_amp(opt[section].get('amp'), key, training=section == 'train')
+            check_amp_device(dtype, 'cuda' if use_gpu else 'cpu', key)
+        except ValueError as e:
+            raise OptionError(str(e)) from None
+
+
 def check_options(opt, is_train=True, check_paths=True):
     """Check the options BasicSR would otherwise trip over after making the experiment folders.
 
@@ -377,3 +392,4 @@ def check_options(opt, is_train=True, check_paths=True):
     if is_train:
         _check_train(opt)
     _check_val(opt, is_train)
+    _check_amp(opt, is_train)
