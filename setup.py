@@ -76,7 +76,11 @@ setup(
         'Pillow',
         'setuptools>=60',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
     ],
-    extras_require={'test': ['pytest>=7', 'pytest-timeout']},
+    extras_require={
+        'test': ['pytest>=7', 'pytest-timeout'],
+        # nodesr export: torch.onnx.export(dynamo=True) needs onnx and onnxscript; onnxruntime checks the graph
+        'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
+    },
     entry_points={'console_scripts': ['nodesr=nodesr_arch.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -1,4 +1,4 @@
-"""The ``nodesr`` command: ``nodesr {train,test,infer,benchmark,prepare,demo} ...``.
+"""The ``nodesr`` command: ``nodesr {train,test,infer,benchmark,prepare,demo,export} ...``.
 
 Each subcommand lives in its own module with a ``main(argv)`` function; this only dispatches, so a
 subcommand imports nothing it does not need.
@@ -13,6 +13,7 @@ COMMANDS = {
     'benchmark': ('nodesr_arch.benchmark', 'PSNR/SSIM tables over datasets and scales'),
     'prepare': ('nodesr_arch.prepare', 'make LMDBs and benchmark LR sets'),
     'demo': ('nodesr_arch.demo', 'run the bundled model on scikit-image pictures'),
+    'export': ('nodesr_arch.export', 'write a NODE model as an ONNX graph (solver unrolled)'),
 }
 
 

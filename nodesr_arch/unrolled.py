@@ -1,0 +1,111 @@
+"""A NODE model's fixed-step solve as a straight line of tensor operations, for graph export.
+
+``NODEBase.forward`` is not exportable as it is: :func:`nodesr_arch.ode.check_scale` validates the scale
+with ``if not torch.isfinite(t).all()`` and ``if (t < 1).any()``, and the step count and torchdiffeq's
+time-grid checks are Python decisions on tensor values too. ``torch.export`` cannot guard on such
+data-dependent values (``GuardOnDataDependentSymNode``: the scale as a graph input fails at the first
+check, a fixed scale at torchdiffeq's ``_check_timelike``), and the legacy TorchScript tracer records
+them as constants of the traced example (a dozen ``TracerWarning`` s, and torchdiffeq's in-place solution
+buffer becomes ``ScatterND`` nodes): that it gives the right graph is an accident of the example.
+
+:class:`UnrolledNODE` takes every such decision once, in Python, when it is built: the scale (or, with the
+scale as an input, the step count) is checked there, and the grid and the Runge-Kutta coefficients are
+plain numbers, so the graph holds only the evaluations of ``f`` and their weighted sums.
+"""
+import torch
+from torch import nn
+
+from nodesr_arch.archs.node_util import pad_to_multiple
+from nodesr_arch.ode import check_scale
+
+# Butcher tableaus (c, a, b) of torchdiffeq's fixed-grid methods; its 'rk4' is the 3/8 rule
+TABLEAUS = {
+    'euler': ((0.0, ), (), (1.0, )),
+    'midpoint': ((0.0, 0.5), ((0.5, ), ), (0.0, 1.0)),
+    'heun2': ((0.0, 1.0), ((1.0, ), ), (0.5, 0.5)),
+    'heun3': ((0.0, 1 / 3, 2 / 3), ((1 / 3, ), (0.0, 2 / 3)), (0.25, 0.0, 0.75)),
+    'rk4': ((0.0, 1 / 3, 2 / 3, 1.0), ((1 / 3, ), (-1 / 3, 1.0), (1.0, -1.0, 1.0)), (0.125, 0.375, 0.375, 0.125)),
+}
+
+
+class UnrolledNODE(nn.Module):
+    """The ODE solve of a NODE-SR network with a fixed step count, unrolled.
+
+    With a fixed ``scale`` it computes what ``net(x, scale)`` computes with the network's own solver
+    settings (``step_size`` or ``num_steps``); with ``scale=None`` the scale is an input of
+    :meth:`forward` (one per sample) and every call takes ``num_steps`` steps, as ``net`` does with
+    ``ode: {num_steps: N}``.
+
+    Args:
+        net (NODEBase): A NODE-SR network (NODEVDSR, NODERDN, NODESR); its weights are shared, not copied.
+        scale (float | None): The scale ``t0`` fixed in the graph, or None for a scale input.
+        num_steps (int | None): Steps. Default: the network's count at ``scale`` (its ``step_size``
+            or ``num_steps``); with a scale input, required unless the network has ``num_steps``.
+        method (str | None): A fixed-grid method of :data:`TABLEAUS`. Default: the network's.
+
+    Raises:
+        ValueError: Not a NODE network, a bad scale, a method without a fixed grid (dopri5...), or no
+            step count for a scale input.
+    """
+
+    def __init__(self, net, scale=None, num_steps=None, method=None):
+        super().__init__()
+        if not hasattr(net, 'ode') or not hasattr(net, 'size_multiple'):
+            raise ValueError(f'{type(net).__name__} is not a NODE-SR network (NODEVDSR, NODERDN, NODESR)')
+        method = method or net.ode.method
+        if method not in TABLEAUS:
+            raise ValueError(f'method {method!r} cannot be unrolled: use a fixed-step method ({", ".join(TABLEAUS)}); '
+                             'adaptive methods (dopri5...) choose their steps from the data')
+        if scale is not None:
+            scale = float(check_scale(scale, dtype=torch.float64)[0])
+            if num_steps is None:
+                num_steps = 0 if scale == 1 else net.ode.steps_for(torch.tensor([scale]))
+        elif num_steps is None:
+            num_steps = net.ode.num_steps
+            if num_steps is None:
+                raise ValueError('with the scale as an input the step count is fixed in the graph: give num_steps '
+                                 f'(the network steps by step_size {net.ode.step_size:g}: ceil((s - 1) / step_size) '
+                                 'steps at scale s)')
+        if isinstance(num_steps, bool) or int(num_steps) != num_steps or num_steps < (0 if scale == 1 else 1):
+            raise ValueError(f'num_steps must be a positive integer, got {num_steps!r}')
+        self.func = net.func
+        self.size_multiple = net.size_multiple
+        self.scale = scale
+        self.num_steps = int(num_steps)
+        self.method = method
+
+    def rate(self, state, t0, u):
+        """``dI/du = (1 - t0) f(cat(I, t(u)))`` with ``t(u) = t0 + u (1 - t0)``; ``t0``: (B, 1, 1, 1)."""
+        t = (t0 + u * (1 - t0)).expand(state.shape[0], 1, state.shape[2], state.shape[3])
+        return self.func(torch.cat([state, t.to(state.dtype)], dim=1)).to(state.dtype) * (1 - t0)
+
+    def forward(self, x, scale=None):
+        """Super-resolve.
+
+        Args:
+            x (Tensor): ``I(t0)``, the LR image enlarged bicubically to the output size, (B, C, H, W).
+            scale (Tensor | None): ``t0`` per sample, (B,) (or (1,) for the whole batch), each finite and
+                >= 1: not checked in the graph, the caller checks it. Only without a fixed scale.
+
+        Returns:
+            Tensor: ``I(1)``, (B, C, H, W).
+        """
+        if (scale is None) != (self.scale is not None):
+            raise ValueError('this graph has the scale fixed at build time' if self.scale is not None
+                             else 'this graph takes the scale as its second input')
+        x, (h, w) = pad_to_multiple(x, self.size_multiple)
+        t0 = torch.full_like(x[:, :1, :1, :1], self.scale) if scale is None else scale.reshape(-1, 1, 1, 1).to(x)
+        c, a, b = TABLEAUS[self.method]
+        state = x
+        for i in range(self.num_steps):
+            u0, du = i / self.num_steps, 1 / self.num_steps
+            k = []
+            for stage in range(len(c)):
+                y = state
+                for a_j, k_j in zip(a[stage - 1] if stage else (), k):
+                    if a_j:
+                        y = y + (du * a_j) * k_j
+                k.append(self.rate(y, t0, u0 + c[stage] * du))
+            step = sum(b_i * k_i for b_i, k_i in zip(b, k) if b_i)
+            state = state + du * step
+        return state[..., :h, :w]
