@@ -1,0 +1,145 @@
+"""Benchmark 8: what the paper's trainings cost on a GPU, estimated on the CPU (docs/reproducing.md).
+
+For each paper configuration (the ``network_g`` of ``options/train/train_<model>_DIV2K.yml``, the paper's
+batch and patch) one training step runs on the CPU at batch 1 of ``--patch`` pixels, x2 (one rk4 step,
+4 evaluations of f; the one-shot ``+t`` models: one). Counted there:
+
+- FLOPs of forward + backward (``torch.utils.flop_counter``), per evaluation of f;
+- activation memory kept for backward: the bytes of the distinct tensors autograd saves (weights
+  excluded), per evaluation, in fp32 and under bf16 autocast.
+
+Both are proportional to batch x pixels (3x3 convolutions with zero padding), so they are scaled to the
+paper's batch and patch. A step takes ``4 N`` evaluations, ``N = ceil(max(t0) - 1)`` over the batch
+(``step_size: 1.0``, ``t0`` uniform on {1.1, ..., 4.0}): its mean gives the FLOPs per iteration, its
+maximum (N = 3, 12 evaluations) the memory. Memory = activations + weights, gradients and Adam's two
+moments (16 bytes a parameter); with ``checkpoint: true`` one evaluation's activations are alive at a
+time, plus the 12 saved states. GPU-hours = FLOPs x 600k iterations / (utilisation x peak), for the
+peak dense rates of one H100 SXM (989 TFLOPS bf16, 495 TFLOPS TF32) at 25 % and 50 % utilisation.
+This is an estimate, not a measurement: a GPU run replaces it (allocator caching and cuDNN workspaces
+come on top of the memory; the utilisation is an assumption).
+
+    python benchmarks/paper_cost.py [--patch 24]
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+import yaml
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine  # noqa: E402
+
+import nodesr_arch  # noqa: E402,F401
+from basicsr.archs import build_network  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER = {'NODEVDSR': (16, 200), 'VDSRt': (16, 200), 'NODERDN': (8, 130), 'RDNt': (8, 130)}
+ITERATIONS = 600_000
+PEAK_TFLOPS = {'bf16': 989.0, 'tf32': 495.0}  # H100 SXM, dense
+SCALES = [round(1.1 + 0.1 * i, 1) for i in range(30)]
+
+
+def expected_steps(batch, step_size=1.0):
+    """Mean and maximum of ``ceil(max(t0) - 1)`` over batches of ``batch`` scales drawn from {1.1..4.0}."""
+    steps = sorted({max(1, -(-round((s - 1) * 10) // round(step_size * 10))) for s in SCALES})
+    mean = 0.0
+    for n in steps:  # P(N >= n) = 1 - P(every t0 needs fewer than n steps)
+        below = sum(1 for s in SCALES if (s - 1) <= (n - 1) * step_size + 1e-9) / len(SCALES)
+        mean += 1 - below ** batch if n > 1 else 1
+    return mean, max(steps)
+
+
+def saved_bytes(net, x, scale):
+    """Bytes of the distinct activations (image-sized tensors) autograd saves in one forward, and the output.
+
+    Weights and autocast's bf16 copies of them do not grow with the image and are left out.
+    """
+    storages = {}
+
+    def pack(t):
+        if t.dim() == 4 and t.shape[-2:] == x.shape[-2:]:
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(x, scale)
+    return sum(storages.values()), out
+
+
+def measure(model, patch, amp, checkpoint=False):
+    """Per evaluation of f at batch 1 x ``patch``^2: FLOPs (forward + backward) and saved bytes."""
+    with open(os.path.join(REPO, 'options', 'train', f'train_{model}_DIV2K.yml')) as f:
+        opt = yaml.safe_load(f)['network_g']
+    is_ode = 'ode' in opt
+    if is_ode:
+        opt['ode'] = {'method': 'rk4', 'num_steps': 1, 'checkpoint': checkpoint}
+    torch.manual_seed(0)
+    net = build_network(opt)
+    evals = 4 if is_ode else 1
+    x = torch.rand(1, 3, patch, patch)
+    with FlopCounterMode(display=False) as counter:
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+            nbytes, out = saved_bytes(net, x, 2.0)
+        out.float().abs().mean().backward()
+    params = sum(p.numel() for p in net.parameters())
+    return dict(flops=counter.get_total_flops() / evals, saved=nbytes / evals, params=params, is_ode=is_ode)
+
+
+def estimate(model, patch):
+    """The row of one paper configuration: evaluations, TFLOP per iteration, GB, H100-hours."""
+    batch, size = PAPER[model]
+    k = batch * size * size / (patch * patch)
+    fp32, bf16 = measure(model, patch, False), measure(model, patch, True)
+    nfe_mean, nfe_max = (4 * n for n in expected_steps(batch)) if fp32['is_ode'] else (1, 1)
+    fixed = fp32['params'] * 16
+    state = 3 * 4 * batch * size * size  # one fp32 state (or stage value) of the batch
+    row = dict(model=model, batch=batch, patch=size, params=fp32['params'], nfe_mean=nfe_mean, nfe_max=nfe_max)
+    modes = {'direct': fp32['flops']}
+    if fp32['is_ode']:  # checkpointing recomputes each evaluation's forward in backward
+        modes['checkpoint'] = measure(model, patch, False, checkpoint=True)['flops']
+    for mode, flops in modes.items():
+        row[f'tflop_{mode}'] = flops * k * nfe_mean / 1e12
+        for name, peak in PEAK_TFLOPS.items():
+            for util in (0.25, 0.5):
+                row[f'h_{mode}_{name}_{int(util * 100)}'] = row[f'tflop_{mode}'] * ITERATIONS / (util * peak) / 3600
+    for name, m in (('fp32', fp32), ('bf16', bf16)):
+        row[f'gb_direct_{name}'] = (m['saved'] * k * nfe_max + fixed) / 1e9
+        if fp32['is_ode']:  # each evaluation keeps its input state and its value of f
+            row[f'gb_checkpoint_{name}'] = (m['saved'] * k + 2 * state * nfe_max + fixed) / 1e9
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--patch', type=int, default=24, help='side of the CPU measurement patch (default 24)')
+    parser.add_argument('--models', nargs='+', default=list(PAPER), choices=list(PAPER))
+    args = parser.parse_args()
+    print(machine())
+    rows = [estimate(m, args.patch) for m in args.models]
+    print(f'\nmeasured at batch 1 x {args.patch}^2 on the CPU, scaled to the paper\'s batch and patch\n')
+    print('| model | batch x patch | parameters | evaluations of f per iteration (mean / max) '
+          '| peak memory, direct: fp32 / bf16 (GB) | with checkpoint: fp32 / bf16 (GB) |')
+    print('|---' * 6 + '|')
+    for r in rows:
+        checkpoint = (f"{r['gb_checkpoint_fp32']:.1f} / {r['gb_checkpoint_bf16']:.1f}"
+                      if 'gb_checkpoint_fp32' in r else '-')
+        print(f"| {r['model']} | {r['batch']} x {r['patch']}^2 | {r['params'] / 1e6:.2f} M "
+              f"| {r['nfe_mean']:.2f} / {r['nfe_max']:g} | {r['gb_direct_fp32']:.1f} / {r['gb_direct_bf16']:.1f} "
+              f"| {checkpoint} |")
+    print(f'\n{ITERATIONS} iterations, one H100 SXM at 50 % / 25 % of its dense peak\n')
+    print('| model | gradients | TFLOP per iteration | H100-hours, bf16 | H100-hours, TF32 |')
+    print('|---' * 5 + '|')
+    for r in rows:
+        for mode in ('direct', 'checkpoint'):
+            if f'tflop_{mode}' in r:
+                print(f"| {r['model']} | {mode} | {r[f'tflop_{mode}']:.1f} "
+                      f"| {r[f'h_{mode}_bf16_50']:.0f} - {r[f'h_{mode}_bf16_25']:.0f} "
+                      f"| {r[f'h_{mode}_tf32_50']:.0f} - {r[f'h_{mode}_tf32_25']:.0f} |")
+    print('\n' + json.dumps(rows))
+
+
+if __name__ == '__main__':
+    main()
