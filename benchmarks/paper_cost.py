@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+import weakref
 
 import torch
 import yaml
@@ -57,15 +58,19 @@ def saved_bytes(net, x, scale):
 
     Weights and autocast's bf16 copies of them do not grow with the image and are left out.
     """
-    storages = {}
+    kept = []
 
     def pack(t):
         if t.dim() == 4 and t.shape[-2:] == x.shape[-2:]:
-            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            kept.append(weakref.ref(t))
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = net(x, scale)
+    # counted at the end of the forward, so that what a discarded part of the graph saved (and freed,
+    # its memory possibly reused since) is left out
+    alive = [t for t in (r() for r in kept) if t is not None]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in alive}
     return sum(storages.values()), out
 
 
