@@ -15,8 +15,9 @@ maximum (N = 3, 12 evaluations) the memory. Memory = activations + weights, grad
 moments (16 bytes a parameter); with ``checkpoint: true`` one evaluation's activations are alive at a
 time, plus the 12 saved states. GPU-hours = FLOPs x 600k iterations / (utilisation x peak), for the
 peak dense rates of one H100 SXM (989 TFLOPS bf16, 495 TFLOPS TF32) at 25 % and 50 % utilisation.
-This is an estimate, not a measurement: a GPU run replaces it (allocator caching and cuDNN workspaces
-come on top of the memory; the utilisation is an assumption).
+This is an estimate, not a measurement (allocator caching and cuDNN workspaces come on top of the
+memory; the utilisation is an assumption): the H100 run of docs/gpu.md measured the memory within 7 % of
+it and ran at 11 % to 16 % of the peak, so its hours are 2 to 4 times these.
 
     python benchmarks/paper_cost.py [--patch 24]
 """

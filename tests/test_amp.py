@@ -93,8 +93,8 @@ def test_bf16_training_step_runs(tmp_path):
 ])
 def test_option_check_names_the_amp_key(tmp_path, section, value, message):
     opt = make_opt(tmp_path)
-    opt['datasets'] = {'train': {'type': 'ContinuousScalePairedDataset', 'batch_size_per_gpu': 1,
-                                 'num_worker_per_gpu': 0}}
+    opt['datasets'] = {'train': {'type': 'ContinuousScalePairedDataset', 'dataroot_gt': str(tmp_path),
+                                 'batch_size_per_gpu': 1, 'num_worker_per_gpu': 0}}
     opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 1}
     opt['val']['val_freq'] = 1
     check_options(opt, check_paths=False)
