@@ -287,13 +287,19 @@ def markdown(report, work):
     return '\n'.join(lines) + '\n'
 
 
+def _status(case):
+    """A speed case's status cell: ``ok``, or the status with the start of its error."""
+    error = case.get('error') if case['status'] != 'ok' else None
+    return case['status'] + (f' ({error[:80]})' if error else '')
+
+
 def train_table(report):
     """Markdown table of a ``gpu_speed train`` report."""
     lines = ['| model | precision | solver | checkpoint | batch | status | timed its | it/s | f evals/it '
              '| peak alloc (GiB) | peak reserved (GiB) | warm-up peak alloc (GiB) | GPU-hours, 600k it |',
              '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
     for r in report.get('cases', []):
-        status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
+        status = _status(r)
         lines.append(f"| {r['model']} | {r['precision']} | {r['solver']} | {'on' if r['checkpoint'] else 'off'} | "
                      f"{r.get('batch', '-')}x{r.get('patch', '-')}² | {status} | {r.get('iters', '-')} | "
                      f"{fmt(r.get('it_per_s'), '.3f')} | "
@@ -308,7 +314,7 @@ def infer_table(report):
     lines = ['| model | precision | output | scale | status | timed runs | images/s | s/image | f evals '
              '| peak alloc (GiB) |', '|---|---|---|---|---|---|---|---|---|---|']
     for r in report.get('cases', []):
-        status = r['status'] + (f" ({r['error'][:80]})" if r.get('error') and r['status'] != 'ok' else '')
+        status = _status(r)
         lines.append(f"| {r['model']} | {r['precision']} | {r['size']}² | x{r['scale']} | {status} | "
                      f"{r.get('runs', '-')} | "
                      f"{fmt(r.get('images_per_s'), '.3f')} | {fmt(r.get('s_per_image'), '.4f')} | "
