@@ -41,8 +41,12 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 def run_isolated(module_args, env=None):
-    """Run ``python <module_args>`` in a fresh process (own peak RSS); return the JSON its last stdout line holds."""
-    out = subprocess.run([sys.executable] + module_args, check=True, capture_output=True, text=True,
+    """Run ``python <module_args>`` (e.g. ``['-m', 'benchmarks.tiling', ...]``) from the repository root in a
+    fresh process (own peak RSS); return the JSON its last stdout line holds."""
+    out = subprocess.run([sys.executable] + module_args, check=True, capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, **(env or {})})
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """Training-data throughput: samples/s of ContinuousScalePairedDataset through a DataLoader.
 
-    python benchmarks/data_loading.py [--gt-size 200] [--workers 2] [--batch 16] [--batches 40] [--data DIR ...]
+    python -m benchmarks.data_loading [--gt-size 200] [--workers 2] [--batch 16] [--batches 40] [--data DIR ...]
 
 Uses the real training images (../shared/data/train/{BSD200,T91}/HR, images smaller than gt_size left
 out) when present, otherwise generated 480x320 images. Compare the figure with the training step rate
@@ -8,7 +8,6 @@ out) when present, otherwise generated 480x320 images. Compare the figure with t
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -17,11 +16,9 @@ import cv2
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-import nodesr_arch  # noqa: E402,F401
-from basicsr.data import build_dataset  # noqa: E402
+import nodesr_arch  # noqa: F401
+from basicsr.data import build_dataset
+from benchmarks.common import machine
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data', 'train')
 

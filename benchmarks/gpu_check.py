@@ -1,9 +1,9 @@
 """Helpers of ``scripts/gpu_check.sh``: the tiny training it runs, the environment it records, its report.
 
-    python benchmarks/gpu_check.py env --out ENV.json
-    python benchmarks/gpu_check.py tiny-train DIR --name NAME --num-gpu N [--prefetch cuda]
-    python benchmarks/gpu_check.py check-train DIR --name NAME
-    python benchmarks/gpu_check.py report --work WORK --out OUTDIR [--mode gpu|dry-run]
+    python -m benchmarks.gpu_check env --out ENV.json
+    python -m benchmarks.gpu_check tiny-train DIR --name NAME --num-gpu N [--prefetch cuda]
+    python -m benchmarks.gpu_check check-train DIR --name NAME
+    python -m benchmarks.gpu_check report --work WORK --out OUTDIR [--mode gpu|dry-run]
 
 ``report`` reads what the script's parts left in WORK (``parts.tsv``: one line per part with its exit
 status and seconds; each part's log; pytest's JUnit XML files; ``env.json``; the JSON of
@@ -53,9 +53,10 @@ def write_env(path):
         env.update(gpu=torch.cuda.get_device_name(0), gpu_count=torch.cuda.device_count(),
                    gpu_memory_gib=round(props.total_memory / 1024**3, 1), capability=f'{props.major}.{props.minor}',
                    cudnn=torch.backends.cudnn.version(), nccl='.'.join(map(str, torch.cuda.nccl.version())))
-    import nodesr_arch  # first: its compatibility fixes make BasicSR importable on today's torchvision
-    import basicsr  # noqa: I001
     import torchdiffeq
+
+    import basicsr  # noqa: I001
+    import nodesr_arch  # first: its compatibility fixes make BasicSR importable on today's torchvision
     env.update(basicsr=basicsr.__version__, torchdiffeq=torchdiffeq.__version__, nodesr_arch=nodesr_arch.__version__,
                nodesr_arch_path=os.path.dirname(nodesr_arch.__file__))
     with open(path, 'w') as f:
@@ -282,8 +283,8 @@ def markdown(report, work):
     if bad:
         lines += ['', '## Failures (last lines of each log)', '']
         for p in bad:
-            lines += [f"### {p['part']}: {p['status']}", '', '```', read_text(os.path.join(work, f"{p['part']}.log"),
-                                                                           tail=25), '```', '']
+            log = read_text(os.path.join(work, f"{p['part']}.log"), tail=25)
+            lines += [f"### {p['part']}: {p['status']}", '', '```', log, '```', '']
     return '\n'.join(lines) + '\n'
 
 

@@ -35,13 +35,11 @@ import time
 import torch
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+import nodesr_arch  # noqa: F401  (compat fixes, registries)
+from basicsr.archs import build_network
+from benchmarks.gpu_check import infer_table, train_table
 
-import nodesr_arch  # noqa: E402,F401  (compat fixes, registries)
-from basicsr.archs import build_network  # noqa: E402
-from benchmarks.gpu_check import infer_table, train_table  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PAPER = {'NODE-VDSR': 'train_NODEVDSR_DIV2K.yml', 'NODE-RDN': 'train_NODERDN_DIV2K.yml'}
 TINY_NETS = {'NODE-VDSR': {'num_feat': 8, 'num_layer': 3},

@@ -3,21 +3,18 @@
 Times one NODE-SR forward (rk4, step_size 1.0, x2: 4 evaluations of f) under each setting, all in this
 process and interleaved round by round, so the ratios are comparable even on a loaded machine.
 
-    python benchmarks/inference_speed.py [--arch paper|small] [--size 256] [--repeat 3]
+    python -m benchmarks.inference_speed [--arch paper|small] [--size 256] [--repeat 3]
 """
 import argparse
 import contextlib
 import os
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-import nodesr_arch  # noqa: E402,F401
-from basicsr.archs import build_network  # noqa: E402
+import nodesr_arch  # noqa: F401
+from basicsr.archs import build_network
+from benchmarks.common import machine
 
 ARCHS = {
     'paper': {'type': 'NODEVDSR'},

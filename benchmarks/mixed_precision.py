@@ -6,23 +6,19 @@ and everything in bf16 (weights, input and so the ODE state: what ``net.bfloat16
 the network's total over the set, the three precisions interleaved image by image, so a loaded machine
 slows them alike.
 
-    python benchmarks/mixed_precision.py --data ../shared/data/benchmark/Set5 --scales 2 4
+    python -m benchmarks.mixed_precision --data ../shared/data/benchmark/Set5 --scales 2 4
 """
 import argparse
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-from nodesr_arch.api import load_model  # noqa: E402
-from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset  # noqa: E402
-from nodesr_arch.data.scale_space import enlarge, make_pair  # noqa: E402
-from nodesr_arch.metrics import psnr_ssim  # noqa: E402
+from benchmarks.common import machine
+from nodesr_arch.api import load_model
+from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
+from nodesr_arch.data.scale_space import enlarge, make_pair
+from nodesr_arch.metrics import psnr_ssim
 
 MODES = ('fp32', 'amp bf16 (fp32 state)', 'all bf16 (bf16 state)')
 

@@ -4,19 +4,15 @@ Ratio = NODE forward time / (number of evaluations of f x one forward of f), in 
 mode, paper-size NODE-VDSR (20 layers, 64 features) with a 2-step rk4 (8 evaluations). Measurements of
 the two sides are interleaved so machine load affects both alike. Target: <= 1.05.
 
-    python benchmarks/ode_overhead.py [--sizes 256 512] [--repeat 3]
+    python -m benchmarks.ode_overhead [--sizes 256 512] [--repeat 3]
 """
 import argparse
-import os
-import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-import nodesr_arch  # noqa: E402,F401
-from basicsr.archs import build_network  # noqa: E402
+import nodesr_arch  # noqa: F401
+from basicsr.archs import build_network
+from benchmarks.common import machine
 
 
 def main():
@@ -31,8 +27,8 @@ def main():
     net = build_network({'type': 'NODEVDSR', 'ode': {'method': 'rk4', 'num_steps': args.steps}}).eval()
     # a trained f is not zero; random last layer keeps the solver's work realistic
     torch.nn.init.normal_(net.func[-1].weight, std=1e-3)
-    print(f'| size | NFE | NODE forward (s) | NFE x f forward (s) | ratio |')
-    print(f'|---|---|---|---|---|')
+    print('| size | NFE | NODE forward (s) | NFE x f forward (s) | ratio |')
+    print('|---|---|---|---|---|')
     for size in args.sizes:
         x = torch.rand(1, 3, size, size)
         xt = torch.cat([x, torch.full((1, 1, size, size), args.scale)], 1)

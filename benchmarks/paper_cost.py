@@ -19,23 +19,20 @@ This is an estimate, not a measurement (allocator caching and cuDNN workspaces c
 memory; the utilisation is an assumption): the H100 run of docs/gpu.md measured the memory within 7 % of
 it and ran at 11 % to 16 % of the peak, so its hours are 2 to 4 times these.
 
-    python benchmarks/paper_cost.py [--patch 24]
+    python -m benchmarks.paper_cost [--patch 24]
 """
 import argparse
 import json
 import os
-import sys
 import weakref
 
 import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
-
-import nodesr_arch  # noqa: E402,F401
-from basicsr.archs import build_network  # noqa: E402
+import nodesr_arch  # noqa: F401
+from basicsr.archs import build_network
+from benchmarks.common import machine
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = {'NODEVDSR': (16, 200), 'VDSRt': (16, 200), 'NODERDN': (8, 130), 'RDNt': (8, 130)}

@@ -1,9 +1,10 @@
 """Print the exact parameter counts of the paper's configurations (and the baselines built alike).
 
-Usage: python benchmarks/param_counts.py
+Usage: python -m benchmarks.param_counts
 """
-import nodesr_arch  # noqa: F401,I001  (first: applies the compat fixes and registers the archs)
 import torch
+
+import nodesr_arch  # noqa: F401,I001  (first: applies the compat fixes and registers the archs)
 from basicsr.archs import build_network
 
 # the paper's configurations are the defaults of each architecture (docs/design.md section 2.4)

@@ -6,7 +6,7 @@ midpoint and euler (1, 2, 4, 8 steps), dopri5 (rtol/atol 1e-3/1e-4 and 1e-5/1e-6
 setting ("trained") and bicubic (0 NFE). The loop is ``nodesr benchmark``'s: each HR image read once,
 each LR and its ``I(s)`` made once per scale and shared by all settings, inference mode.
 
-    python benchmarks/quality_per_cost.py [--model NODEVDSR_S | CKPT.pth | OPT.yml] [--data DIR]
+    python -m benchmarks.quality_per_cost [--model NODEVDSR_S | CKPT.pth | OPT.yml] [--data DIR]
         [--scales 2 3 4] [--settings trained rk4:1 euler:8 dopri5:1e-3:1e-4 ...] [--out DIR] [--threads N]
 
 Settings: ``METHOD:STEPS`` (fixed-grid method, ``num_steps`` STEPS), ``METHOD:RTOL:ATOL`` (adaptive
@@ -15,12 +15,10 @@ method) or ``trained`` (the solver options the model was trained with). ``--out`
 """
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine  # noqa: E402
+from benchmarks.common import machine
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.normpath(os.path.join(ROOT, '..', 'shared', 'data', 'benchmark', 'Set14', 'HR'))

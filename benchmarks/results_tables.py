@@ -1,6 +1,6 @@
 """Tables for docs from ``nodesr benchmark`` results: selected scales, and one method against another.
 
-    python benchmarks/results_tables.py RESULTS.csv [MORE.csv ...] [--scales 1.5 2 2.5 3 3.5 4 6 8]
+    python -m benchmarks.results_tables RESULTS.csv [MORE.csv ...] [--scales 1.5 2 2.5 3 3.5 4 6 8]
         [--models bicubic A B] [--cell psnr|psnr-ssim] [--vs A B]
 
 Prints, per dataset, the paper-layout table (scales as columns, methods as rows, best PSNR in bold) at the
@@ -8,13 +8,10 @@ chosen scales, and with ``--vs A B`` the PSNR of A minus B at every scale both h
 (A ahead at k of n scales, mean / min / max difference). Several CSVs are combined (each result once).
 """
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from nodesr_arch.benchmark_report import merge_rows, paper_table, read_csv, scale_key, unique  # noqa: E402
+from nodesr_arch.benchmark_report import merge_rows, paper_table, read_csv, scale_key, unique
 
 
 def versus(rows, dataset, a, b, scales=None, max_columns=12):

@@ -5,7 +5,7 @@ affects both alike, and prints the median of each and their difference; then the
 import time from ``python -X importtime``, and which heavy modules a bare start-up has loaded. Target:
 under 5 ms, no torch import.
 
-    python benchmarks/startup_hook.py [--runs 40]
+    python -m benchmarks.startup_hook [--runs 40]
 """
 import argparse
 import os

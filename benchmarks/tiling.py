@@ -15,17 +15,15 @@ takes several minutes per mode on a 2-core CPU.
 Targets: difference <= 1e-5 with tile_pad >= the receptive radius (20), tiled peak RSS <= 1.5 GB,
 time ratio tiled / untiled <= 1.2.
 
-    python benchmarks/tiling.py [--size 2048] [--steps 1] [--tile 512] [--tile-pad 20] [--repeat 1]
+    python -m benchmarks.tiling [--size 2048] [--steps 1] [--tile 512] [--tile-pad 20] [--repeat 1]
 """
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, peak_rss_mb, run_isolated  # noqa: E402
+from benchmarks.common import machine, peak_rss_mb, run_isolated
 
 SCALE = 4.0
 TARGETS = {'diff': 1e-5, 'tiled_rss_mb': 1536, 'ratio': 1.2}
@@ -104,7 +102,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             for mode in runs:
-                cmd = [os.path.abspath(__file__), '--mode', mode, '--size', str(args.size), '--steps',
+                cmd = ['-m', 'benchmarks.tiling', '--mode', mode, '--size', str(args.size), '--steps',
                        str(args.steps), '--tile', str(args.tile), '--save', os.path.join(tmp, mode + '.npy')]
                 cmd += ['--tile-pad', str(args.tile_pad)] if args.tile_pad is not None else []
                 cmd += ['--threads', str(args.threads)] if args.threads else []

@@ -1,6 +1,6 @@
 """Time a NODE-VDSR solve on a large image untiled and with per-evaluation tiling, and check equality.
 
-Usage: python benchmarks/tiling_speed.py [--size 2048] [--tile 512] [--num-feat 16] [--num-layer 20]
+Usage: python -m benchmarks.tiling_speed [--size 2048] [--tile 512] [--num-feat 16] [--num-layer 20]
 The halo (tile_pad = receptive radius = num_layer) is what tiling costs; per-tile Python overhead is
 what this measures beyond it. Small ``num_feat`` makes that overhead relatively larger (a harsher test).
 """

@@ -12,15 +12,12 @@ on allocation and returned to the system when freed, so the peak RSS growth is t
 memory. Its step time (one step after one warm-up) is printed too, against direct's default run: it
 says what returning every block to the system costs in page faults.
 
-    python benchmarks/train_memory.py [--steps 3]
+    python -m benchmarks.train_memory [--steps 3]
 """
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine, peak_rss_mb, run_isolated, timeit  # noqa: E402
+from benchmarks.common import machine, peak_rss_mb, run_isolated, timeit
 
 MODES = {'direct': {}, 'checkpoint': {'checkpoint': True}, 'adjoint': {'adjoint': True}}
 
@@ -65,7 +62,7 @@ def main():
     print(f'NODE-VDSR (paper size), {args.batch}x{args.patch}x{args.patch}, rk4 num_steps 1 (4 NFE)\n')
     rows = []
     for mode in MODES:
-        cmd = [os.path.abspath(__file__), '--mode', mode, '--patch', str(args.patch), '--batch', str(args.batch)]
+        cmd = ['-m', 'benchmarks.train_memory', '--mode', mode, '--patch', str(args.patch), '--batch', str(args.batch)]
         row = run_isolated(cmd + ['--steps', str(args.steps)])
         live = run_isolated(cmd + ['--steps', '1'], env={'MALLOC_MMAP_THRESHOLD_': '65536'})
         row['live_mb'], row['live_step_s'] = live['peak_mb'], live['step_s']
