@@ -419,8 +419,9 @@ def safe_yaml_loader():
     """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
     ``ordered_yaml`` loader does, but no Python objects."""
     if not _SAFE_LOADER:
-        import yaml
         from collections import OrderedDict
+
+        import yaml
 
         class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
             pass

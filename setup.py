@@ -6,7 +6,8 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 here = os.path.dirname(os.path.abspath(__file__))
-# Start-up file that installs nodesr_arch_hook (nodesr_arch_compat's fixes on BasicSR's import) (BasicSR's own entry points then work):
+# Start-up file that installs nodesr_arch_hook (nodesr_arch_compat's fixes on BasicSR's import, so BasicSR's own
+# entry points work):
 # it goes to the root of site-packages, for wheel and editable installs alike.
 HOOK_PTH = 'nodesr_arch_hook.pth'
 
@@ -78,6 +79,7 @@ setup(
     ],
     extras_require={
         'test': ['pytest>=7', 'pytest-timeout'],
+        'lint': ['flake8', 'isort>=5'],  # the house rules of setup.cfg, as BasicSR's
         # nodesr export: torch.onnx.export(dynamo=True) needs onnx and onnxscript; onnxruntime checks the graph
         'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
     },

@@ -11,4 +11,4 @@ nodesr_arch_compat.apply()
 from nodesr_arch.archs import *  # noqa: F401,F403,E402
 from nodesr_arch.data import *  # noqa: F401,F403,E402
 from nodesr_arch.models import *  # noqa: F401,F403,E402
-from nodesr_arch.version import __version__  # noqa: E402
+from nodesr_arch.version import __version__  # noqa: E402,F401

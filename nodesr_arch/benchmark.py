@@ -281,7 +281,8 @@ def build_parser():
     parser.add_argument('--self-ensemble', action='store_true', help='x8 flip/transpose average')
     parser.add_argument('--solver', nargs='+', metavar='SETTING',
                         help="evaluate NODE models at these solver settings: 'trained', METHOD:STEPS (rk4:2, "
-                        "euler:8), METHOD:hSTEP_SIZE (rk4:h1) or METHOD:RTOL:ATOL (dopri5:1e-3:1e-4); one row per model and setting")
+                        "euler:8), METHOD:hSTEP_SIZE (rk4:h1) or METHOD:RTOL:ATOL (dopri5:1e-3:1e-4); "
+                        'one row per model and setting')
     parser.add_argument('--tile', type=int, help='tile size for network evaluations (bounded memory)')
     parser.add_argument('--tile-pad', type=int, help='tile overlap (default: the receptive radius)')
     parser.add_argument('--device', default='cpu', help="cpu, cuda or auto (default: cpu)")

@@ -34,8 +34,8 @@ def unique(values):
 def write_atomic(path, data):
     """Write text or bytes to ``path`` through a temporary file (never a half-written file)."""
     tmp = f'{path}.partial-{os.getpid()}'
-    with open(tmp, 'wb' if isinstance(data, bytes) else 'w', **({} if isinstance(data, bytes) else
-                                                                 {'newline': ''})) as f:
+    text_opts = {} if isinstance(data, bytes) else {'newline': ''}
+    with open(tmp, 'wb' if isinstance(data, bytes) else 'w', **text_opts) as f:
         f.write(data)
     os.replace(tmp, path)
 

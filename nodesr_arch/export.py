@@ -170,7 +170,8 @@ def run(args):
             raise ImportError(f'{module} is not installed: pip install "nodesr_arch[onnx]"') from None
     up = load_model(args.model)
     if not up.is_ode:
-        raise ValueError(f'{up.name} ({type(up.net).__name__}) is not a NODE model; nodesr export writes NODE-SR solves')
+        raise ValueError(f'{up.name} ({type(up.net).__name__}) is not a NODE model; '
+                         'nodesr export writes NODE-SR solves')
     net = up.net.to(memory_format=torch.contiguous_format)
     steps = args.steps
     if args.scale_input and steps is None and net.ode.num_steps is None:

@@ -7,8 +7,8 @@ Border: ``ceil(scale)`` pixels.
 import math
 
 import numpy as np
-from basicsr.metrics import calculate_psnr, calculate_ssim
 
+from basicsr.metrics import calculate_psnr, calculate_ssim
 from nodesr_arch.data.image_io import to_uint8
 
 

@@ -48,7 +48,8 @@ def parse_setting(text, trained):
             return f'{parts[0]}, rtol {rtol:g} atol {atol:g}', {'method': parts[0], 'rtol': rtol, 'atol': atol}
     except ValueError:
         pass
-    raise ValueError(f"bad solver setting {text!r}: use 'trained', METHOD:STEPS or METHOD:hSTEP_SIZE for {', '.join(FIXED_GRID_METHODS)}"
+    raise ValueError(f"bad solver setting {text!r}: use 'trained', METHOD:STEPS or METHOD:hSTEP_SIZE for "
+                     f"{', '.join(FIXED_GRID_METHODS)}"
                      f", or METHOD:RTOL:ATOL for {', '.join(ADAPTIVE_METHODS)}")
 
 

@@ -10,10 +10,10 @@ import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
-from nodesr_arch_compat import mark_checked, normalize_argv
 from nodesr_arch.experiment_lock import ExperimentLocked, lock_experiment
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
+from nodesr_arch_compat import mark_checked, normalize_argv
 
 
 def run(argv, is_train, prog):

@@ -75,7 +75,8 @@ def main():
     opt_path = write_project(root, args.freq)
     cmd = [sys.executable, '-m', 'nodesr_arch.cli', 'train', '-opt', opt_path, '--auto_resume']
     print(f'kill -9 soak: {args.kills} kills, checkpoint every {args.freq} iterations, in {root}')
-    print('kill | resumed from | last logged | killed at (s after first iteration) | lost | temp files left by the kill')
+    print('kill | resumed from | last logged | killed at (s after first iteration) | lost | '
+          'temp files left by the kill')
     rows, resumed = [], 0
     for k in range(args.kills + 1):
         log_path = os.path.join(root, f'run{k}.log')

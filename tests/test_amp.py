@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from test_model import batch, make_opt
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
@@ -12,7 +13,6 @@ from helpers import one_thread_fixture, randomized, save_tiny_model, write_image
 from nodesr_arch.amp import check_amp_device, parse_amp
 from nodesr_arch.models.nodesr_model import NODESRModel
 from nodesr_arch.models.option_check import OptionError, check_options
-from test_model import batch, make_opt
 
 one_thread = one_thread_fixture()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import save_tiny_model
 
+from helpers import save_tiny_model
 from nodesr_arch import api
 from nodesr_arch.api import load_model, plan_size
 from nodesr_arch.inference import enlarge_to

@@ -3,11 +3,11 @@ import os
 
 import pytest
 import torch
-from helpers import load_script, one_thread_fixture, randomized
 
 import nodesr_arch  # noqa: F401,I001
 from basicsr.archs import build_network
-from nodesr_arch.archs.rdn_arch import RDN, NODERDN, RDNt
+from helpers import load_script, one_thread_fixture, randomized
+from nodesr_arch.archs.rdn_arch import NODERDN, RDN, RDNt
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
 
 one_thread = one_thread_fixture()

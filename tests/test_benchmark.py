@@ -36,8 +36,8 @@ def test_bicubic_csv_and_markdown(tiny, tmp_path):
     assert benchmark.main(argv) == 0
     rows = _rows(out)
     assert list(rows[0]) == ['dataset', 'scale', 'model', 'psnr', 'ssim']
-    assert [(r['dataset'], r['scale'], r['model']) for r in rows] == [('Tiny', s, 'bicubic')
-                                                                       for s in ('2', '1.5', '1.6', '1.7')]
+    expected = [('Tiny', s, 'bicubic') for s in ('2', '1.5', '1.6', '1.7')]
+    assert [(r['dataset'], r['scale'], r['model']) for r in rows] == expected
     # the x1.6 figure is the mean over the images of the protocol pair measured directly
     scores = []
     for name in ('a', 'b'):
@@ -93,8 +93,8 @@ def test_bad_arguments(tiny, tmp_path, capsys):
 
 # ---------------------------------------------------------------- trained models, paper layout, jobs
 
-from nodesr_arch import benchmark_report  # noqa: E402
 from helpers import one_thread_fixture, save_tiny_model  # noqa: E402
+from nodesr_arch import benchmark_report  # noqa: E402
 
 one_thread = one_thread_fixture()
 
@@ -224,8 +224,8 @@ def test_fixed_scale_model_rows_are_labelled_and_warned(tiny, tmp_path, capsys):
     assert 'nodesr benchmark: warning: EDSR is a fixed-scale x2 network: at x2.5, x3 its x2 output is resized' in err
     label = 'EDSR x2 + bicubic'
     rows = _rows(out)
-    assert [(r['scale'], r['model']) for r in rows] == [('2', 'bicubic'), ('2', 'EDSR'), ('2.5', 'bicubic'),
-                                                         ('2.5', label), ('3', 'bicubic'), ('3', label)]
+    expected = [('2', 'bicubic'), ('2', 'EDSR'), ('2.5', 'bicubic'), ('2.5', label), ('3', 'bicubic'), ('3', label)]
+    assert [(r['scale'], r['model']) for r in rows] == expected
     per_image = list(csv.DictReader(open(os.path.join(out, 'per_image.csv'))))
     assert {r['model'] for r in per_image if r['scale'] != '2'} == {'bicubic', label}
     md = open(os.path.join(out, 'results.md')).read()

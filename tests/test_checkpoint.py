@@ -4,14 +4,14 @@ import os
 import numpy as np
 import pytest
 import torch
-from helpers import one_thread_fixture
+from torch import nn
+from torch.nn.parallel import DataParallel
 
 import nodesr_arch  # noqa: F401,I001  (compat fixes, registries)
 from basicsr.models.base_model import BaseModel
+from helpers import one_thread_fixture
 from nodesr_arch.models import checkpoint
 from nodesr_arch.models.nodesr_model import NODESRModel
-from torch import nn
-from torch.nn.parallel import DataParallel
 
 one_thread = one_thread_fixture()
 

@@ -11,17 +11,17 @@ import textwrap
 import pytest
 import torch
 import yaml
-from helpers import one_thread_fixture
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-import nodesr_arch  # noqa: F401,I001  (applies the fixes)
 import basicsr.train as bt
 import basicsr.utils.dist_util as du
 import basicsr.utils.misc as misc
+import nodesr_arch  # noqa: F401  (registers NODE-SR; the start-up hook fixed BasicSR as it was imported)
 import nodesr_arch_compat as compat
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import options as bo
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
+from helpers import one_thread_fixture
 
 one_thread = one_thread_fixture()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

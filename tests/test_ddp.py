@@ -9,9 +9,9 @@ import os
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers import one_thread_fixture, randomized
 from torch.nn.parallel import DistributedDataParallel
 
+from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.vdsr_arch import NODEVDSR
 
 one_thread = one_thread_fixture()

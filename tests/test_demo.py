@@ -2,8 +2,8 @@
 import csv
 
 import pytest
-from helpers import save_tiny_model
 
+from helpers import save_tiny_model
 from nodesr_arch.demo import load_picture, main
 
 

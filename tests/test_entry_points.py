@@ -15,6 +15,7 @@ import textwrap
 import uuid
 
 import pytest
+
 from test_train import train_options, write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
@@ -151,8 +152,8 @@ def edsr_options(name):
         'train': {'ema_decay': 0.999, 'optim_g': {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [3], 'gamma': 0.5}, 'total_iter': 4,
                   'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-        'val': {'val_freq': 2, 'save_img': False, 'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2,
-                                                                        'test_y_channel': False}}},
+        'val': {'val_freq': 2, 'save_img': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 2, 'test_y_channel': False}}},
         'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': False},
     }
 
@@ -160,6 +161,7 @@ def edsr_options(name):
 def write_pairs(root):
     """GT images and their x2 LR images (``data/gt``, ``data/lq``, same names)."""
     import cv2
+
     from helpers import write_images
     for path in write_images(os.path.join(root, 'data', 'gt'), [(40, 40), (44, 40), (40, 48), (36, 44)]):
         img = cv2.imread(path)

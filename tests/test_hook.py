@@ -80,7 +80,8 @@ def _installed():
 def test_the_installed_project_has_the_start_up_file():
     """``pip install -e .`` (what CI runs) and wheel installs put the .pth at the root of site-packages."""
     dirs = site.getsitepackages() + [site.getusersitepackages()]
-    found = [os.path.join(d, 'nodesr_arch_hook.pth') for d in dirs if os.path.isfile(os.path.join(d, 'nodesr_arch_hook.pth'))]
+    found = [os.path.join(d, 'nodesr_arch_hook.pth') for d in dirs]
+    found = [p for p in found if os.path.isfile(p)]
     assert found, f'nodesr_arch_hook.pth in none of {dirs}'
     with open(found[0]) as f, open(os.path.join(ROOT, 'nodesr_arch_hook.pth')) as g:
         assert f.read() == g.read()

@@ -9,9 +9,9 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import save_tiny_model
 from PIL import Image
 
+from helpers import save_tiny_model
 from nodesr_arch.infer import main
 
 
@@ -314,8 +314,8 @@ def test_float32_tiff_is_read_and_kept_float(model, tmp_path, capsys):
 
 @pytest.mark.parametrize('code', [errno.ENOSPC, errno.EACCES])
 @pytest.mark.parametrize('fail_on', ['odd_x3.jpg', 'grey_x3_trajectory.gif'])
-def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, images, tmp_path, capsys,
-                                                                          monkeypatch, code, fail_on):
+def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, images, tmp_path, capsys, monkeypatch,
+                                                                         code, fail_on):
     """A full disk or a folder made read-only mid-run: the OS's reason, exit status 1, no half file."""
     import builtins
 

@@ -119,8 +119,8 @@ def test_low_res_batch_is_enlarged_like_the_output_size_batch(tmp_path):
 
 
 def test_lr_network_rejects_output_size_batch(tmp_path):
-    opt = make_opt(tmp_path, is_train=False, net={'type': 'RDN', 'upscale': 2, 'num_feat': 4, 'num_block': 1,
-                                                    'num_conv': 1, 'num_grow': 4})
+    net = {'type': 'RDN', 'upscale': 2, 'num_feat': 4, 'num_block': 1, 'num_conv': 1, 'num_grow': 4}
+    opt = make_opt(tmp_path, is_train=False, net=net)
     model = NODESRModel(opt)
     model.feed_data(batch(b=1))
     with pytest.raises(ValueError, match='low-res'):
@@ -240,7 +240,6 @@ def test_ema_checkpoint_loads_with_basicsr_param_key_and_the_api(tmp_path):
     for key in ('params', 'params_ema'):
         assert all(torch.equal(v, state['params_ema'][k]) for k, v in exported[key].items())
     assert torch.equal(params(load_model(str(tmp_path / 'out' / 'tiny.pth')).net), ema)
-
 
 
 def test_validation_warns_when_a_fixed_scale_network_meets_another_scale(tmp_path, caplog):

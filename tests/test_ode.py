@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import one_thread_fixture, randomized
 from torch import nn
 
+from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.node_util import NODEBase
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt

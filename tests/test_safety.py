@@ -7,11 +7,11 @@ import sys
 import time
 
 import pytest
-from helpers import write_images
-from test_train import train_options, write_data, write_yml
 
+from helpers import write_images
 from nodesr_arch import test as nodesr_test
 from nodesr_arch import train as nodesr_train
+from test_train import train_options, write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
@@ -109,7 +109,7 @@ def _set(opt, key, value):
     ('datasets:train:batch_size_per_gpu', 5, 'datasets:train:batch_size_per_gpu: 5 is more than the 4 samples'),
 ])
 def test_wrong_options_stop_before_any_folder_is_made_or_renamed(earlier_run, monkeypatch, capsys, key, value,
-                                                                   message):
+                                                                 message):
     root = earlier_run
     os.makedirs(os.path.join(root, 'empty'))
     os.makedirs(os.path.join(root, 'notes'))

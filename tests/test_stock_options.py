@@ -10,12 +10,12 @@ import uuid
 
 import pytest
 import yaml
-from helpers import write_images
-from test_entry_points import run, stock_root
 
 import nodesr_arch  # noqa: F401,I001  (compat fixes, registries)
 from basicsr.utils.options import ordered_yaml
+from helpers import write_images
 from nodesr_arch.models.option_check import OptionError, check_options
+from test_entry_points import run, stock_root
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STOCK = os.path.join(ROOT, '..', 'shared', 'basicsr-options', 'options')

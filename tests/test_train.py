@@ -258,6 +258,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
 def test_paired_image_dataset_fixed_x2(tmp_path):
     """BasicSR's own PairedImageDataset (low-res lq files, top-level scale 2) trains and validates."""
     import cv2
+
     from nodesr_arch.data.scale_space import imresize
     root = str(tmp_path)
     write_data(root)

@@ -3,9 +3,9 @@ import inspect
 from copy import deepcopy
 
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase
 
 _IN_KEYS = ('num_in_ch', 'in_chans', 'in_nc', 'in_channels')

@@ -1,8 +1,8 @@
 """RDN (Zhang et al., CVPR 2018) as the paper's backbone, its ``+t`` baseline and NODE-RDN."""
 import torch
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase
 from nodesr_arch.tiling import conv_receptive_radius
 

@@ -1,7 +1,7 @@
 """VDSR (Kim et al., CVPR 2016) as the paper's backbone, its ``+t`` baseline and NODE-VDSR."""
-from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase, TilingMixin
 from nodesr_arch.tiling import tiled_apply
 

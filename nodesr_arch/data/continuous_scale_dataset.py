@@ -5,11 +5,11 @@ import warnings
 from os import path as osp
 
 from PIL import Image
+from torch.utils import data as data
+
 from basicsr.data.transforms import augment
 from basicsr.utils import FileClient
 from basicsr.utils.registry import DATASET_REGISTRY
-from torch.utils import data as data
-
 from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
                                           scale_space_patch)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import torch
+
 from basicsr.utils.matlab_functions import calculate_weights_indices
 
 

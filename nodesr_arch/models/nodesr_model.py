@@ -7,16 +7,15 @@ from os import path as osp
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
-from torch.utils.data import DataLoader, Subset
-from tqdm import tqdm
-
 from nodesr_arch.amp import autocast, parse_amp
-from nodesr_arch.inference import (enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network,
-                                   self_ensemble)
+from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network, self_ensemble
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
                                          trajectory_strip, write_summary)
@@ -50,8 +49,9 @@ class NODESRModel(SRModel):
     - ``val`` options: ``self_ensemble: true`` (x8 flips/transposes); ``tile``/``tile_pad`` (tiles each
       evaluation of ``f``, see ``net.set_tiling``; without ``tile_pad`` the receptive radius: exact);
       ``trajectory`` (``true``/``false`` or ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the
-      first image of each set, to TensorBoard as ``trajectory/<set>`` and to ``visualization/trajectory``). In test runs (``nodesr test``) a
-      ``metrics.json`` and ``metrics.csv`` summary is written to the results folder.
+      first image of each set, to TensorBoard as ``trajectory/<set>`` and to ``visualization/trajectory``).
+      In test runs (``nodesr test``) a ``metrics.json`` and ``metrics.csv`` summary is written to the
+      results folder.
     - Checkpoints (``params``, and ``params_ema`` with EMA, as BasicSR's) and training states are written
       atomically (temporary file, then rename), so a kill never leaves a truncated file; training states
       hold plain Python numbers, so they load with ``torch.load(..., weights_only=True)``. A save that still
@@ -414,4 +414,3 @@ class NODESRModel(SRModel):
         }
         write_summary(self.opt['path']['results_root'], self.summary)
         get_root_logger().info(f"Metrics summary: {osp.join(self.opt['path']['results_root'], 'metrics.json')}")
-

@@ -11,9 +11,9 @@ import os
 
 import torch
 import yaml
+
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
-
 from nodesr_arch.data.image_io import list_images
 from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 

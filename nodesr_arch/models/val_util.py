@@ -8,9 +8,9 @@ import os
 
 import torch
 import torch.distributed as dist
+
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
-
 from nodesr_arch.metrics import crop_border_for
 
 
