@@ -42,7 +42,7 @@ def lock_experiment(parent, name):
     if fcntl is None:
         return None
     os.makedirs(parent, exist_ok=True)
-    path = os.path.join(parent, f'.{name}.lock')
+    path = os.path.join(parent, '.' + name.replace(os.sep, '_') + '.lock')
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:

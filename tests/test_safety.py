@@ -233,3 +233,16 @@ def test_infer_removes_partial_files_of_killed_runs_only(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f'removed {stale.name}, left by a killed run' in proc.stderr
     assert not stale.exists() and alive.exists() and (out / 'img0_x2.png').is_file()
+
+
+def test_a_dataroot_under_home_is_expanded_as_basicsr_does(tmp_path, monkeypatch, capsys):
+    write_data(str(tmp_path))
+    monkeypatch.setenv('HOME', str(tmp_path))
+    opt = train_options('tiny')
+    opt['datasets']['train']['dataroot_gt'] = '~/data/hr'
+    opt['datasets']['val_1']['dataroot_gt'] = ['~/data/val']
+    opt['datasets']['val_2']['dataroot_gt'] = '~/data/val'
+    path = write_yml(str(tmp_path), opt)
+    from nodesr_arch.models.option_check import read_options
+    monkeypatch.chdir(tmp_path / 'data')  # not where the relative paths would point
+    assert read_options(['-opt', path])['datasets']['train']['dataroot_gt'] == '~/data/hr'

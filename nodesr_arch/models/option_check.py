@@ -215,8 +215,13 @@ def _check_dataset_contents(opt, phase, d):
     so an empty folder or a batch larger than the data stops here rather than after the folders exist."""
     key = f'datasets:{phase}'
     d = dict(d, phase=phase.split('_')[0])
-    if opt.get('scale') is not None:
-        d['scale'] = opt['scale']  # what BasicSR's parse_options does
+    if opt.get('scale') is not None:  # what BasicSR's parse_options does: the top-level scale, ~ expanded
+        d['scale'] = opt['scale']
+    for root in ('dataroot_gt', 'dataroot_lq'):
+        if isinstance(d.get(root), str):
+            d[root] = os.path.expanduser(d[root])
+        elif isinstance(d.get(root), (list, tuple)):
+            d[root] = [os.path.expanduser(p) for p in d[root]]
     if d['type'] == 'ContinuousScalePairedDataset':
         try:
             count = len(DATASET_REGISTRY.get(d['type'])(d))
