@@ -126,12 +126,6 @@ def resume_states(opt):
     return [os.path.join(state_dir, f'{i}.state') for i in iters]
 
 
-def find_resume_state(opt):
-    """Path of the latest ``*.state`` in this run's ``training_states`` (root-anchored), or None."""
-    states = resume_states(opt)
-    return states[0] if states else None
-
-
 _AUTO_RESUME = [False]
 
 

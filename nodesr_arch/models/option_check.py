@@ -153,7 +153,13 @@ _PAIRED_TYPES = ('ContinuousScalePairedDataset', 'PairedImageDataset')
 
 
 def _is_positive_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _check_frequency(key, value):
+    """A frequency in iterations: BasicSR takes ``current_iter % value``, so it must be a number >= 1."""
+    if not _is_number(value) or not 1 <= value < float('inf'):
+        raise OptionError(f'{key}: must be a number of iterations >= 1, got {value!r}')
 
 
 def _check_dataset(phase, d, is_train, check_paths=True):
@@ -207,7 +213,7 @@ def _count_images(d):
                 count += sum(1 for line in f if line.strip())
         return count
     roots = d['dataroot_gt'] if isinstance(d['dataroot_gt'], (list, tuple)) else [d['dataroot_gt']]
-    return sum(len(list_images(os.path.expanduser(root))) for root in roots)
+    return sum(len(list_images(root)) for root in roots)  # roots ~-expanded by the caller, as BasicSR does
 
 
 def _check_dataset_contents(opt, phase, d):
@@ -261,7 +267,7 @@ def _check_train(opt):
     if not _is_number(lr) or not 0 < lr < float('inf'):
         raise OptionError(f'train:optim_g:lr: must be a positive number, got {lr!r}')
     nf = train.get('max_nonfinite', 10)
-    if not isinstance(nf, int) or isinstance(nf, bool) or nf < 1:
+    if not _is_positive_int(nf):
         raise OptionError(f'train:max_nonfinite: must be an integer >= 1, got {nf!r}')
     if 'datasets' in opt and 'train' not in opt['datasets']:
         raise OptionError('datasets:train: missing')
@@ -271,8 +277,7 @@ def _check_train(opt):
     for k in ('print_freq', 'save_checkpoint_freq'):
         if k not in logger:
             raise OptionError(f'logger:{k}: missing')
-        if not _is_number(logger[k]) or not 1 <= logger[k] < float('inf'):  # BasicSR takes iter % freq
-            raise OptionError(f'logger:{k}: must be a number of iterations >= 1, got {logger[k]!r}')
+        _check_frequency(f'logger:{k}', logger[k])
 
 
 def _check_val(opt, is_train):
@@ -285,10 +290,10 @@ def _check_val(opt, is_train):
         raise OptionError('val: must be a mapping')
     if is_train and 'val_freq' not in val:
         raise OptionError('val:val_freq: missing')
-    if is_train and (not _is_number(val['val_freq']) or not 1 <= val['val_freq'] < float('inf')):
-        raise OptionError(f"val:val_freq: must be a number of iterations >= 1, got {val['val_freq']!r}")
+    if is_train:
+        _check_frequency('val:val_freq', val['val_freq'])
     tile = val.get('tile')
-    if tile is not None and (not isinstance(tile, int) or isinstance(tile, bool) or tile < 1):
+    if tile is not None and not _is_positive_int(tile):
         raise OptionError(f'val:tile: must be a positive integer (or ~ for no tiling), got {tile!r}')
     pad = val.get('tile_pad')
     if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or pad < 0):
