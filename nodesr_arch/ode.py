@@ -19,7 +19,43 @@ from nodesr_arch.tiling import tiled_apply
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
 ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun', 'scipy_solver')
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
-ODE_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol', 'checkpoint', 'adjoint', 'options')
+ODE_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol', 'checkpoint', 'adjoint', 'options', 'time')
+TIME_MAPS = ('linear', 'sqrt')
+
+
+def scale_at(t0, u, time='linear'):
+    """The scale ``t`` at ``u`` in [0, 1] and the factor that turns the network's output into ``dI/du``.
+
+    ``linear`` (the paper): ``t(u) = t0 + u (1 - t0)``, the network is ``f = dI/dt`` and
+    ``dI/du = (1 - t0) f``. ``sqrt``: ``tau = sqrt(t - 1)`` runs linearly from ``sqrt(t0 - 1)`` to 0, the
+    network is ``g = dI/dtau`` and ``dI/du = -sqrt(t0 - 1) g``. It is the paper's ODE with
+    ``f(I, t) = g(I, t) / (2 sqrt(t - 1))``: an output scaling of ``f`` that grows near ``t = 1``, so at
+    x1.1 ``g`` needs about residual / 0.32 where the paper's ``f`` needs residual / 0.1 (docs/design.md
+    section 2.5).
+
+    Args:
+        t0 (Tensor): Scales, any shape. u (float | Tensor): Integration variable.
+        time (str): 'linear' or 'sqrt'.
+
+    Returns:
+        tuple[Tensor, Tensor]: ``t(u)`` and ``dt``-to-``du`` factor, both shaped like ``t0``.
+    """
+    if time == 'sqrt':
+        tau0 = (t0 - 1).clamp_min(0).sqrt()
+        tau = tau0 * (1 - u)
+        return 1 + tau * tau, -tau0
+    return t0 + u * (1 - t0), 1 - t0
+
+
+def u_at(t0, t, time='linear'):
+    """The inverse of :func:`scale_at` for one scale: ``u`` at which the solve passes scale ``t`` (floats)."""
+    if t0 == 1:
+        return 0.0
+    if time == 'sqrt':
+        u = 1 - math.sqrt(max(t - 1, 0.0) / (t0 - 1))
+    else:
+        u = (t0 - t) / (t0 - 1)
+    return max(min(u, 1.0), 0.0)
 
 
 def check_scale(scale, batch_size=None, device=None, dtype=torch.float32, name='scale'):
@@ -93,13 +129,13 @@ class _ScaledField(nn.Module):
         self.nfe += 1
         return tiled_apply(run, state, self.tile, self.tile_pad, self.tile_multiple)
 
-    def bind(self, t0):
+    def bind(self, t0, time='linear'):
         """The vector field for a batch with scales ``t0`` (B,), as a module torchdiffeq can call.
 
         Binding per call (rather than storing ``t0`` here) keeps an adjoint backward correct when the
-        network ran on another batch in between.
+        network ran on another batch in between. ``time``: see :func:`scale_at`.
         """
-        return _BoundField(self, t0)
+        return _BoundField(self, t0, time)
 
 
 class _BoundField(nn.Module):
@@ -112,17 +148,18 @@ class _BoundField(nn.Module):
     evaluates the same ``f`` as the forward solve did.
     """
 
-    def __init__(self, field, t0):
+    def __init__(self, field, t0, time='linear'):
         super().__init__()
         object.__setattr__(self, 'field', field)  # a reference, not a submodule
         self.t0 = t0.view(-1, 1, 1, 1)
+        self.time = time
         self.amp = current_autocast(t0.device.type)
 
     def forward(self, u, state):
-        t0 = self.t0.to(state.dtype)
+        t, factor = scale_at(self.t0.to(state.dtype), u, self.time)
         with autocast(state.device, self.amp):
-            rate = self.field.evaluate(state, t0 + u * (1 - t0))
-        return rate.to(state.dtype) * (1 - t0)
+            rate = self.field.evaluate(state, t)
+        return rate.to(state.dtype) * factor
 
 
 class _GridConstructor:
@@ -159,11 +196,16 @@ class ODEIntegrator(nn.Module):
             only the ODE states, not ``f``'s activations, are kept for backward. Default: False.
         adjoint (bool): Use ``odeint_adjoint`` (memory independent of the step count). Default: False.
         options (dict | None): Extra torchdiffeq options.
+        time (str): How the solve runs through the scales (:func:`scale_at`): 'linear' (the paper;
+            default) or 'sqrt' (steps even in ``sqrt(t - 1)``; ``step_size`` is then in those units).
     """
 
     def __init__(self, func, method='rk4', step_size=None, num_steps=None, rtol=1e-3, atol=1e-4,
-                 checkpoint=False, adjoint=False, options=None):
+                 checkpoint=False, adjoint=False, options=None, time='linear'):
         super().__init__()
+        if time not in TIME_MAPS:
+            raise ValueError(f'ode: time must be one of {list(TIME_MAPS)}, got {time!r}')
+        self.time = time
         if method not in FIXED_GRID_METHODS + ADAPTIVE_METHODS:
             raise ValueError(f'ode: method {method!r} is not a torchdiffeq method; choose one of '
                              f'{FIXED_GRID_METHODS + ADAPTIVE_METHODS}')
@@ -211,6 +253,8 @@ class ODEIntegrator(nn.Module):
         if self.num_steps is not None:
             return self.num_steps
         span = float((t0 - 1).max())
+        if self.time == 'sqrt':
+            span = math.sqrt(span)
         # the relative guard absorbs float error: (3.0 - 1) / 1.0 must give 2 steps, not 3
         return max(1, math.ceil(span / self.step_size * (1 - 1e-6)))
 
@@ -243,15 +287,14 @@ class ODEIntegrator(nn.Module):
                 raise ValueError(f'trajectory scales must lie in [1, {s:g}], got {t_eval}')
             if s == 1:
                 return x.unsqueeze(0).expand(len(t_eval), *x.shape)
-            u_out = [min((s - v) / (s - 1), 1.0) for v in t_eval]
-            u_out = [max(u, 0.0) for u in u_out]
+            u_out = [u_at(s, v, self.time) for v in t_eval]
         times = sorted(set([0.0] + u_out))
         options = dict(self.options)
         if self.method in FIXED_GRID_METHODS and not {'step_size', 'grid_constructor'} & set(options):
             n = self.steps_for(t0)
             options['grid_constructor'] = _GridConstructor(sorted(set([i / n for i in range(n + 1)] + times)))
         times_t = torch.tensor(times, dtype=dtype, device=x.device)
-        field = self.field.bind(t0)
+        field = self.field.bind(t0, self.time)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options or None)
         if self.adjoint:
             kwargs['adjoint_params'] = tuple(p for p in self.field.parameters() if p.requires_grad)

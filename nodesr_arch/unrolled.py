@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nodesr_arch.archs.node_util import pad_to_multiple
-from nodesr_arch.ode import check_scale
+from nodesr_arch.ode import check_scale, scale_at
 
 # Butcher tableaus (c, a, b) of torchdiffeq's fixed-grid methods; its 'rk4' is the 3/8 rule
 TABLEAUS = {
@@ -73,11 +73,13 @@ class UnrolledNODE(nn.Module):
         self.scale = scale
         self.num_steps = int(num_steps)
         self.method = method
+        self.time = net.ode.time
 
     def rate(self, state, t0, u):
-        """``dI/du = (1 - t0) f(cat(I, t(u)))`` with ``t(u) = t0 + u (1 - t0)``; ``t0``: (B, 1, 1, 1)."""
-        t = (t0 + u * (1 - t0)).expand(state.shape[0], 1, state.shape[2], state.shape[3])
-        return self.func(torch.cat([state, t.to(state.dtype)], dim=1)).to(state.dtype) * (1 - t0)
+        """``dI/du`` at ``u`` (:func:`nodesr_arch.ode.scale_at`); ``t0``: (B, 1, 1, 1)."""
+        t, factor = scale_at(t0, u, self.time)
+        t = t.expand(state.shape[0], 1, state.shape[2], state.shape[3])
+        return self.func(torch.cat([state, t.to(state.dtype)], dim=1)).to(state.dtype) * factor
 
     def forward(self, x, scale=None):
         """Super-resolve.

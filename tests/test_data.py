@@ -99,6 +99,33 @@ def test_mixed_scale_batch_collates(gt_folder):
     assert batch['grey'].shape == (3, ) and len(batch['gt_path']) == 3
 
 
+def _batch_scales(ds, workers):
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, drop_last=True,
+                                         sampler=list(range(len(ds))) * 4)
+    return [batch['scale'].tolist() for batch in loader]
+
+
+def test_scale_per_batch_is_shared_and_independent_of_workers(gt_folder):
+    opt = _opt(gt_folder, gt_size=24, scale_per_batch=True, batch_size_per_gpu=2, scale_seed=5)
+    scales = {workers: _batch_scales(build_dataset(opt), workers) for workers in (0, 2)}
+    assert scales[0] == scales[2]  # batch b gets the scale of (seed, b) whichever worker makes it
+    assert all(len(set(batch)) == 1 for batch in scales[0]) and len(scales[0]) == 6
+    assert len({batch[0] for batch in scales[0]}) > 1  # batches do differ
+    other = _batch_scales(build_dataset(dict(opt, scale_seed=6)), 0)
+    assert other != scales[0]
+    per_sample = _batch_scales(build_dataset(_opt(gt_folder, gt_size=24)), 0)
+    assert any(len(set(batch)) > 1 for batch in per_sample)  # the default stays one scale per sample
+
+
+@pytest.mark.parametrize('size', [None, 0, 'x', True])
+def test_scale_per_batch_needs_the_batch_size(gt_folder, size):
+    opt = _opt(gt_folder, scale_per_batch=True)
+    if size is not None:
+        opt['batch_size_per_gpu'] = size
+    with pytest.raises(ValueError, match='scale_per_batch needs batch_size_per_gpu'):
+        build_dataset(opt)
+
+
 @pytest.mark.parametrize('protocol', ['metasr', 'modcrop'])
 def test_val_protocol(gt_folder, protocol):
     ds = build_dataset(_opt(gt_folder, phase='val', scale=2.37, protocol=protocol, gt_size=None))

@@ -60,6 +60,10 @@ def test_training_step_changes_weights_and_logs_loss(tmp_path):
     model.optimize_parameters(1)
     assert not torch.equal(before, params(model.net_g))
     assert model.get_current_log()['l_pix'] > 0
+    assert model.get_current_log()['nfe'] == 4  # rk4, step_size 1: one step at x2
+    model.feed_data(batch(scale=3.5))
+    model.optimize_parameters(2)
+    assert model.get_current_log()['nfe'] == 12
 
 
 def test_nonfinite_loss_skips_steps_then_stops(tmp_path):

@@ -10,7 +10,7 @@ from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.node_util import NODEBase
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
-from nodesr_arch.ode import ODEIntegrator, check_scale
+from nodesr_arch.ode import ODEIntegrator, check_scale, scale_at, u_at
 from nodesr_arch.tiling import conv_receptive_radius, tile_bounds
 
 
@@ -338,3 +338,46 @@ def test_classic_vdsr_tiles_too():
     x = torch.rand(1, 3, 30, 17)
     whole = net(x)
     assert (net.set_tiling(8)(x) - whole).abs().max() < 1e-5
+
+
+class Constant(nn.Module):
+    """``f = 1`` everywhere, so one step of any method is exact."""
+
+    def forward(self, inp):
+        return torch.ones_like(inp[:, :-1])
+
+
+def test_sqrt_time_is_the_paper_ode_with_a_scaled_field(x64):
+    # with g = 1 the sqrt-time solve gives I(1) = I(t0) - sqrt(t0 - 1), the linear one I(t0) - (t0 - 1)
+    scales = torch.tensor([1.1, 3.0], dtype=torch.float64)
+    for time, drop in (('linear', scales - 1), ('sqrt', (scales - 1).sqrt())):
+        out = ODEIntegrator(Constant(), num_steps=1, time=time)(x64, scales)
+        assert torch.allclose(out, x64 - drop.view(-1, 1, 1, 1), atol=1e-12)
+    # its field is dI/dt = g / (2 sqrt(t - 1)): solving f = 0.2 t I through sqrt time with
+    # g = f * 2 sqrt(t - 1) lands on the paper's closed form
+    integ = ODEIntegrator(TimesTSqrt(), method='rk4', num_steps=64, time='sqrt')
+    assert torch.allclose(integ(x64, 2.5), exact(x64, 2.5), rtol=1e-6)
+    t0 = torch.tensor([1.1, 2.0, 4.0], dtype=torch.float64)
+    for u in (0.0, 0.3, 1.0):
+        t, _ = scale_at(t0, u, 'sqrt')
+        assert [u_at(float(a), float(b), 'sqrt') for a, b in zip(t0, t)] == pytest.approx([u] * 3)
+
+
+class TimesTSqrt(nn.Module):
+    """``dI/dtau`` of :class:`TimesT` with ``tau = sqrt(t - 1)``: ``0.2 t I 2 sqrt(t - 1)``."""
+
+    def forward(self, inp):
+        t = inp[:, -1:]
+        return 0.2 * t * inp[:, :-1] * 2 * (t - 1).clamp_min(0).sqrt()
+
+
+def test_sqrt_time_steps_unrolled_and_refused_names():
+    from nodesr_arch.unrolled import UnrolledNODE
+    integ = ODEIntegrator(TimesT(), step_size=1.0, time='sqrt')
+    assert [integ.steps_for(torch.tensor([s])) for s in (1.1, 2.0, 4.0, 5.0)] == [1, 1, 2, 2]
+    net = tiny_vdsr(method='rk4', num_steps=2, time='sqrt')
+    x = torch.rand(2, 3, 10, 12, generator=torch.Generator().manual_seed(4))
+    scales = torch.tensor([1.1, 3.3])
+    assert torch.allclose(UnrolledNODE(net)(x, scales), net(x, scales), atol=1e-5)
+    with pytest.raises(ValueError, match='time must be one of'):
+        ODEIntegrator(TimesT(), time='log')

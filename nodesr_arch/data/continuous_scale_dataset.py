@@ -6,6 +6,7 @@ from os import path as osp
 
 from PIL import Image
 from torch.utils import data as data
+from torch.utils.data import get_worker_info
 
 from basicsr.data.transforms import augment
 from basicsr.utils import FileClient
@@ -66,6 +67,12 @@ class ContinuousScalePairedDataset(data.Dataset):
             phase (str): 'train', or anything else for val/test (BasicSR sets it).
             scale_range (list[float]): Train: [lo, hi] of ``t0``. Default: [1.1, 4.0].
             scale_step (float): Train: grid step of ``t0``; 0 = continuous. Default: 0.1.
+            scale_per_batch (bool): Train: one ``t0`` per batch (as Meta-SR draws it) instead of one per
+                sample, so a NODE with ``step_size`` takes the step count of that scale, not of the batch's
+                largest. Needs ``batch_size_per_gpu`` (BasicSR's training options have it). The scale of
+                batch ``b`` of an epoch is drawn from ``(scale_seed, b)`` alone, so every DDP rank (and
+                every data worker) draws the same scale for the same iteration. Default: False.
+            scale_seed (int): Train, with ``scale_per_batch``: seed of the per-batch scales. Default: 0.
             gt_size (int): Train: patch size (None: whole images).
             skip_small (bool): Train: leave out images smaller than ``gt_size`` instead of failing on
                 them (T91 has 57 images under 200 px). Default: False.
@@ -111,6 +118,14 @@ class ContinuousScalePairedDataset(data.Dataset):
                 rng = [opt['scale'], opt['scale']] if opt.get('scale') is not None else [1.1, 4.0]
             self.scale_range = [float(v) for v in rng]
             self.grid = scale_grid(self.scale_range, opt.get('scale_step', 0.1))
+            self.per_batch = bool(opt.get('scale_per_batch', False))
+            if self.per_batch:
+                self.batch_size = opt.get('batch_size_per_gpu')
+                if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+                    raise ValueError('scale_per_batch needs batch_size_per_gpu (a positive integer) in the dataset '
+                                     f'options, got {self.batch_size!r}')
+                self.scale_seed = opt.get('scale_seed', 0)
+                self._drawn = 0  # samples this process (data worker) has made
         else:
             if opt.get('scale') is None:
                 raise ValueError('ContinuousScalePairedDataset: val/test needs a fixed `scale`')
@@ -220,8 +235,24 @@ class ContinuousScalePairedDataset(data.Dataset):
             'grey': bool(grey),
         }
 
+    def _draw_scale(self):
+        """``t0`` of the next training sample: random per sample, or shared by the batch.
+
+        With ``scale_per_batch`` the batch index is counted, not received: a DataLoader hands whole batches
+        to its workers in turn (batch ``b`` to worker ``b % num_workers``) and each worker makes its
+        batches' samples in order, so worker ``w``'s ``k``-th batch is batch ``k * num_workers + w``.
+        """
+        rng = random
+        if self.per_batch:
+            info = get_worker_info()
+            worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+            batch = self._drawn // self.batch_size * workers + worker
+            self._drawn += 1
+            rng = random.Random(f'{self.scale_seed}:{batch}')
+        return rng.choice(self.grid) if self.grid else rng.uniform(*self.scale_range)
+
     def _train_sample(self, img, levels, display):
-        t = random.choice(self.grid) if self.grid else random.uniform(*self.scale_range)
+        t = self._draw_scale()
         size = self.opt.get('gt_size')
         if size is None:
             lq, gt = scale_space(img, t, self.quantize, levels), img

@@ -172,6 +172,8 @@ class NODESRModel(SRModel):
             norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         finite = finite and bool(torch.isfinite(norm))
         self.log_dict = self.reduce_loss_dict(loss_dict)
+        if getattr(bare, 'ode', None) is not None:  # the step's cost: evaluations of f in the forward solve
+            self.log_dict['nfe'] = float(bare.ode.nfe)
         if not finite:
             self.optimizer_g.zero_grad()
             self._skip_step(current_iter, float(l_total.detach()), float(norm))
