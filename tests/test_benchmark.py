@@ -248,3 +248,28 @@ def test_fixed_scale_model_rows_are_labelled_and_warned(tiny, tmp_path, capsys):
     again = _rows(out)
     assert [(r['scale'], r['model']) for r in again] == [(r['scale'], r['model']) for r in rows]
     assert again[5]['psnr'].startswith('1') and again[3] == rows[3]
+
+
+def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
+    from benchmarks.seed_tables import main, seed_stats
+    rows = []
+    # x2: A ahead by 0.5 with sd 0.1 each (beyond the spread); x3: A ahead by 0.05, inside it
+    for seed, (a2, b2, a3, b3) in enumerate([(30.6, 30.1, 28.05, 28.0), (30.5, 30.0, 28.15, 28.1),
+                                             (30.4, 29.9, 27.95, 27.9)]):
+        for scale, a, b in ((2.0, a2, b2), (3.0, a3, b3)):
+            rows += [{'dataset': 'S', 'scale': scale, 'model': f'A{seed}', 'psnr': a},
+                     {'dataset': 'S', 'scale': scale, 'model': f'B{seed}', 'psnr': b}]
+    stats = seed_stats(rows, 'S', ['A0', 'A1', 'A2'], ['B0', 'B1', 'B2'])
+    assert [st['verdict'] for st in stats] == ['A', '~']
+    assert stats[0]['diff'] == pytest.approx(0.5) and stats[0]['sd_a'] == pytest.approx(0.1)
+    assert stats[1]['pair_min'] == pytest.approx(0.05) and stats[1]['pair_max'] == pytest.approx(0.05)
+    path = tmp_path / 'results.csv'
+    with open(path, 'w') as f:
+        f.write('dataset,scale,model,psnr,ssim\n' + ''.join(
+            f"{r['dataset']},{r['scale']},{r['model']},{r['psnr']},0.9\n" for r in rows))
+    main([str(path), '--a', 'A0', 'A1', 'A2', '--b', 'B0', 'B1', 'B2', '--labels', 'NODE', 'VDSRt',
+          '--csv-out', str(tmp_path / 'stats.csv')])
+    out = capsys.readouterr().out
+    assert '| x2 | 30.50 +- 0.100 | 30.00 +- 0.100 | +0.500 |' in out and 'NODE ahead' in out
+    assert 'NODE ahead beyond the spread at 1 of 2 scales (x2)' in out
+    assert (tmp_path / 'stats.csv').read_text().splitlines()[1].startswith('S,2,30.5000,0.1000,30.0000')
