@@ -273,3 +273,19 @@ def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
     assert '| x2 | 30.50 +- 0.100 | 30.00 +- 0.100 | +0.500 |' in out and 'NODE ahead' in out
     assert 'NODE ahead beyond the spread at 1 of 2 scales (x2)' in out
     assert (tmp_path / 'stats.csv').read_text().splitlines()[1].startswith('S,2,30.5000,0.1000,30.0000')
+
+
+def test_val_curves_reads_basicsr_logs(tmp_path, capsys):
+    from benchmarks.val_curves import main, read_log
+    log = tmp_path / 'train.log'
+    log.write_text(
+        "2026 INFO: [NODEV..][epoch:  0, iter:     250, lr:(5.000e-04,)] [eta: 0:01:00] l_pix: 2.0e-02\n"
+        "2026 INFO: Validation Set5_x1.1\n\t # psnr: 41.5173\tBest: 41.5173 @ 250 iter\n\n"
+        "2026 INFO: Validation Set5_x2\n\t # psnr: 33.6900\tBest: 33.6900 @ 250 iter\n"
+        "2026 INFO: [NODEV..][epoch:  0, iter:   1,000, lr:(5.000e-04,)] [eta: 0:00:10] l_pix: 1.0e-02\n"
+        "2026 INFO: Validation Set5_x1.1\n\t # psnr: 41.8200\tBest: 41.8200 @ 1000 iter\n")
+    assert read_log([str(log)]) == {('Set5_x1.1', 250): 41.5173, ('Set5_x2', 250): 33.69,
+                                    ('Set5_x1.1', 1000): 41.82}
+    main([f'A={log}', f'B={log}', '--datasets', 'Set5_x1.1', '--vs', 'A', 'B', '--csv', str(tmp_path / 'c.csv')])
+    assert '| 1000 | 41.82 | 41.82 | +0.00 |' in capsys.readouterr().out
+    assert (tmp_path / 'c.csv').read_text().splitlines()[1] == 'A,Set5_x1.1,250,41.5173'
