@@ -289,3 +289,15 @@ def test_val_curves_reads_basicsr_logs(tmp_path, capsys):
     main([f'A={log}', f'B={log}', '--datasets', 'Set5_x1.1', '--vs', 'A', 'B', '--csv', str(tmp_path / 'c.csv')])
     assert '| 1000 | 41.82 | 41.82 | +0.00 |' in capsys.readouterr().out
     assert (tmp_path / 'c.csv').read_text().splitlines()[1] == 'A,Set5_x1.1,250,41.5173'
+
+
+def test_scale_sampling_expected_evaluations():
+    from benchmarks.scale_sampling import expected_evaluations
+    from nodesr_arch.data.scale_space import scale_grid
+    grid = scale_grid([1.1, 4.0], 0.1)  # 10 scales each of 1, 2 and 3 rk4 steps
+    assert expected_evaluations('one step', grid, 12) == 4
+    assert expected_evaluations('per batch', grid, 12) == pytest.approx(8)
+    # the largest of 12 draws: 3 steps unless all 12 fall in the lower two thirds
+    p2, p1 = (2 / 3)**12, (1 / 3)**12
+    assert expected_evaluations('per sample', grid, 12) == pytest.approx(4 * (3 * (1 - p2) + 2 * (p2 - p1) + p1))
+    assert expected_evaluations('per sample', grid, 1) == pytest.approx(8)
