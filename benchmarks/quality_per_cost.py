@@ -65,11 +65,11 @@ def main(argv=None):
     import torch
 
     from nodesr_arch.api import load_model
-    from nodesr_arch.benchmark import Bicubic, evaluate
-    from nodesr_arch.benchmark_report import csv_text, write_atomic
+    from nodesr_arch.commands.benchmark import Bicubic, evaluate
+    from nodesr_arch.commands.benchmark_report import csv_text, write_atomic
+    from nodesr_arch.commands.solver_settings import SolverSetting, parse_setting
     from nodesr_arch.data.image_io import resolve_dataset
     from nodesr_arch.data.scale_space import parse_scales
-    from nodesr_arch.solver_settings import SolverSetting, parse_setting
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

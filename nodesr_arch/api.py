@@ -19,9 +19,9 @@ import yaml
 
 import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
 from nodesr_arch.amp import check_amp_device, parse_amp
+from nodesr_arch.archs.ode import check_scale
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    output_size, run_network)
-from nodesr_arch.ode import check_scale
 from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')

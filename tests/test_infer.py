@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import save_tiny_model
-from nodesr_arch.infer import main
+from nodesr_arch.commands.infer import main
 
 
 @pytest.fixture(scope='module')
@@ -152,7 +152,7 @@ def test_refuses_to_overwrite_outputs_and_never_inputs(model, images, tmp_path, 
 
 def test_command_line_entry_point(model, images, tmp_path):
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.cli', 'infer', '-i', str(images / 'grey.png'),
+    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.commands.cli', 'infer', '-i', str(images / 'grey.png'),
                            '-o', str(out), '--scale', '1.5', '--model', model],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -163,7 +163,7 @@ def test_command_line_entry_point(model, images, tmp_path):
 def test_exif_orientation_is_applied(tmp_path):
     from PIL import ImageOps
 
-    from nodesr_arch.infer import read_image
+    from nodesr_arch.commands.infer import read_image
 
     img = np.random.default_rng(0).integers(0, 256, (6, 9, 3)).astype(np.uint8)
     for orientation in range(1, 9):
@@ -191,7 +191,7 @@ def test_fixed_scale_model_at_another_scale_warns_once(images, tmp_path, capsys)
 
 def cli(*args):
     """Run ``nodesr infer`` in a subprocess: ``(exit status, stdout, stderr)``."""
-    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.cli', 'infer', '-q', *args], capture_output=True,
+    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.commands.cli', 'infer', '-q', *args], capture_output=True,
                           text=True, timeout=300)
     return proc.returncode, proc.stdout, proc.stderr
 

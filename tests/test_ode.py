@@ -8,10 +8,10 @@ from torch import nn
 
 from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.node_util import NODEBase
+from nodesr_arch.archs.ode import ODEIntegrator, check_scale, scale_at, u_at
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
+from nodesr_arch.archs.tiling import conv_receptive_radius, tile_bounds
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
-from nodesr_arch.ode import ODEIntegrator, check_scale, scale_at, u_at
-from nodesr_arch.tiling import conv_receptive_radius, tile_bounds
 
 
 class TimesT(nn.Module):

@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodesr_arch.ode import ODE_KEYS, ODEIntegrator, check_scale
-from nodesr_arch.tiling import tiled_apply
+from nodesr_arch.archs.ode import ODE_KEYS, ODEIntegrator, check_scale
+from nodesr_arch.archs.tiling import tiled_apply
 
 
 def scale_channel(x, scale):
@@ -99,7 +99,7 @@ class NODEBase(TilingMixin, nn.Module):
     Args:
         func (nn.Module): ``f``, (B, C+1, H, W) -> (B, C, H, W); its last input channel is ``t``.
         ode (dict | None): Solver options: method, step_size or num_steps, rtol, atol, checkpoint,
-            adjoint, options. See :class:`nodesr_arch.ode.ODEIntegrator`.
+            adjoint, options. See :class:`nodesr_arch.archs.ode.ODEIntegrator`.
         size_multiple (int): Pad H and W to a multiple of this for ``f`` (1: no padding).
         receptive_radius (int | None): Receptive radius of ``f`` in pixels, if known (for tiling).
     """

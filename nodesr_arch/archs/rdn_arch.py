@@ -4,7 +4,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase
-from nodesr_arch.tiling import conv_receptive_radius
+from nodesr_arch.archs.tiling import conv_receptive_radius
 
 
 class RDB(nn.Module):

@@ -3,7 +3,7 @@ from torch import nn
 
 from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase, TilingMixin
-from nodesr_arch.tiling import tiled_apply
+from nodesr_arch.archs.tiling import tiled_apply
 
 
 class VDSRBody(nn.Sequential):

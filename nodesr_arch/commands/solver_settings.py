@@ -5,7 +5,7 @@ records the number of evaluations of f (NFE) and the time of each call.
 """
 import time
 
-from nodesr_arch.ode import ADAPTIVE_METHODS, FIXED_GRID_METHODS
+from nodesr_arch.archs.ode import ADAPTIVE_METHODS, FIXED_GRID_METHODS
 
 SOLVER_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol')
 

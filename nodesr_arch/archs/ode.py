@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint as torch_checkpoint
 from torchdiffeq import odeint, odeint_adjoint
 
 from nodesr_arch.amp import autocast, current_autocast
-from nodesr_arch.tiling import tiled_apply
+from nodesr_arch.archs.tiling import tiled_apply
 
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
 ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun', 'scipy_solver')
@@ -243,7 +243,7 @@ class ODEIntegrator(nn.Module):
         return self.field.nfe
 
     def set_tiling(self, tile=None, tile_pad=0, multiple=1):
-        """Evaluate ``f`` on overlapping tiles (see :func:`nodesr_arch.tiling.tiled_apply`); None: off."""
+        """Evaluate ``f`` on overlapping tiles (see :func:`nodesr_arch.archs.tiling.tiled_apply`); None: off."""
         self.field.tile = tile
         self.field.tile_pad = tile_pad
         self.field.tile_multiple = multiple

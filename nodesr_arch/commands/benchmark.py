@@ -14,7 +14,7 @@ bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images und
 output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
 ``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
 YAML or bundled model name). ``--solver`` evaluates each NODE model once per solver setting (rows
-``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.solver_settings`), one-shot models once. A fixed-scale
+``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.commands.solver_settings`), one-shot models once. A fixed-scale
 model (BasicSR's EDSR x2) at another scale runs at its own scale and its output is resized with bicubic:
 its rows there are named ``EDSR x2 + bicubic`` in the CSV files, tables and plot, and the terminal warns.
 
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nodesr_arch import solver_settings
-from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
-                                          read_source, scale_key, unique, write_results)
+from nodesr_arch.commands import solver_settings
+from nodesr_arch.commands.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
+                                                   read_source, scale_key, unique, write_results)
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
 from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
@@ -247,7 +247,7 @@ def _run_jobs(args, scales):
     procs, dirs = [], []
     for k, part in enumerate(split_scales(scales, args.jobs)):
         out = os.path.join(args.out, 'jobs', f'job{k}')
-        cmd = [sys.executable, '-m', 'nodesr_arch.benchmark'] + _job_argv(args, part, out, threads, k)
+        cmd = [sys.executable, '-m', 'nodesr_arch.commands.benchmark'] + _job_argv(args, part, out, threads, k)
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         dirs.append(out)
     codes = [p.wait() for p in procs]

@@ -90,7 +90,7 @@ def plot_psnr(path, rows, names):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from nodesr_arch.infer import write_bytes
+    from nodesr_arch.commands.infer import write_bytes
 
     scales = sorted({r['scale'] for r in rows})
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
@@ -121,9 +121,9 @@ def main(argv=None):
 def run(args):
     """Run the demo with parsed arguments; returns 0."""
     from nodesr_arch.api import load_model
+    from nodesr_arch.commands.infer import to_display, trajectory_strip, write_bytes, write_image
     from nodesr_arch.data.image_io import to_uint8
     from nodesr_arch.data.scale_space import enlarge, metasr_pair
-    from nodesr_arch.infer import to_display, trajectory_strip, write_bytes, write_image
     from nodesr_arch.metrics import psnr_ssim
 
     start = time.time()
