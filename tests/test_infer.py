@@ -319,7 +319,7 @@ def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, 
     """A full disk or a folder made read-only mid-run: the OS's reason, exit status 1, no half file."""
     import builtins
 
-    from nodesr_arch import infer
+    from nodesr_arch import file_io
 
     class Failing(io.FileIO):
         def write(self, data):
@@ -333,7 +333,7 @@ def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, 
             return Failing(path, 'wb')
         return builtins.open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(infer, 'open', fake_open, raising=False)
+    monkeypatch.setattr(file_io, 'open', fake_open, raising=False)
     out = tmp_path / 'out'
     args = ['-i', str(images), '-o', str(out), '--scale', '3', '--model', model, '-q', '--trajectory', '2']
     assert main(args) == 1

@@ -17,7 +17,9 @@ import warnings
 import cv2
 import numpy as np
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from nodesr_arch import file_io
+from nodesr_arch.file_io import IMG_EXTENSIONS, remove_stale_partials
+
 # extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
 OUTPUT_EXTENSIONS = {np.dtype(np.uint8): IMG_EXTENSIONS, np.dtype(np.uint16): ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
                      np.dtype(np.float32): ('.tif', '.tiff')}
@@ -124,7 +126,7 @@ def collect_inputs(path):
 
 
 def read_image(path):
-    """Decode an image file, keeping its depth and mode.
+    """Decode an image file, keeping its depth and mode, upright as its EXIF orientation says.
 
     Returns:
         ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
@@ -132,172 +134,27 @@ def read_image(path):
     Raises:
         InferError: The file is unreadable, truncated or not an image.
     """
-    from PIL import Image, UnidentifiedImageError
-    orientation = 1
-    try:  # PIL notices truncated files that OpenCV decodes silently (half a JPEG)
-        with Image.open(path) as im:
-            im.load()
-            orientation = im.getexif().get(0x0112, 1)
-    except UnidentifiedImageError:
-        if not _is_tiff(path):  # PIL cannot read float RGB TIFFs; OpenCV's libtiff reads them
-            raise InferError(f'cannot decode image {path}: not an image in a supported format '
-                             f'({", ".join(e[1:] for e in IMG_EXTENSIONS)}; 8/16-bit, float32 TIFF)') from None
-    except OSError as e:
-        if e.errno is not None:  # the file system's error (permission denied...), not the decoder's
-            raise InferError(f'cannot read {path}: {e.strerror}') from None
-        raise InferError(f'cannot decode image {path}: {e}') from None
-    except Exception as e:
-        raise InferError(f'cannot decode image {path}: {e}') from None
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InferError(f'cannot decode image {path}: unreadable, truncated or not an image')
-    if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise InferError(f'{path}: unsupported pixel type {img.dtype} (8/16-bit or float32 images)')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim == 3:
-        if img.shape[2] not in (3, 4):
-            raise InferError(f'{path}: {img.shape[2]} channels; expected 1, 3 or 4')
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return np.ascontiguousarray(apply_orientation(img, orientation))
-
-
-def _is_tiff(path):
-    with open(path, 'rb') as f:
-        return f.read(4) in (b'II*\x00', b'MM\x00*')
-
-
-def apply_orientation(img, orientation):
-    """Turn an image as its EXIF orientation tag (1-8) says, so the output is upright (phone photos)."""
-    if orientation in (5, 6, 7, 8):
-        img = img.swapaxes(0, 1)  # transpose, then flip as below
-    flips = {2: (False, True), 3: (True, True), 4: (True, False), 5: (False, False), 6: (False, True),
-             7: (True, True), 8: (True, False)}.get(orientation, (False, False))
-    if flips[0]:
-        img = img[::-1]
-    if flips[1]:
-        img = img[:, ::-1]
-    return img
-
-
-def _to_bgr(img):
-    if img.ndim == 3:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    return img
-
-
-def _temp_path(final):
-    stem, ext = os.path.splitext(os.path.basename(final))
-    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
-
-
-def remove_stale_partials(folder):
-    """Remove ``.NAME.PID.partial.EXT`` files of runs that no longer live (a ``kill -9`` leaves them).
-
-    Args:
-        folder (str): An output folder.
-
-    Returns:
-        list[str]: The removed files.
-    """
-    removed = []
-    for name in os.listdir(folder):
-        parts = name.split('.')
-        if not (name.startswith('.') and len(parts) >= 4 and parts[-2] == 'partial' and parts[-3].isdigit()):
-            continue
-        try:
-            os.kill(int(parts[-3]), 0)
-            continue  # its run is alive: leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # alive, another user's
-            continue
-        try:
-            os.remove(os.path.join(folder, name))
-            removed.append(name)
-        except OSError:
-            pass
-    return removed
-
-
-def _commit(tmp, final, force):
-    """Move a finished temporary file to ``final``; without ``force`` never replace an existing file."""
-    if force:
-        os.replace(tmp, final)
-        return
     try:
-        os.link(tmp, final)  # fails if final exists, even if it appeared while we worked
-    except FileExistsError:
-        os.unlink(tmp)
-        raise RunError(f'{final} appeared while running; not overwritten (use --force)') from None
-    except OSError:  # file systems without hard links
-        if os.path.exists(final):
-            os.unlink(tmp)
-            raise RunError(f'{final} exists; not overwritten (use --force)') from None
-        os.replace(tmp, final)
-        return
-    os.unlink(tmp)
-
-
-def atomic_write(path, write, force=False):
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then move it to ``path``.
-
-    Args:
-        path (str): Final file.
-        write (callable): Writes the file it is given.
-        force (bool): Replace an existing ``path``; otherwise raise RunError if it exists.
-
-    Raises:
-        OSError: The file system's error (no space left, permission denied...); no temporary file is left.
-    """
-    tmp = _temp_path(path)
-    try:
-        write(tmp)
-        _commit(tmp, path, force)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return file_io.read_image(path, check=True)
+    except (FileNotFoundError, file_io.ImageReadError) as e:
+        raise InferError(str(e)) from None
 
 
 def encode_image(ext, img):
-    """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
-
-    Args:
-        ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
-        img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
-
-    Returns:
-        bytes: The file's contents.
-
-    Raises:
-        RunError: The format cannot hold this image (depth, channels or size).
-    """
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
+    """:func:`nodesr_arch.file_io.encode_image`, raising RunError when the format cannot hold the image."""
     try:
-        ok, buf = cv2.imencode(ext, _to_bgr(img))
-    except cv2.error as e:
-        ok, buf = False, str(e).strip().splitlines()[-1]
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not ok:
-        raise RunError(f'cannot encode a {img.shape[1]}x{img.shape[0]} {img.dtype} image as {ext}'
-                       f'{f" ({buf})" if isinstance(buf, str) else ""}')
-    return buf.tobytes()
-
-
-def write_image(path, img, force=False):
-    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension."""
-    write_bytes(path, encode_image(os.path.splitext(path)[1], img), force)
+        return file_io.encode_image(ext, img)
+    except file_io.ImageWriteError as e:
+        raise RunError(str(e)) from None
 
 
 def write_bytes(path, data, force=True):
-    """Write bytes atomically."""
-    def write(tmp):
-        with open(tmp, 'wb') as f:
-            f.write(data)
-
-    atomic_write(path, write, force)
+    """Write bytes atomically (:func:`nodesr_arch.file_io.atomic_write`); RunError if ``path`` exists and not
+    ``force``."""
+    try:
+        file_io.write_bytes(path, data, replace=force)
+    except FileExistsError as e:
+        raise RunError(f'{e}; not overwritten (use --force)') from None
 
 
 def to_display(img):

@@ -15,6 +15,7 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
+from nodesr_arch.file_io import is_partial
 from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network, self_ensemble
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
@@ -205,14 +206,19 @@ class NODESRModel(SRModel):
 
     # ----------------------------------------------------------- checkpoints
     def _remove_partial_saves(self):
-        """Remove the temporary files of saves a killed run left (``.net_g_8.pth.*.tmp``, ``.8.state.*.tmp``)."""
+        """Remove the temporary files of saves a killed run left: ``.net_g_8.PID.partial.pth`` and
+        ``.8.PID.partial.state`` (:func:`nodesr_arch.file_io.atomic_write`), and the ``.net_g_8.pth.*.tmp``,
+        ``.8.state.*.tmp`` of earlier versions. The experiment lock makes every such file a dead run's."""
         removed = []
         for key in ('models', 'training_states'):
             folder = self.opt['path'].get(key)
-            for path in glob.glob(osp.join(folder, '.*.tmp')) if folder else []:
-                if osp.basename(path).split('.')[-3] in ('pth', 'state'):
+            for path in glob.glob(osp.join(folder, '.*')) if folder else []:
+                name = osp.basename(path)
+                parts = name.split('.')
+                old = name.endswith('.tmp') and len(parts) > 3 and parts[-3] in ('pth', 'state')
+                if old or (is_partial(name) is not None and parts[-1] in ('pth', 'state')):
                     os.remove(path)
-                    removed.append(osp.basename(path))
+                    removed.append(name)
         if removed:
             get_root_logger().warning(f'Removed {len(removed)} partial save(s) of a killed run: {removed}')
 

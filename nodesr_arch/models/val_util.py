@@ -11,6 +11,7 @@ import torch.distributed as dist
 
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
+from nodesr_arch.file_io import write_bytes
 from nodesr_arch.metrics import crop_border_for
 
 
@@ -112,16 +113,9 @@ def write_summary(folder, summary):
         writer.writerow([set_name, s['scale'], 'MEAN'] + [_fmt(s['metrics'].get(m)) for m in metric_names])
         for image, values in s['images'].items():
             writer.writerow([set_name, s['scale'], image] + [_fmt(values.get(m)) for m in metric_names])
-    _atomic_write(os.path.join(folder, 'metrics.csv'), buf.getvalue())
-    _atomic_write(os.path.join(folder, 'metrics.json'), json.dumps(summary, indent=2, allow_nan=True) + '\n')
+    write_bytes(os.path.join(folder, 'metrics.csv'), buf.getvalue())
+    write_bytes(os.path.join(folder, 'metrics.json'), json.dumps(summary, indent=2, allow_nan=True) + '\n')
 
 
 def _fmt(value):
     return '' if value is None else f'{value:.6f}'
-
-
-def _atomic_write(path, text):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)
