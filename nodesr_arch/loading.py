@@ -1,6 +1,7 @@
 """Model loading below :mod:`nodesr_arch.api`: which files a model spec names (bundled weights, a checkpoint and its
 option YAML, or an option YAML and its checkpoint), reading them safely, and building the network from BasicSR's
 registry."""
+import copy
 import glob
 import os
 
@@ -128,18 +129,31 @@ def _load_state_dict(ckpt, param_key=None):
 
 
 def _build_network(net_opt, source):
-    """BasicSR's ``build_network(net_opt)``, with an error naming the option file when it cannot."""
-    from basicsr.archs import build_network
-    from basicsr.utils.registry import ARCH_REGISTRY
+    """BasicSR's ``build_network(net_opt)``, with an error naming the option file when it cannot.
 
+    NODE-SR's own types are built from :mod:`nodesr_arch.registry` as ``build_network`` would (the class called
+    with the other options), so loading them imports no BasicSR; any other type goes to BasicSR.
+    """
+    import nodesr_arch.archs  # noqa: F401  (registers the plugin's archs)
+    from nodesr_arch.registry import ARCH_REGISTRY as OURS
     arch = net_opt.get('type')
-    # checked first: BasicSR's registry prints a line of its own before raising for an unknown name
-    if not isinstance(arch, str) or not (arch in ARCH_REGISTRY or f'{arch}_basicsr' in ARCH_REGISTRY):
-        problem = 'has no type' if arch is None else f'type {arch!r} is not an architecture BasicSR knows'
-        known = ', '.join(sorted(k for k in ARCH_REGISTRY.keys() if 'NODE' in k)[:4])
-        raise ValueError(f'{source}: network_g {problem} (e.g. {known}, EDSR)')
+    if isinstance(arch, str) and arch in OURS:
+        def build():
+            return OURS.get(arch)(**copy.deepcopy({k: v for k, v in net_opt.items() if k != 'type'}))
+    else:
+        registry = OURS.basicsr_registry(load=True)
+        from basicsr.archs import build_network
+
+        # checked first: BasicSR's registry prints a line of its own before raising for an unknown name
+        if not isinstance(arch, str) or not (arch in registry or f'{arch}_basicsr' in registry):
+            problem = 'has no type' if arch is None else f'type {arch!r} is not an architecture BasicSR knows'
+            known = ', '.join(sorted(k for k in registry.keys() if 'NODE' in k)[:4])
+            raise ValueError(f'{source}: network_g {problem} (e.g. {known}, EDSR)')
+
+        def build():
+            return build_network(dict(net_opt))
     try:
-        return build_network(dict(net_opt))
+        return build()
     except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:
         raise ValueError(f'{source}: cannot build network_g {net_opt}: {type(e).__name__}: {e}') from None
 

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 
-from basicsr.metrics import calculate_psnr, calculate_ssim
 from nodesr_arch.data.image_io import to_uint8
 
 
@@ -37,6 +36,8 @@ def psnr_ssim(sr, gt, scale, grey=False):
     Returns:
         tuple[float, float]: PSNR, SSIM.
     """
+    from basicsr.metrics import calculate_psnr, calculate_ssim  # here: importing BasicSR imports all of it
+
     if np.shape(sr) != np.shape(gt):
         raise ValueError(f'SR {np.shape(sr)} and GT {np.shape(gt)} differ in size')
     a, b = _prepare(sr, grey), _prepare(gt, grey)

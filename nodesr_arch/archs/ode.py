@@ -11,9 +11,9 @@ import numbers
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
-from torchdiffeq import odeint, odeint_adjoint
 
 from nodesr_arch.amp import autocast, current_autocast
+from nodesr_arch.archs.solvers import odeint, odeint_adjoint
 from nodesr_arch.archs.tiling import tiled_apply
 
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')

@@ -1,9 +1,9 @@
 """VDSR (Kim et al., CVPR 2016) as the paper's backbone, its ``+t`` baseline and NODE-VDSR."""
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase, TilingMixin
 from nodesr_arch.archs.tiling import tiled_apply
+from nodesr_arch.registry import ARCH_REGISTRY
 
 
 class VDSRBody(nn.Sequential):

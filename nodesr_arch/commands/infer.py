@@ -14,15 +14,12 @@ import sys
 import tempfile
 import warnings
 
-import cv2
-import numpy as np
-
 from nodesr_arch import file_io
 from nodesr_arch.file_io import IMG_EXTENSIONS, remove_stale_partials
 
 # extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
-OUTPUT_EXTENSIONS = {np.dtype(np.uint8): IMG_EXTENSIONS, np.dtype(np.uint16): ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
-                     np.dtype(np.float32): ('.tif', '.tiff')}
+OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
+                     'float32': ('.tif', '.tiff')}
 # largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
 MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
 
@@ -159,6 +156,7 @@ def write_bytes(path, data, force=True):
 
 def to_display(img):
     """Any output image -> uint8 RGB for the trajectory strip and GIF (alpha dropped)."""
+    import numpy as np
     if img.dtype == np.uint16:
         img = np.round(img / 257.0).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -174,6 +172,8 @@ def trajectory_strip(states):
     Args:
         states (list[tuple[float, ndarray]]): ``(t, uint8 RGB image)`` pairs.
     """
+    import cv2
+    import numpy as np
     frames = []
     for t, img in states:
         frame = img.copy()
@@ -218,7 +218,8 @@ def output_ext(ext, dtype):
         ext (str): The input's extension (``''`` for none).
         dtype (np.dtype): The image's dtype: uint8, uint16 or float32.
     """
-    if ext.lower() in OUTPUT_EXTENSIONS[np.dtype(dtype)]:
+    import numpy as np
+    if ext.lower() in OUTPUT_EXTENSIONS[np.dtype(dtype).name]:
         return ext
     return '.tif' if np.dtype(dtype) == np.float32 else '.png'
 
@@ -303,7 +304,7 @@ def plan(args):
         img = read_image(path)
         try:
             t0, out_size = plan_size(img.shape[:2], args.scale, args.size, args.width)
-            if img.dtype == np.float32:
+            if img.dtype.name == 'float32':
                 check_values(img, 0.0, 1.0, 'float image')
         except ValueError as e:
             raise InferError(f'{path}: {e}') from None
@@ -390,7 +391,6 @@ def run(args):
         InferError: A request refused before anything was written.
         RunError: Writing an output failed, or memory ran out, part-way.
     """
-    from tqdm import tqdm
 
     from nodesr_arch.api import load_model
     from nodesr_arch.inference import fixed_scale_message
@@ -422,6 +422,8 @@ def run(args):
     for name in remove_stale_partials(args.output):
         print(f'nodesr infer: removed {name}, left by a killed run', file=sys.stderr)
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
+    from tqdm import tqdm
+
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)
     written = []
     for job in bar:

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from basicsr.utils.matlab_functions import calculate_weights_indices
+from nodesr_arch.basicsr_source import basicsr_module
 
 
 @functools.lru_cache(maxsize=256)
@@ -20,6 +20,7 @@ def _resize_matrix(in_len, out_len, scale, antialiasing=True):
 
     Cached: training patches repeat the same sizes and scales. Callers must not modify the result.
     """
+    calculate_weights_indices = basicsr_module('basicsr.utils.matlab_functions').calculate_weights_indices
     weights, indices, sym_s, _ = calculate_weights_indices(in_len, out_len, scale, 'cubic', 4, antialiasing)
     mat = torch.zeros(out_len, in_len, dtype=torch.float64)
     src = indices.long() - sym_s  # BasicSR indexes the symmetrically padded signal; map back
