@@ -8,88 +8,17 @@ Example::
     big = up.upscale(img, size=(1080, 1920))   # exactly that size
 """
 import functools
-import math
 import warnings
 
 import numpy as np
 import torch
 
 from nodesr_arch.amp import check_amp_device, parse_amp
-from nodesr_arch.archs.ode import check_scale
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
-                                   output_size, run_network)
+                                   run_network)
 from nodesr_arch.loading import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models, load_network  # noqa: F401
-
-
-def plan_size(in_size, scale=None, size=None, width=None):
-    """Check a request and return the ODE start scale ``t0`` and the output size.
-
-    Exactly one of ``scale``, ``size`` and ``width`` must be given.
-
-    Args:
-        in_size (tuple[int, int]): Input (h, w), each >= 1.
-        scale (float | None): Factor >= 1; output ``floor(h * s) x floor(w * s)``.
-        size (tuple[int, int] | None): Exact output (H, W), each >= the input's; per-axis factors,
-            ``t0`` = the larger of the two.
-        width (int | None): Output width >= the input's; the height keeps the aspect ratio.
-
-    Returns:
-        tuple[float, tuple[int, int]]: ``t0`` and (H, W).
-
-    Raises:
-        ValueError: An empty input, not exactly one request, a scale that is not a finite real >= 1,
-            or a size or width smaller than the input (this enlarges only).
-    """
-    h, w = int(in_size[0]), int(in_size[1])
-    if h < 1 or w < 1:
-        raise ValueError(f'the image is empty ({h}x{w} pixels)')
-    given = [name for name, v in (('scale', scale), ('size', size), ('width', width)) if v is not None]
-    if len(given) != 1:
-        raise ValueError(f'give exactly one of scale, size, width (got {given or "none"})')
-    if scale is not None:
-        t0 = float(check_scale(scale, dtype=torch.float64)[0])
-        return t0, output_size((h, w), t0)
-    if width is not None:
-        width = _positive_int(width, 'width')
-        if width < w:
-            raise ValueError(f'width {width} is smaller than the input width {w} (enlarging only)')
-        t0 = width / w
-        return t0, (output_size((h, w), t0)[0], width)
-    oh, ow = check_out_size(size, (h, w))
-    return max(oh / h, ow / w), (oh, ow)
-
-
-def check_out_size(size, in_size, what='size'):
-    """Check an exact output size against the input's.
-
-    Args:
-        size (tuple[int, int]): Output (H, W).
-        in_size (tuple[int, int]): Input (h, w).
-        what (str): The argument's name, for messages. Default: 'size'.
-
-    Returns:
-        tuple[int, int]: (H, W) as ints.
-
-    Raises:
-        ValueError: ``size`` is not two positive integers, or is smaller than the input on some axis
-            (nodesr only enlarges).
-    """
-    try:
-        oh, ow = size
-    except (TypeError, ValueError):
-        raise ValueError(f'{what} must be (height, width), got {size!r}') from None
-    oh, ow = _positive_int(oh, f'{what} height'), _positive_int(ow, f'{what} width')
-    h, w = int(in_size[0]), int(in_size[1])
-    if oh < h or ow < w:
-        raise ValueError(f'{what} {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
-                         'nodesr only enlarges')
-    return oh, ow
-
-
-def _positive_int(v, what):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f'{what} must be a positive integer, got {v!r}')
-    return int(v)
+from nodesr_arch.scales import Plan, check_out_size, check_scale, plan_size  # noqa: F401  (part of the API)
+from nodesr_arch.scales import trajectory_scales as _trajectory_scales
 
 
 def load_model(spec=None, device='cpu', ode=None, amp=None):
@@ -291,16 +220,7 @@ class Upscaler:
             return None
         if not self.is_ode:
             raise ValueError(f'{self.name} ({type(self.net).__name__}) is one-shot: it has no trajectory')
-        if isinstance(trajectory, (int, np.integer)) and not isinstance(trajectory, bool):
-            if trajectory < 2:
-                raise ValueError(f'trajectory needs at least 2 scales, got {trajectory}')
-            ts = np.linspace(t0, 1.0, int(trajectory)).tolist()
-        else:
-            ts = [float(t) for t in trajectory]
-        bad = [t for t in ts if not (math.isfinite(t) and 1 <= t <= t0 + 1e-9)]
-        if bad:
-            raise ValueError(f'trajectory scales must lie in [1, {t0:g}], got {bad}')
-        return ts
+        return _trajectory_scales(trajectory, t0)
 
     def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, tile=None, tile_pad=None,
                       trajectory=None):
@@ -329,7 +249,7 @@ class Upscaler:
             ``trajectory``, the states come from a second solve whose grid also passes through the
             ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
         """
-        t0 = float(check_scale(scale)[0])
+        t0 = check_scale(scale)
         is_numpy = isinstance(lr, np.ndarray)
         if is_numpy:
             if lr.ndim != 3:
@@ -360,7 +280,7 @@ class Upscaler:
         return back(out), [(t, back(state)) for t, state in zip(t_eval, states)]
 
     def upscale(self, img, scale=None, size=None, width=None, self_ensemble=False, tile=None,
-                tile_pad=None, trajectory=None):
+                tile_pad=None, trajectory=None, plan=None):
         """Enlarge an image of any common type, keeping its type and mode.
 
         Args:
@@ -375,13 +295,21 @@ class Upscaler:
                 larger one).
             width (int | None): Output width; the height keeps the aspect ratio.
             self_ensemble, tile, tile_pad, trajectory: See :meth:`super_resolve`.
+            plan (Plan | None): Instead of ``scale``/``size``/``width``: the request as
+                :func:`~nodesr_arch.scales.plan_size` checked it for this image's size (``nodesr infer`` plans
+                each input once, before anything is written).
 
         Returns:
             The enlarged image, same dtype, layout and channels (rounded and clipped). With
             ``trajectory``: ``(image, [(t_i, state_i), ...])`` with states in the same format.
         """
         x, restore = _to_tensor(img)
-        t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        if plan is None:
+            t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        elif scale is None and size is None and width is None:
+            t0, out_size = plan
+        else:
+            raise ValueError('give either plan or one of scale, size, width')
         self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
         colour, alpha = (x[:, :-1], x[:, -1:]) if x.shape[1] in (2, 4) else (x, None)

@@ -10,21 +10,7 @@ import torch
 
 from nodesr_arch.amp import autocast
 from nodesr_arch.data.scale_space import imresize
-
-
-def output_size(in_size, scale):
-    """Output size of an ``(h, w)`` image enlarged by ``scale``: ``floor(h * s)`` (docs/design.md section 3.4).
-
-    Args:
-        in_size (tuple[int, int]): Input (h, w).
-        scale (float | tuple[float, float]): One factor or one per axis.
-
-    Returns:
-        tuple[int, int]: (h, w), each at least 1.
-    """
-    sh, sw = (scale, scale) if isinstance(scale, (int, float)) else scale
-    # the 1e-6 guards float error: 3 * (10 / 3) must give 10, not 9
-    return tuple(max(1, math.floor(n * s + 1e-6)) for n, s in zip(in_size, (float(sh), float(sw))))
+from nodesr_arch.scales import EPS, output_size
 
 
 def _consistent(in_len, out_len, scale):
@@ -33,7 +19,7 @@ def _consistent(in_len, out_len, scale):
     That covers the rounding of sizes and the benchmark protocols' crops (Meta-SR, LR files paired
     with their HR); anything shorter is another aspect ratio.
     """
-    return (in_len - 1) * scale < out_len <= math.ceil(in_len * scale - 1e-6)
+    return (in_len - 1) * scale < out_len <= math.ceil(in_len * scale - EPS)
 
 
 def enlarge_to(lq, scale, out_size):

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from nodesr_arch.archs.node_util import pad_to_multiple
-from nodesr_arch.archs.ode import check_scale, scale_at
+from nodesr_arch.archs.ode import scale_at
+from nodesr_arch.scales import check_scale
 
 # Butcher tableaus (c, a, b) of torchdiffeq's fixed-grid methods; its 'rk4' is the 3/8 rule
 TABLEAUS = {
@@ -57,7 +58,7 @@ class UnrolledNODE(nn.Module):
             raise ValueError(f'method {method!r} cannot be unrolled: use a fixed-step method ({", ".join(TABLEAUS)}); '
                              'adaptive methods (dopri5...) choose their steps from the data')
         if scale is not None:
-            scale = float(check_scale(scale, dtype=torch.float64)[0])
+            scale = check_scale(scale)
             if num_steps is None:
                 num_steps = 0 if scale == 1 else net.ode.steps_for(torch.tensor([scale]))
         elif num_steps is None:

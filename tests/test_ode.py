@@ -8,10 +8,11 @@ from torch import nn
 
 from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.node_util import NODEBase
-from nodesr_arch.archs.ode import ODEIntegrator, check_scale, scale_at, u_at
+from nodesr_arch.archs.ode import ODEIntegrator, scale_at, u_at
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
 from nodesr_arch.archs.tiling import conv_receptive_radius, tile_bounds
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
+from nodesr_arch.scales import check_scales as check_scale
 
 
 class TimesT(nn.Module):

@@ -5,8 +5,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nodesr_arch.archs.ode import ODE_KEYS, ODEIntegrator, check_scale
+from nodesr_arch.archs.ode import ODE_KEYS, ODEIntegrator
 from nodesr_arch.archs.tiling import tiled_apply
+from nodesr_arch.scales import check_scales
 
 
 def scale_channel(x, scale):
@@ -16,7 +17,7 @@ def scale_channel(x, scale):
         x (Tensor): (B, C, H, W).
         scale (float | Tensor): One scale or one per sample.
     """
-    t = check_scale(scale, x.shape[0], device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+    t = check_scales(scale, x.shape[0], device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
     return torch.cat([x, t.expand(-1, 1, x.shape[2], x.shape[3])], dim=1)
 
 
@@ -173,7 +174,7 @@ class OneShotBase(TilingMixin, nn.Module):
         self.tile, self.tile_pad = None, 0
 
     def forward(self, x, scale):
-        t = check_scale(scale, x.shape[0], device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+        t = check_scales(scale, x.shape[0], device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
 
         def g(window):
             return self.func(torch.cat([window, t.expand(-1, 1, window.shape[2], window.shape[3])], dim=1))

@@ -12,13 +12,14 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
 
+from nodesr_arch import scales
 from nodesr_arch.amp import autocast, current_autocast
 from nodesr_arch.archs.solvers import odeint, odeint_adjoint
 from nodesr_arch.archs.tiling import tiled_apply
+from nodesr_arch.scales import check_scales
 
 FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
 ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun', 'scipy_solver')
-_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 ODE_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol', 'checkpoint', 'adjoint', 'options', 'time')
 TIME_MAPS = ('linear', 'sqrt')
 
@@ -56,45 +57,6 @@ def u_at(t0, t, time='linear'):
     else:
         u = (t0 - t) / (t0 - 1)
     return max(min(u, 1.0), 0.0)
-
-
-def check_scale(scale, batch_size=None, device=None, dtype=torch.float32, name='scale'):
-    """Validate scales and return them as a tensor of shape (B,).
-
-    Args:
-        scale (float | Sequence[float] | Tensor): One scale, or one per sample. Every value must be a
-            finite real >= 1.
-        batch_size (int | None): Batch size to broadcast a single scale to.
-        device, dtype: Of the returned tensor.
-        name (str): Name used in error messages. Default: 'scale'.
-
-    Returns:
-        Tensor: Shape (B,) (or (K,) for K scales without ``batch_size``).
-
-    Raises:
-        ValueError: A scale is not a number, is NaN or infinite, is below 1, or the count mismatches.
-    """
-    if isinstance(scale, (bool, str, bytes)):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
-    try:
-        t = torch.as_tensor(scale).detach()
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}') from None
-    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
-    t = t.to(device='cpu', dtype=torch.float64).flatten()
-    if t.numel() == 0:
-        raise ValueError(f'{name} is empty')
-    if not torch.isfinite(t).all():
-        raise ValueError(f'{name} must be finite, got {t.tolist()} (NaN or infinite)')
-    if (t < 1).any():
-        raise ValueError(f'{name} must be >= 1, got {min(t.tolist())}')
-    if batch_size is not None:
-        if t.numel() == 1:
-            t = t.expand(batch_size)
-        elif t.numel() != batch_size:
-            raise ValueError(f'got {t.numel()} values of {name} for a batch of {batch_size}')
-    return t.to(device=device, dtype=dtype)
 
 
 class _ScaledField(nn.Module):
@@ -252,11 +214,7 @@ class ODEIntegrator(nn.Module):
         """Number of fixed-grid steps for the scales ``t0`` (tensor of shape (B,))."""
         if self.num_steps is not None:
             return self.num_steps
-        span = float((t0 - 1).max())
-        if self.time == 'sqrt':
-            span = math.sqrt(span)
-        # the relative guard absorbs float error: (3.0 - 1) / 1.0 must give 2 steps, not 3
-        return max(1, math.ceil(span / self.step_size * (1 - 1e-6)))
+        return scales.num_steps(float((t0 - 1).max()), self.step_size, self.time)
 
     def forward(self, x, scale, t_eval=None):
         """Integrate from ``scale`` to 1.
@@ -272,7 +230,7 @@ class ODEIntegrator(nn.Module):
             Tensor: ``I(1)``, or with ``t_eval`` a tensor (K, B, C, H, W) of states at ``t_eval``.
         """
         dtype = x.dtype if x.is_floating_point() else torch.float32
-        t0 = check_scale(scale, x.shape[0], device=x.device, dtype=dtype)
+        t0 = check_scales(scale, x.shape[0], device=x.device, dtype=dtype)
         self.field.nfe = 0
         if t_eval is None:
             if bool((t0 == 1).all()):
@@ -282,7 +240,7 @@ class ODEIntegrator(nn.Module):
             if not bool((t0 == t0[0]).all()):
                 raise ValueError('trajectory (t_eval) needs one scale for the whole batch')
             s = float(t0[0])
-            t_eval = check_scale(t_eval, dtype=torch.float64, name='t_eval').tolist()
+            t_eval = check_scales(t_eval, dtype=torch.float64, name='t_eval').tolist()
             if any(v > s * (1 + 1e-6) for v in t_eval):
                 raise ValueError(f'trajectory scales must lie in [1, {s:g}], got {t_eval}')
             if s == 1:

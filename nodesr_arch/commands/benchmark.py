@@ -26,7 +26,6 @@ splits the scales over N processes (balanced by the number of ODE steps they nee
 scale), and ``--resume`` skips what it already holds.
 """
 import argparse
-import math
 import os
 import shlex
 import subprocess
@@ -45,6 +44,7 @@ from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
 from nodesr_arch.inference import FixedScaleWarning, fixed_scale_label, fixed_scale_message
 from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.scales import num_steps, output_size
 
 
 class Bicubic:
@@ -56,7 +56,7 @@ class Bicubic:
     def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, **kwargs):
         """Enlarge ``lr`` (H, W, 3 float) by ``scale`` to ``out_size`` (default ``floor(h * s)``)."""
         if out_size is None:
-            out_size = tuple(int(math.floor(n * scale + 1e-6)) for n in lr.shape[:2])
+            out_size = output_size(lr.shape[:2], scale)
         if tuple(lr.shape[:2]) == tuple(out_size):
             return lr
         return enlarge(lr, scale, out_size)
@@ -210,7 +210,7 @@ def split_scales(scales, jobs):
     models one rk4 step per unit of scale (``step_size: 1.0``).
     """
     def work(s):
-        return 1 + math.ceil(s - 1 - 1e-9)
+        return 1 + (num_steps(s - 1, 1.0) if s > 1 else 0)
 
     loads, parts = [0.0] * jobs, [[] for _ in range(jobs)]
     for s in sorted(scales, key=lambda s: -work(s)):

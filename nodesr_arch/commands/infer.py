@@ -8,7 +8,6 @@ written; 1: failed while writing (the system's reason, e.g. no space left on dev
 import argparse
 import collections
 import io
-import math
 import os
 import sys
 import tempfile
@@ -16,6 +15,7 @@ import warnings
 
 from nodesr_arch import file_io
 from nodesr_arch.file_io import IMG_EXTENSIONS, remove_stale_partials
+from nodesr_arch.scales import Plan, check_scale, plan_size
 
 # extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
 OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
@@ -47,9 +47,10 @@ def _scale_arg(text):
         s = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not math.isfinite(s) or s < 1:
-        raise argparse.ArgumentTypeError(f'must be a finite number >= 1 (nodesr enlarges), got {text!r}')
-    return s
+    try:
+        return check_scale(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a finite number >= 1 (nodesr enlarges), got {text!r}') from None
 
 
 def _size_arg(text):
@@ -288,7 +289,7 @@ def plan(args):
     Raises:
         InferError: The first problem found; nothing has been written.
     """
-    from nodesr_arch.api import check_values, plan_size
+    from nodesr_arch.api import check_values
 
     if args.trajectory is not None and args.trajectory < 2:
         raise InferError(f'--trajectory needs at least 2 scales, got {args.trajectory}')
@@ -468,8 +469,7 @@ def enlarge(up, job, args, options):
     img = read_image(job.path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
-        request = dict(scale=args.scale) if args.scale is not None else dict(size=job.out_size)
-        result = up.upscale(img, **request, trajectory=args.trajectory, **options)
+        result = up.upscale(img, plan=Plan(job.t0, job.out_size), trajectory=args.trajectory, **options)
     big, states = result if args.trajectory else (result, None)
     files = [(job.out, encode_image(os.path.splitext(job.out)[1], big))]
     if states is not None:

@@ -16,10 +16,11 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
 from nodesr_arch.file_io import is_partial
-from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network, self_ensemble
+from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, run_network, self_ensemble
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
                                          trajectory_strip, write_summary)
+from nodesr_arch.scales import output_size
 
 
 class NonFiniteLossError(RuntimeError):

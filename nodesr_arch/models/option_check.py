@@ -15,6 +15,7 @@ import yaml
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from nodesr_arch.data.image_io import list_images
+from nodesr_arch.scales import check_scale
 from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 
 
@@ -98,10 +99,12 @@ def _is_number(v):
 
 
 def _check_scale(key, value):
-    if not _is_number(value) or value != value or value in (float('inf'), float('-inf')):
+    if not _is_number(value):
         raise OptionError(f'{key}: the scale must be a finite number >= 1, got {value!r}')
-    if value < 1:
-        raise OptionError(f'{key}: the scale must be >= 1, got {value!r}')
+    try:
+        check_scale(value, name='the scale')
+    except ValueError as e:
+        raise OptionError(f'{key}: {e}') from None
 
 
 def _check_paths(key, value, must_be_dir=True):

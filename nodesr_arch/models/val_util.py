@@ -12,7 +12,7 @@ import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 from nodesr_arch.file_io import write_bytes
-from nodesr_arch.metrics import crop_border_for
+from nodesr_arch.scales import crop_border
 
 
 def image_metrics(sr, gt, scale, grey, metric_opts):
@@ -37,7 +37,7 @@ def image_metrics(sr, gt, scale, grey, metric_opts):
         opt = dict(opt)
         opt.pop('better', None)
         if opt.get('crop_border') == 'scale':
-            opt['crop_border'] = crop_border_for(scale)  # ceil(s), docs/design.md section 3.4
+            opt['crop_border'] = crop_border(scale)  # ceil(s), docs/design.md section 3.4
         if grey:
             opt['test_y_channel'] = False
         results[name] = float(calculate_metric(data, opt))
