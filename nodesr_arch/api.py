@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from nodesr_arch.amp import check_amp_device, parse_amp
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    run_network)
 from nodesr_arch.loading import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models, load_network  # noqa: F401
@@ -123,8 +124,13 @@ class Upscaler:
         check_amp_device(self.amp, self.device)
 
     @property
+    def contract(self):
+        """What the network declares (:func:`nodesr_arch.archs.contract.contract`)."""
+        return contract(self.net)
+
+    @property
     def is_ode(self):
-        return hasattr(self.net, 'set_ode')
+        return self.contract.is_ode
 
     @functools.cached_property
     def fixed_scale(self):
@@ -150,11 +156,11 @@ class Upscaler:
 
     def set_tiling(self, tile, tile_pad=None):
         """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
-        if not hasattr(self.net, 'set_tiling'):
+        if not self.contract.tiles:
             if tile is not None:
                 raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
             return
-        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.node_util.check_tiling)
+        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.contract.check_tiling)
 
     @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
@@ -210,7 +216,7 @@ class Upscaler:
         per_pixel = c * (80 + 36 * bool(self_ensemble) + 8 * states)
         window = pixels
         if tile is not None:
-            pad = tile_pad if tile_pad is not None else getattr(self.net, 'receptive_radius', lambda: 0)()
+            pad = tile_pad if tile_pad is not None else (self.contract.receptive_radius or 0)
             window = min(pixels, (int(tile) + 2 * int(pad)) ** 2)
         return pixels * per_pixel + window * 8 * self.feature_width
 

@@ -9,6 +9,7 @@ import math
 import torch
 
 from nodesr_arch.amp import autocast
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.scale_space import imresize
 from nodesr_arch.scales import EPS, output_size
 
@@ -64,7 +65,8 @@ def fixed_scale(net, channels=3, side=48):
     Returns:
         float | None: Output height over input height, or None.
     """
-    if getattr(net, 'takes_scale', False) or getattr(net, 'input_size', 'lr') == 'output':
+    c = contract(net)
+    if c.takes_scale or c.input_size == 'output':
         return None
     param = next(net.parameters(), None)
     x = torch.zeros(1, channels, side, side, device=None if param is None else param.device)
@@ -124,8 +126,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     if out_size is None:
         out_size = output_size(lq.shape[-2:], s_max)
     out_size = (int(out_size[0]), int(out_size[1]))
+    c = contract(net)
     x = lq
-    if getattr(net, 'input_size', 'lr') == 'output' and tuple(lq.shape[-2:]) != out_size:
+    if c.input_size == 'output' and tuple(lq.shape[-2:]) != out_size:
         x = enlarge_to(lq, s_max, out_size)
 
     def call(inp):
@@ -133,7 +136,7 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
             if t_eval is not None:
                 out = net(inp, scale, t_eval=t_eval)
             else:
-                out = net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
+                out = net(inp, scale) if c.takes_scale else net(inp)
         return out.to(inp.dtype)
 
     out = self_ensemble(call, x) if ensemble else call(x)

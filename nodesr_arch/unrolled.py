@@ -15,6 +15,7 @@ plain numbers, so the graph holds only the evaluations of ``f`` and their weight
 import torch
 from torch import nn
 
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.archs.node_util import pad_to_multiple
 from nodesr_arch.archs.ode import scale_at
 from nodesr_arch.scales import check_scale
@@ -51,7 +52,7 @@ class UnrolledNODE(nn.Module):
 
     def __init__(self, net, scale=None, num_steps=None, method=None):
         super().__init__()
-        if not hasattr(net, 'ode') or not hasattr(net, 'size_multiple'):
+        if not contract(net).is_ode:
             raise ValueError(f'{type(net).__name__} is not a NODE-SR network (NODEVDSR, NODERDN, NODESR)')
         method = method or net.ode.method
         if method not in TABLEAUS:

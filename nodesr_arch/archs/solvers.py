@@ -1,4 +1,10 @@
-"""torchdiffeq, imported without SciPy until its SciPy solver is used.
+"""torchdiffeq's solvers: their names and kinds as torchdiffeq defines them, and torchdiffeq imported without
+SciPy until its SciPy solver is used.
+
+The method names are the keys of torchdiffeq's solver table (``torchdiffeq._impl.odeint.SOLVERS``), so every
+solver the installed torchdiffeq has is accepted, and a method is fixed-grid when its class is one of
+torchdiffeq's ``FixedGridODESolver``; every other one (dopri5, bosh3..., scipy_solver) steps adaptively and
+takes ``rtol``/``atol``.
 
 ``import torchdiffeq`` imports ``scipy.integrate`` (0.3-0.6 s, a third of ``import torch``) for one solver,
 ``scipy_solver``, which NODE-SR never uses by default. When this module imports torchdiffeq first, its module
@@ -54,3 +60,24 @@ def _import_torchdiffeq():
 
 torchdiffeq = _import_torchdiffeq()
 odeint, odeint_adjoint = torchdiffeq.odeint, torchdiffeq.odeint_adjoint
+from torchdiffeq._impl.odeint import SOLVERS  # noqa: E402  (the table odeint looks methods up in)
+from torchdiffeq._impl.solvers import FixedGridODESolver  # noqa: E402
+
+
+def methods():
+    """The method names the installed torchdiffeq accepts (its ``SOLVERS`` table, read at each call)."""
+    return tuple(SOLVERS)
+
+
+def is_fixed_grid(method):
+    """True if torchdiffeq solves ``method`` on a fixed grid (its class is a ``FixedGridODESolver``).
+
+    Args:
+        method (str): A name of :func:`methods`.
+    """
+    return issubclass(SOLVERS[method], FixedGridODESolver)
+
+
+#: The methods of the torchdiffeq installed at import, fixed-grid and adaptive (for messages and docs).
+FIXED_GRID_METHODS = tuple(m for m in methods() if is_fixed_grid(m))
+ADAPTIVE_METHODS = tuple(m for m in methods() if not is_fixed_grid(m))

@@ -358,7 +358,7 @@ def check_memory(up, jobs, args):
         if need <= free:
             continue
         hint = ''
-        if args.tile is None and hasattr(up.net, 'set_tiling'):
+        if args.tile is None and up.contract.tiles:
             tiled = up.memory_estimate(job.out_size, job.channels, **{**options, 'tile': 512})
             if tiled <= free:
                 hint = f'; --tile 512 brings it to about {format_bytes(tiled)}'

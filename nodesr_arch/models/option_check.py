@@ -14,6 +14,7 @@ import yaml
 
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.image_io import list_images
 from nodesr_arch.scales import check_scale
 from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
@@ -316,7 +317,7 @@ def _check_scale_feeding(opt, model_cls, arch_cls):
         return
     model_type = opt.get('model_type', 'SRModel')
     hint = 'use model_type: NODESRModel'
-    if getattr(arch_cls, 'takes_scale', False):
+    if contract(arch_cls).takes_scale:
         raise OptionError(f"network_g:type: {opt['network_g']['type']} takes the scale (forward(x, scale)), which "
                           f'{model_type} does not feed; {hint}')
     for phase, d in opt['datasets'].items():

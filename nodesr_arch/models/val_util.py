@@ -1,7 +1,6 @@
 """Validation helpers of :class:`~nodesr_arch.models.nodesr_model.NODESRModel`: per-image metrics with
 per-image borders, gathering results over ranks, the trajectory strip and the test summary files."""
 import csv
-import inspect
 import io
 import json
 import os
@@ -12,7 +11,7 @@ import torch.distributed as dist
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
 from nodesr_arch.file_io import write_bytes
-from nodesr_arch.scales import crop_border
+from nodesr_arch.scales import crop_border, trajectory_scales
 
 
 def image_metrics(sr, gt, scale, grey, metric_opts):
@@ -53,14 +52,6 @@ def gather_records(records):
     return [r for part in gathered for r in part]
 
 
-def supports_trajectory(net):
-    """True if ``net.forward`` takes ``t_eval`` (the NODE-SR archs)."""
-    try:
-        return 't_eval' in inspect.signature(net.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def center_crop(x, max_size):
     """Centre crop of a (..., H, W) tensor to at most ``max_size`` per side (None: no crop)."""
     if not max_size:
@@ -85,7 +76,7 @@ def trajectory_strip(net, x, scale, num=5, gap=2):
         tuple[Tensor, list[float]]: The (C, H, num * W + (num - 1) * gap) strip in [0, 1] and the ``t_i``.
     """
     num = max(2, int(num))
-    ts = [scale + (1.0 - scale) * i / (num - 1) for i in range(num)]
+    ts = trajectory_scales(num, scale)
     states = net(x, scale, t_eval=ts)[:, 0].clamp(0, 1)  # (K, C, H, W)
     white = torch.ones(states.shape[1], states.shape[2], gap, dtype=states.dtype, device=states.device)
     parts = []
