@@ -360,3 +360,18 @@ def test_out_of_memory_while_running_is_one_line(model, images, tmp_path, capsys
     assert "odd.jpg: out of memory ([enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate " \
            'memory); try --tile 256 or a smaller size; nothing was written' in line
     assert listing(out) == []
+
+
+def test_each_input_is_decoded_once_and_planned_once(model, images, tmp_path, monkeypatch):
+    from nodesr_arch import api, file_io, scales
+    from nodesr_arch.commands import infer
+    decoded, planned = [], []
+    real_decode, real_plan = file_io.decode_image, scales.plan_size
+    monkeypatch.setattr(file_io, 'decode_image', lambda data, name: decoded.append(name) or real_decode(data, name))
+    for module in (infer, api):
+        monkeypatch.setattr(module, 'plan_size', lambda *a, **k: planned.append(a[0]) or real_plan(*a, **k))
+    out = tmp_path / 'out'
+    assert main(['-i', str(images), '-o', str(out), '--scale', '2', '--model', model, '-q']) == 0
+    inputs = [n for n in os.listdir(images) if not n.startswith('.')]
+    assert sorted(os.path.basename(p) for p in decoded) == sorted(inputs)
+    assert len(planned) == len(inputs)

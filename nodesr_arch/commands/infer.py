@@ -23,7 +23,9 @@ OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff'
 # largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
 MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
 
-Job = collections.namedtuple('Job', 'path out t0 out_size extras channels')
+Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image')
+# decoded inputs kept from the checks for the run, so they are not decoded again, up to this many bytes in all
+KEEP_DECODED = 256 * 2**20
 
 
 class InferError(Exception):
@@ -283,8 +285,9 @@ def plan(args):
     """Check every input and output name.
 
     Returns:
-        list[Job]: ``(path, out, t0, out_size, extras, channels)`` per input; ``extras`` are the
-        trajectory strip and GIF.
+        list[Job]: ``(path, out, t0, out_size, extras, channels, image)`` per input; ``extras`` are the
+        trajectory strip and GIF; ``image`` is the decoded input while the inputs kept so far stay within
+        :data:`KEEP_DECODED` bytes (else None: the run decodes it again).
 
     Raises:
         InferError: The first problem found; nothing has been written.
@@ -300,7 +303,7 @@ def plan(args):
     check_output_folder(args.output)
     inputs = collect_inputs(args.input)
     in_real = {os.path.realpath(p) for p in inputs}
-    jobs, seen = [], set()
+    jobs, seen, kept = [], set(), 0
     for path in inputs:
         img = read_image(path)
         try:
@@ -332,7 +335,9 @@ def plan(args):
             if os.path.lexists(target) and not args.force:
                 raise InferError(f'{target} exists; not overwritten (use --force)')
             check_encodable(target, size, hint)
-        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1))
+        keep = kept + img.nbytes <= KEEP_DECODED
+        kept += img.nbytes if keep else 0
+        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1, img if keep else None))
     return jobs
 
 
@@ -466,7 +471,7 @@ def enlarge(up, job, args, options):
         list[tuple[str, bytes]]: ``(path, file contents)`` of the image and, with ``--trajectory``, the strip
         and the GIF.
     """
-    img = read_image(job.path)
+    img = job.image if job.image is not None else read_image(job.path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
         result = up.upscale(img, plan=Plan(job.t0, job.out_size), trajectory=args.trajectory, **options)
