@@ -398,7 +398,7 @@ def _on_demand(registry):
 
     def get(name, suffix='basicsr'):
         if name in _PLUGIN_NAMES and name not in registry:
-            importlib.import_module('nodesr_arch')
+            importlib.import_module('nodesr_arch').register()
         return type(registry).get(registry, name, suffix)
 
     return get
@@ -496,9 +496,15 @@ def before_import(name):
 
 
 def after_import(name):
-    """Called by ``nodesr_arch_hook`` once BasicSR's module ``name`` has been executed."""
+    """Called by ``nodesr_arch_hook`` once BasicSR's module ``name`` has been executed.
+
+    Once all of ``basicsr`` is, NODE-SR registers if ``nodesr_arch`` was imported before it (it imports no
+    BasicSR itself); otherwise it registers on demand (fix 6).
+    """
     if name in _AFTER_IMPORT:
         _once(name, _AFTER_IMPORT[name])
+    if name == 'basicsr' and hasattr(sys.modules.get('nodesr_arch'), 'register'):
+        sys.modules['nodesr_arch'].register()
 
 
 def apply():

@@ -52,12 +52,17 @@ class BasicSRImportHook:
         return None
 
 
-def install():
+def install(force=False):
     """Put :class:`BasicSRImportHook` first on ``sys.meta_path`` (once); nothing when ``NODESR_ARCH_HOOK=0``.
 
     If BasicSR is imported already, the fixes are applied at once instead.
+
+    Args:
+        force (bool): Install even with ``NODESR_ARCH_HOOK=0`` (``import nodesr_arch`` asks for the fixes and
+            its registration whatever the start-up hook does).
     """
-    if os.environ.get(HOOK_ENV, '1') == '0' or any(isinstance(f, BasicSRImportHook) for f in sys.meta_path):
+    off = os.environ.get(HOOK_ENV, '1') == '0' and not force
+    if off or any(isinstance(f, BasicSRImportHook) for f in sys.meta_path):
         return
     if 'basicsr' in sys.modules:
         import nodesr_arch_compat

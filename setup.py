@@ -83,7 +83,7 @@ setup(
         # nodesr export: torch.onnx.export(dynamo=True) needs onnx and onnxscript; onnxruntime checks the graph
         'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
     },
-    entry_points={'console_scripts': ['nodesr=nodesr_arch.cli:main']},
+    entry_points={'console_scripts': ['nodesr=nodesr_arch.commands.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Programming Language :: Python :: 3.9',

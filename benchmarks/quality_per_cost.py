@@ -65,11 +65,12 @@ def main(argv=None):
     import torch
 
     from nodesr_arch.api import load_model
-    from nodesr_arch.benchmark import Bicubic, evaluate
-    from nodesr_arch.benchmark_report import csv_text, write_atomic
+    from nodesr_arch.commands.benchmark import Bicubic, evaluate
+    from nodesr_arch.commands.benchmark_report import csv_text
+    from nodesr_arch.commands.solver_settings import SolverSetting, parse_setting
     from nodesr_arch.data.image_io import resolve_dataset
     from nodesr_arch.data.scale_space import parse_scales
-    from nodesr_arch.solver_settings import SolverSetting, parse_setting
+    from nodesr_arch.file_io import write_bytes
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -108,7 +109,7 @@ def main(argv=None):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         fields = ['setting', 'method', 'scale', 'nfe', 'psnr', 'ssim', 'seconds']
-        write_atomic(os.path.join(args.out, 'quality_per_cost.csv'), csv_text(table, fields))
+        write_bytes(os.path.join(args.out, 'quality_per_cost.csv'), csv_text(table, fields))
         plot(table, scales, os.path.join(args.out, 'quality_per_cost.png'))
         print(f"\nwrote {os.path.join(args.out, 'quality_per_cost.csv')}, "
               f"{os.path.join(args.out, 'quality_per_cost.png')}")

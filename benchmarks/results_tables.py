@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from nodesr_arch.benchmark_report import merge_rows, paper_table, read_csv, scale_key, unique
+from nodesr_arch.commands.benchmark_report import merge_rows, paper_table, read_csv, scale_key, unique
 
 
 def versus(rows, dataset, a, b, scales=None, max_columns=12):

@@ -1,7 +1,7 @@
 """Mixed precision: the ``amp`` option (``train: amp: bf16``, ``val: amp: bf16``, ``--amp bf16``).
 
 The network runs under ``torch.autocast``: convolutions in bf16 (or fp16, inference only), everything
-else, the ODE state and solver arithmetic included, in fp32 (see :class:`nodesr_arch.ode.ODEIntegrator`).
+else, the ODE state and solver arithmetic included, in fp32 (see :class:`nodesr_arch.archs.ode.ODEIntegrator`).
 """
 import contextlib
 import warnings

@@ -8,250 +8,18 @@ Example::
     big = up.upscale(img, size=(1080, 1920))   # exactly that size
 """
 import functools
-import glob
-import math
-import os
 import warnings
 
 import numpy as np
 import torch
-import yaml
 
-import nodesr_arch  # noqa: F401  (registers the archs in BasicSR's registry)
 from nodesr_arch.amp import check_amp_device, parse_amp
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
-                                   output_size, run_network)
-from nodesr_arch.ode import check_scale
-from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
-
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
-DEFAULT_MODEL = 'NODEVDSR_S'
-
-
-def bundled_models():
-    """Names of the models shipped in ``nodesr_arch/weights`` (a ``NAME.pth`` with its ``NAME.yml``)."""
-    names = []
-    for pth in sorted(glob.glob(os.path.join(WEIGHTS_DIR, '*.pth'))):
-        stem = os.path.splitext(pth)[0]
-        if os.path.isfile(stem + '.yml'):
-            names.append(os.path.basename(stem))
-    return names
-
-
-def plan_size(in_size, scale=None, size=None, width=None):
-    """Check a request and return the ODE start scale ``t0`` and the output size.
-
-    Exactly one of ``scale``, ``size`` and ``width`` must be given.
-
-    Args:
-        in_size (tuple[int, int]): Input (h, w), each >= 1.
-        scale (float | None): Factor >= 1; output ``floor(h * s) x floor(w * s)``.
-        size (tuple[int, int] | None): Exact output (H, W), each >= the input's; per-axis factors,
-            ``t0`` = the larger of the two.
-        width (int | None): Output width >= the input's; the height keeps the aspect ratio.
-
-    Returns:
-        tuple[float, tuple[int, int]]: ``t0`` and (H, W).
-
-    Raises:
-        ValueError: An empty input, not exactly one request, a scale that is not a finite real >= 1,
-            or a size or width smaller than the input (this enlarges only).
-    """
-    h, w = int(in_size[0]), int(in_size[1])
-    if h < 1 or w < 1:
-        raise ValueError(f'the image is empty ({h}x{w} pixels)')
-    given = [name for name, v in (('scale', scale), ('size', size), ('width', width)) if v is not None]
-    if len(given) != 1:
-        raise ValueError(f'give exactly one of scale, size, width (got {given or "none"})')
-    if scale is not None:
-        t0 = float(check_scale(scale, dtype=torch.float64)[0])
-        return t0, output_size((h, w), t0)
-    if width is not None:
-        width = _positive_int(width, 'width')
-        if width < w:
-            raise ValueError(f'width {width} is smaller than the input width {w} (enlarging only)')
-        t0 = width / w
-        return t0, (output_size((h, w), t0)[0], width)
-    oh, ow = check_out_size(size, (h, w))
-    return max(oh / h, ow / w), (oh, ow)
-
-
-def check_out_size(size, in_size, what='size'):
-    """Check an exact output size against the input's.
-
-    Args:
-        size (tuple[int, int]): Output (H, W).
-        in_size (tuple[int, int]): Input (h, w).
-        what (str): The argument's name, for messages. Default: 'size'.
-
-    Returns:
-        tuple[int, int]: (H, W) as ints.
-
-    Raises:
-        ValueError: ``size`` is not two positive integers, or is smaller than the input on some axis
-            (nodesr only enlarges).
-    """
-    try:
-        oh, ow = size
-    except (TypeError, ValueError):
-        raise ValueError(f'{what} must be (height, width), got {size!r}') from None
-    oh, ow = _positive_int(oh, f'{what} height'), _positive_int(ow, f'{what} width')
-    h, w = int(in_size[0]), int(in_size[1])
-    if oh < h or ow < w:
-        raise ValueError(f'{what} {oh}x{ow} is smaller than the input {h}x{w} (HxW) on some axis; '
-                         'nodesr only enlarges')
-    return oh, ow
-
-
-def _positive_int(v, what):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f'{what} must be a positive integer, got {v!r}')
-    return int(v)
-
-
-def _read_yaml(path):
-    try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=safe_yaml_loader())
-    except yaml.constructor.ConstructorError as e:
-        raise ValueError(f'{path}: {python_object_refusal(e)}') from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
-        raise ValueError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
-    except UnicodeDecodeError:
-        raise ValueError(f'{path}: not a YAML text file (not UTF-8)') from None
-    if not isinstance(opt, dict):
-        raise ValueError(f'{path}: not an option YAML (expected a mapping)')
-    return opt
-
-
-def _find_options(ckpt):
-    """The option YAML describing checkpoint ``ckpt``: its sidecar, or the BasicSR experiment's copy."""
-    stem = os.path.splitext(ckpt)[0]
-    tried = [stem + '.yml', stem + '.yaml']
-    models_dir = os.path.dirname(os.path.abspath(ckpt))
-    if os.path.basename(models_dir) == 'models':  # experiments/NAME/models/net_g_X.pth
-        exp_root = os.path.dirname(models_dir)
-        tried += sorted(glob.glob(os.path.join(exp_root, '*.yml')) + glob.glob(os.path.join(exp_root, '*.yaml')))
-    for path in tried:
-        if os.path.isfile(path):
-            opt = _read_yaml(path)
-            if isinstance(opt.get('network_g'), dict):
-                return path, opt
-    raise FileNotFoundError(f'{ckpt}: no option YAML with network_g found for this checkpoint (looked for '
-                            f'{", ".join(tried)}); give the training option YAML instead, or put '
-                            f'{stem}.yml holding "network_g: {{type: ..., ...}}" beside it')
-
-
-def _resolve(spec):
-    """Return (name, network_g options, checkpoint path, param_key, option YAML path) for a model spec."""
-    if spec is None:
-        spec = DEFAULT_MODEL
-    spec = os.fspath(spec)
-    if not os.path.exists(spec) and os.sep not in spec and not os.path.splitext(spec)[1]:
-        pth = os.path.join(WEIGHTS_DIR, spec + '.pth')
-        if not os.path.isfile(pth):
-            have = bundled_models()
-            raise FileNotFoundError(f'no bundled model {spec!r} (in {WEIGHTS_DIR}: '
-                                    f'{", ".join(have) if have else "none"}); pass a checkpoint or option YAML')
-        spec = pth
-    if not os.path.isfile(spec):
-        raise FileNotFoundError(f'model file not found: {spec}')
-    ext = os.path.splitext(spec)[1].lower()
-    if ext in ('.yml', '.yaml'):
-        opt = _read_yaml(spec)
-        if not isinstance(opt.get('network_g'), dict):
-            raise ValueError(f'{spec}: no network_g section')
-        path_opt = opt.get('path') or {}
-        if not isinstance(path_opt, dict):
-            raise ValueError(f'{spec}: path must be a mapping (path: {{pretrain_network_g: ...}}), got {path_opt!r}')
-        ckpt = path_opt.get('pretrain_network_g')
-        if ckpt is not None and not isinstance(ckpt, str):
-            raise ValueError(f'{spec}: path.pretrain_network_g must be a file path, got {ckpt!r}')
-        name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
-        if not ckpt:
-            latest = os.path.join('experiments', str(name), 'models', 'net_g_latest.pth')
-            if not os.path.isfile(latest):
-                raise FileNotFoundError(f'{spec}: path.pretrain_network_g is not set and {latest} does not '
-                                        'exist; train first or give the checkpoint')
-            ckpt = latest
-        elif not os.path.isabs(ckpt) and not os.path.isfile(ckpt):
-            beside = os.path.join(os.path.dirname(os.path.abspath(spec)), ckpt)
-            ckpt = beside if os.path.isfile(beside) else ckpt
-        if not os.path.isfile(ckpt):
-            raise FileNotFoundError(f'{spec}: checkpoint {ckpt} not found')
-        return name, opt['network_g'], ckpt, path_opt.get('param_key_g'), spec
-    source, opt = _find_options(spec)
-    name = str(opt.get('name') or os.path.splitext(os.path.basename(spec))[0])
-    path_opt = opt.get('path') or {}
-    return name, opt['network_g'], spec, path_opt.get('param_key_g') if isinstance(path_opt, dict) else None, source
-
-
-def _load_state_dict(ckpt, param_key=None):
-    """The state dict of checkpoint ``ckpt``, ``module.`` prefixes stripped.
-
-    From ``param_key`` when given, falling back to ``params`` when it is absent (as BasicSR's
-    ``load_network`` does); else ``params_ema`` when present (as BasicSR's test options ask), then
-    ``params``; else the file itself when it is a bare state dict.
-    """
-    try:
-        state = torch.load(ckpt, map_location='cpu', weights_only=True)
-    except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f'{ckpt}: cannot read checkpoint: {_checkpoint_error(e)}') from None
-    if isinstance(state, dict):
-        keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
-        for key in keys:
-            if key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-        else:
-            if param_key:
-                raise ValueError(f'{ckpt}: no {param_key!r} in the checkpoint (keys: {list(state)})')
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f'{ckpt}: not a state dict or BasicSR checkpoint ({{"params": state_dict}})')
-    return {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-
-
-def _build_network(net_opt, source):
-    """BasicSR's ``build_network(net_opt)``, with an error naming the option file when it cannot."""
-    from basicsr.archs import build_network
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    arch = net_opt.get('type')
-    # checked first: BasicSR's registry prints a line of its own before raising for an unknown name
-    if not isinstance(arch, str) or not (arch in ARCH_REGISTRY or f'{arch}_basicsr' in ARCH_REGISTRY):
-        problem = 'has no type' if arch is None else f'type {arch!r} is not an architecture BasicSR knows'
-        known = ', '.join(sorted(k for k in ARCH_REGISTRY.keys() if 'NODE' in k)[:4])
-        raise ValueError(f'{source}: network_g {problem} (e.g. {known}, EDSR)')
-    try:
-        return build_network(dict(net_opt))
-    except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as e:
-        raise ValueError(f'{source}: cannot build network_g {net_opt}: {type(e).__name__}: {e}') from None
-
-
-def _checkpoint_error(e):
-    """Why ``torch.load(..., weights_only=True)`` failed, in a line.
-
-    torch's own message advises retrying with ``weights_only=False``, which runs any code the file holds:
-    that advice is not passed on.
-    """
-    import pickle
-    import re
-    text = str(e)
-    if isinstance(e, OSError):
-        return e.strerror or text
-    if isinstance(e, EOFError):
-        return 'the file is empty or truncated'
-    found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
-    if found:
-        return (f'it holds Python objects ({found.group(1)}) besides tensors (a whole pickled model?); only '
-                'weights are loaded (a state dict or BasicSR\'s {"params": ...}), since unpickling objects can '
-                'run code')
-    if isinstance(e, pickle.UnpicklingError) or 'zip archive' in text:
-        return ('not a valid PyTorch checkpoint (corrupt, truncated or another kind of file); expected a .pth '
-                'written by torch.save')
-    return text.splitlines()[0] if text else type(e).__name__
+                                   run_network)
+from nodesr_arch.loading import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models, load_network  # noqa: F401
+from nodesr_arch.scales import Plan, check_out_size, check_scale, plan_size  # noqa: F401  (part of the API)
+from nodesr_arch.scales import trajectory_scales as _trajectory_scales
 
 
 def load_model(spec=None, device='cpu', ode=None, amp=None):
@@ -274,13 +42,7 @@ def load_model(spec=None, device='cpu', ode=None, amp=None):
     Returns:
         Upscaler: The model, in eval mode.
     """
-    name, net_opt, ckpt, param_key, source = _resolve(spec)
-    net = _build_network(net_opt, source)
-    state = _load_state_dict(ckpt, param_key)
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f'{ckpt}: weights do not fit network_g {net_opt}: {e}') from None
+    name, net, net_opt = load_network(spec)
     return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt, amp=amp)
 
 
@@ -362,8 +124,13 @@ class Upscaler:
         check_amp_device(self.amp, self.device)
 
     @property
+    def contract(self):
+        """What the network declares (:func:`nodesr_arch.archs.contract.contract`)."""
+        return contract(self.net)
+
+    @property
     def is_ode(self):
-        return hasattr(self.net, 'set_ode')
+        return self.contract.is_ode
 
     @functools.cached_property
     def fixed_scale(self):
@@ -389,11 +156,11 @@ class Upscaler:
 
     def set_tiling(self, tile, tile_pad=None):
         """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
-        if not hasattr(self.net, 'set_tiling'):
+        if not self.contract.tiles:
             if tile is not None:
                 raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
             return
-        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.node_util.check_tiling)
+        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.contract.check_tiling)
 
     @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
@@ -449,7 +216,7 @@ class Upscaler:
         per_pixel = c * (80 + 36 * bool(self_ensemble) + 8 * states)
         window = pixels
         if tile is not None:
-            pad = tile_pad if tile_pad is not None else getattr(self.net, 'receptive_radius', lambda: 0)()
+            pad = tile_pad if tile_pad is not None else (self.contract.receptive_radius or 0)
             window = min(pixels, (int(tile) + 2 * int(pad)) ** 2)
         return pixels * per_pixel + window * 8 * self.feature_width
 
@@ -459,16 +226,7 @@ class Upscaler:
             return None
         if not self.is_ode:
             raise ValueError(f'{self.name} ({type(self.net).__name__}) is one-shot: it has no trajectory')
-        if isinstance(trajectory, (int, np.integer)) and not isinstance(trajectory, bool):
-            if trajectory < 2:
-                raise ValueError(f'trajectory needs at least 2 scales, got {trajectory}')
-            ts = np.linspace(t0, 1.0, int(trajectory)).tolist()
-        else:
-            ts = [float(t) for t in trajectory]
-        bad = [t for t in ts if not (math.isfinite(t) and 1 <= t <= t0 + 1e-9)]
-        if bad:
-            raise ValueError(f'trajectory scales must lie in [1, {t0:g}], got {bad}')
-        return ts
+        return _trajectory_scales(trajectory, t0)
 
     def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, tile=None, tile_pad=None,
                       trajectory=None):
@@ -497,7 +255,7 @@ class Upscaler:
             ``trajectory``, the states come from a second solve whose grid also passes through the
             ``t_i`` (so its last state may differ from ``sr`` by the solver's error).
         """
-        t0 = float(check_scale(scale)[0])
+        t0 = check_scale(scale)
         is_numpy = isinstance(lr, np.ndarray)
         if is_numpy:
             if lr.ndim != 3:
@@ -528,7 +286,7 @@ class Upscaler:
         return back(out), [(t, back(state)) for t, state in zip(t_eval, states)]
 
     def upscale(self, img, scale=None, size=None, width=None, self_ensemble=False, tile=None,
-                tile_pad=None, trajectory=None):
+                tile_pad=None, trajectory=None, plan=None):
         """Enlarge an image of any common type, keeping its type and mode.
 
         Args:
@@ -543,13 +301,21 @@ class Upscaler:
                 larger one).
             width (int | None): Output width; the height keeps the aspect ratio.
             self_ensemble, tile, tile_pad, trajectory: See :meth:`super_resolve`.
+            plan (Plan | None): Instead of ``scale``/``size``/``width``: the request as
+                :func:`~nodesr_arch.scales.plan_size` checked it for this image's size (``nodesr infer`` plans
+                each input once, before anything is written).
 
         Returns:
             The enlarged image, same dtype, layout and channels (rounded and clipped). With
             ``trajectory``: ``(image, [(t_i, state_i), ...])`` with states in the same format.
         """
         x, restore = _to_tensor(img)
-        t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        if plan is None:
+            t0, out_size = plan_size(x.shape[-2:], scale, size, width)
+        elif scale is None and size is None and width is None:
+            t0, out_size = plan
+        else:
+            raise ValueError('give either plan or one of scale, size, width')
         self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
         colour, alpha = (x[:, :-1], x[:, -1:]) if x.shape[1] in (2, 4) else (x, None)

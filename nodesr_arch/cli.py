@@ -1,42 +1,8 @@
-"""The ``nodesr`` command: ``nodesr {train,test,infer,benchmark,prepare,demo,export} ...``.
-
-Each subcommand lives in its own module with a ``main(argv)`` function; this only dispatches, so a
-subcommand imports nothing it does not need.
-"""
-import importlib
+"""Alias of :mod:`nodesr_arch.commands.cli` for ``nodesr`` launchers written by installs before the move
+(their console script imports ``nodesr_arch.cli:main``)."""
 import sys
 
-COMMANDS = {
-    'train': ('nodesr_arch.train', 'train from a BasicSR option YAML (-opt X.yml)'),
-    'test': ('nodesr_arch.test', 'test from a BasicSR option YAML (-opt Y.yml)'),
-    'infer': ('nodesr_arch.infer', 'super-resolve images at any scale or size'),
-    'benchmark': ('nodesr_arch.benchmark', 'PSNR/SSIM tables over datasets and scales'),
-    'prepare': ('nodesr_arch.prepare', 'make LMDBs and benchmark LR sets'),
-    'demo': ('nodesr_arch.demo', 'run the bundled model on scikit-image pictures'),
-    'export': ('nodesr_arch.export', 'write a NODE model as an ONNX graph (solver unrolled)'),
-}
-
-
-def usage():
-    lines = ['usage: nodesr <command> [options]', '', 'commands:']
-    lines += [f'  {name:<10} {help_}' for name, (_, help_) in COMMANDS.items()]
-    lines += ['', "run 'nodesr <command> -h' for a command's options"]
-    return '\n'.join(lines)
-
-
-def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help'):
-        print(usage())
-        return 0
-    name = argv.pop(0)
-    if name not in COMMANDS:
-        print(f"nodesr: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
-        return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    sys.argv = [f'nodesr {name}'] + argv
-    return module.main(argv) or 0
-
+from nodesr_arch.commands.cli import main  # noqa: F401
 
 if __name__ == '__main__':
     sys.exit(main())

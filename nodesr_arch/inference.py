@@ -9,22 +9,9 @@ import math
 import torch
 
 from nodesr_arch.amp import autocast
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.scale_space import imresize
-
-
-def output_size(in_size, scale):
-    """Output size of an ``(h, w)`` image enlarged by ``scale``: ``floor(h * s)`` (docs/design.md section 3.4).
-
-    Args:
-        in_size (tuple[int, int]): Input (h, w).
-        scale (float | tuple[float, float]): One factor or one per axis.
-
-    Returns:
-        tuple[int, int]: (h, w), each at least 1.
-    """
-    sh, sw = (scale, scale) if isinstance(scale, (int, float)) else scale
-    # the 1e-6 guards float error: 3 * (10 / 3) must give 10, not 9
-    return tuple(max(1, math.floor(n * s + 1e-6)) for n, s in zip(in_size, (float(sh), float(sw))))
+from nodesr_arch.scales import EPS, output_size
 
 
 def _consistent(in_len, out_len, scale):
@@ -33,7 +20,7 @@ def _consistent(in_len, out_len, scale):
     That covers the rounding of sizes and the benchmark protocols' crops (Meta-SR, LR files paired
     with their HR); anything shorter is another aspect ratio.
     """
-    return (in_len - 1) * scale < out_len <= math.ceil(in_len * scale - 1e-6)
+    return (in_len - 1) * scale < out_len <= math.ceil(in_len * scale - EPS)
 
 
 def enlarge_to(lq, scale, out_size):
@@ -78,7 +65,8 @@ def fixed_scale(net, channels=3, side=48):
     Returns:
         float | None: Output height over input height, or None.
     """
-    if getattr(net, 'takes_scale', False) or getattr(net, 'input_size', 'lr') == 'output':
+    c = contract(net)
+    if c.takes_scale or c.input_size == 'output':
         return None
     param = next(net.parameters(), None)
     x = torch.zeros(1, channels, side, side, device=None if param is None else param.device)
@@ -138,8 +126,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     if out_size is None:
         out_size = output_size(lq.shape[-2:], s_max)
     out_size = (int(out_size[0]), int(out_size[1]))
+    c = contract(net)
     x = lq
-    if getattr(net, 'input_size', 'lr') == 'output' and tuple(lq.shape[-2:]) != out_size:
+    if c.input_size == 'output' and tuple(lq.shape[-2:]) != out_size:
         x = enlarge_to(lq, s_max, out_size)
 
     def call(inp):
@@ -147,7 +136,7 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
             if t_eval is not None:
                 out = net(inp, scale, t_eval=t_eval)
             else:
-                out = net(inp, scale) if getattr(net, 'takes_scale', False) else net(inp)
+                out = net(inp, scale) if c.takes_scale else net(inp)
         return out.to(inp.dtype)
 
     out = self_ensemble(call, x) if ensemble else call(x)

@@ -4,17 +4,10 @@ Colour images: Y channel (``test_y_channel``) of the 8-bit-rounded images. Grey 
 files, run as 3 equal channels): their single channel directly, without the YCbCr conversion.
 Border: ``ceil(scale)`` pixels.
 """
-import math
-
 import numpy as np
 
-from basicsr.metrics import calculate_psnr, calculate_ssim
 from nodesr_arch.data.image_io import to_uint8
-
-
-def crop_border_for(scale):
-    """``ceil(scale)``, tolerant of float error (x2.0000000001 -> 2)."""
-    return int(math.ceil(float(scale) - 1e-6))
+from nodesr_arch.scales import crop_border
 
 
 def _prepare(img, grey):
@@ -37,10 +30,12 @@ def psnr_ssim(sr, gt, scale, grey=False):
     Returns:
         tuple[float, float]: PSNR, SSIM.
     """
+    from basicsr.metrics import calculate_psnr, calculate_ssim  # here: importing BasicSR imports all of it
+
     if np.shape(sr) != np.shape(gt):
         raise ValueError(f'SR {np.shape(sr)} and GT {np.shape(gt)} differ in size')
     a, b = _prepare(sr, grey), _prepare(gt, grey)
-    border = crop_border_for(scale)
+    border = crop_border(scale)
     y = not grey and a.ndim == 3
     return (float(calculate_psnr(a, b, border, input_order='HWC', test_y_channel=y)),
             float(calculate_ssim(a, b, border, input_order='HWC', test_y_channel=y)))

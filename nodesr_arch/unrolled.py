@@ -1,6 +1,6 @@
 """A NODE model's fixed-step solve as a straight line of tensor operations, for graph export.
 
-``NODEBase.forward`` is not exportable as it is: :func:`nodesr_arch.ode.check_scale` validates the scale
+``NODEBase.forward`` is not exportable as it is: :func:`nodesr_arch.archs.ode.check_scale` validates the scale
 with ``if not torch.isfinite(t).all()`` and ``if (t < 1).any()``, and the step count and torchdiffeq's
 time-grid checks are Python decisions on tensor values too. ``torch.export`` cannot guard on such
 data-dependent values (``GuardOnDataDependentSymNode``: the scale as a graph input fails at the first
@@ -15,8 +15,10 @@ plain numbers, so the graph holds only the evaluations of ``f`` and their weight
 import torch
 from torch import nn
 
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.archs.node_util import pad_to_multiple
-from nodesr_arch.ode import check_scale, scale_at
+from nodesr_arch.archs.ode import scale_at
+from nodesr_arch.scales import check_scale
 
 # Butcher tableaus (c, a, b) of torchdiffeq's fixed-grid methods; its 'rk4' is the 3/8 rule
 TABLEAUS = {
@@ -50,14 +52,14 @@ class UnrolledNODE(nn.Module):
 
     def __init__(self, net, scale=None, num_steps=None, method=None):
         super().__init__()
-        if not hasattr(net, 'ode') or not hasattr(net, 'size_multiple'):
+        if not contract(net).is_ode:
             raise ValueError(f'{type(net).__name__} is not a NODE-SR network (NODEVDSR, NODERDN, NODESR)')
         method = method or net.ode.method
         if method not in TABLEAUS:
             raise ValueError(f'method {method!r} cannot be unrolled: use a fixed-step method ({", ".join(TABLEAUS)}); '
                              'adaptive methods (dopri5...) choose their steps from the data')
         if scale is not None:
-            scale = float(check_scale(scale, dtype=torch.float64)[0])
+            scale = check_scale(scale)
             if num_steps is None:
                 num_steps = 0 if scale == 1 else net.ode.steps_for(torch.tensor([scale]))
         elif num_steps is None:
@@ -76,7 +78,7 @@ class UnrolledNODE(nn.Module):
         self.time = net.ode.time
 
     def rate(self, state, t0, u):
-        """``dI/du`` at ``u`` (:func:`nodesr_arch.ode.scale_at`); ``t0``: (B, 1, 1, 1)."""
+        """``dI/du`` at ``u`` (:func:`nodesr_arch.archs.ode.scale_at`); ``t0``: (B, 1, 1, 1)."""
         t, factor = scale_at(t0, u, self.time)
         t = t.expand(state.shape[0], 1, state.shape[2], state.shape[3])
         return self.func(torch.cat([state, t.to(state.dtype)], dim=1)).to(state.dtype) * factor

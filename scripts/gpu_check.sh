@@ -17,7 +17,7 @@
 # output), train_speed.json, infer_speed.json.
 #
 # The project need not be installed: the script puts its own checkout first on PYTHONPATH and calls
-# `nodesr` if that command exists, else `python -m nodesr_arch.cli`. On a GPU machine without BasicSR,
+# `nodesr` if that command exists, else `python -m nodesr_arch.commands.cli`. On a GPU machine without BasicSR,
 # install the wheels of scripts/gpu_wheels.sh first, e.g. (GPU machine of this workplace, $OUT given):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
 #       .whl/*.whl && export PYTHONPATH=/tmp/site && bash scripts/gpu_check.sh --out $OUT
@@ -79,7 +79,7 @@ else
     if "$PY" -c 'import xdist' 2>/dev/null; then SUITE_FILES+=(-n 8); fi
 fi
 if [ -n "$SUITE" ]; then read -r -a SUITE_FILES <<< "$SUITE"; fi
-if command -v nodesr > /dev/null 2>&1; then NODESR=(nodesr); else NODESR=("$PY" -m nodesr_arch.cli); fi
+if command -v nodesr > /dev/null 2>&1; then NODESR=(nodesr); else NODESR=("$PY" -m nodesr_arch.commands.cli); fi
 START=$(date +%s)
 DEADLINE=$((START + ${BUDGET%.*}))
 

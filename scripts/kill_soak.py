@@ -73,7 +73,7 @@ def main():
     root = args.keep or tempfile.mkdtemp(prefix='kill_soak_')
     os.makedirs(root, exist_ok=True)
     opt_path = write_project(root, args.freq)
-    cmd = [sys.executable, '-m', 'nodesr_arch.cli', 'train', '-opt', opt_path, '--auto_resume']
+    cmd = [sys.executable, '-m', 'nodesr_arch.commands.cli', 'train', '-opt', opt_path, '--auto_resume']
     print(f'kill -9 soak: {args.kills} kills, checkpoint every {args.freq} iterations, in {root}')
     print('kill | resumed from | last logged | killed at (s after first iteration) | lost | '
           'temp files left by the kill')

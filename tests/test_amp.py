@@ -105,8 +105,8 @@ def test_option_check_names_the_amp_key(tmp_path, section, value, message):
 
 def _pictures():
     """Set5 (centre 96 px crops of the HR images) when ../shared has it, else scikit-image pictures."""
+    from nodesr_arch.commands.demo import load_picture
     from nodesr_arch.data.image_io import list_images, read_image
-    from nodesr_arch.demo import load_picture
     if os.path.isdir(SET5):
         pics = []
         for path in list_images(SET5):
@@ -134,7 +134,7 @@ def test_bundled_model_bf16_within_005_db_of_fp32(scale):
 
 
 def test_infer_and_benchmark_take_amp(tmp_path):
-    from nodesr_arch import benchmark, infer
+    from nodesr_arch.commands import benchmark, infer
     model = save_tiny_model(str(tmp_path / 'm'))
     write_images(str(tmp_path / 'in'), [(20, 24)])
     for amp, out in ((None, 'fp32'), ('bf16', 'bf16')):

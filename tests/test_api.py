@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from helpers import save_tiny_model
-from nodesr_arch import api
+from nodesr_arch import api, loading
 from nodesr_arch.api import load_model, plan_size
 from nodesr_arch.inference import enlarge_to
 
@@ -62,7 +62,7 @@ def test_load_from_checkpoint_yaml_and_experiment_folder(models, tmp_path, monke
 
 
 def test_bundled_model_is_the_default(models, tmp_path, monkeypatch):
-    monkeypatch.setattr(api, 'WEIGHTS_DIR', str(tmp_path))
+    monkeypatch.setattr(loading, 'WEIGHTS_DIR', str(tmp_path))
     with pytest.raises(FileNotFoundError, match='no bundled model'):
         load_model()
     save_tiny_model(str(tmp_path), name=api.DEFAULT_MODEL)

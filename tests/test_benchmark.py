@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import nodesr_arch  # noqa: F401,I001
-from nodesr_arch import benchmark, prepare
+from nodesr_arch.commands import benchmark, prepare
 from nodesr_arch.data.image_io import read_image
 from nodesr_arch.data.scale_space import enlarge, make_pair
 from nodesr_arch.metrics import psnr_ssim
@@ -94,7 +94,7 @@ def test_bad_arguments(tiny, tmp_path, capsys):
 # ---------------------------------------------------------------- trained models, paper layout, jobs
 
 from helpers import one_thread_fixture, save_tiny_model  # noqa: E402
-from nodesr_arch import benchmark_report  # noqa: E402
+from nodesr_arch.commands import benchmark_report  # noqa: E402
 
 one_thread = one_thread_fixture()
 
@@ -191,7 +191,7 @@ def test_split_scales_balances_the_ode_work():
 
 
 def test_solver_settings_one_row_each(tiny, tmp_path):
-    from nodesr_arch.solver_settings import parse_setting
+    from nodesr_arch.commands.solver_settings import parse_setting
     node = save_tiny_model(str(tmp_path / 'm'), 'NODEVDSR', name='node')
     out = str(tmp_path / 'out')
     argv = ['--model', 'bicubic', node, '--solver', 'trained', 'rk4:1', 'euler:2', '--data', tiny, '--scales', '2',

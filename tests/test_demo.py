@@ -4,7 +4,7 @@ import csv
 import pytest
 
 from helpers import save_tiny_model
-from nodesr_arch.demo import load_picture, main
+from nodesr_arch.commands.demo import load_picture, main
 
 
 def test_demo_prints_table_and_writes_outputs(tmp_path, capsys):

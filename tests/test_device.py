@@ -18,10 +18,10 @@ import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
 from helpers import one_thread_fixture, randomized, save_tiny_model, write_images
 from nodesr_arch.api import load_model, resolve_device
+from nodesr_arch.archs.ode import ODEIntegrator
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSRt
 from nodesr_arch.models.nodesr_model import NODESRModel
-from nodesr_arch.ode import ODEIntegrator
 
 one_thread = one_thread_fixture()
 

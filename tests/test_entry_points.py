@@ -44,7 +44,7 @@ if __name__ == '__main__':
 '''
 
 ENTRIES = {
-    'nodesr train': lambda root: [sys.executable, '-m', 'nodesr_arch.cli', 'train'],
+    'nodesr train': lambda root: [sys.executable, '-m', 'nodesr_arch.commands.cli', 'train'],
     'python -m basicsr.train': lambda root: [sys.executable, '-m', 'basicsr.train'],
     'python basicsr/train.py': lambda root: [sys.executable, os.path.join(basicsr_dir(), 'train.py')],
     'project train.py': lambda root: [sys.executable, os.path.join(root, 'train.py')],

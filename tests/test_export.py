@@ -66,7 +66,7 @@ def test_torch_export_has_no_data_dependent_guard():
 def test_nodesr_export_fixed_scale_matches_pytorch(tmp_path, capsys):
     import onnx
 
-    from nodesr_arch import export
+    from nodesr_arch.commands import export
     model = save_tiny_model(str(tmp_path / 'm'))
     out = str(tmp_path / 'x3.onnx')
     assert export.main(['-o', out, '--model', model, '--scale', '3']) == 0
@@ -81,7 +81,7 @@ def test_nodesr_export_fixed_scale_matches_pytorch(tmp_path, capsys):
 
 @needs_ort
 def test_scale_input_graph_matches_pytorch_at_other_sizes_and_scales(tmp_path):
-    from nodesr_arch.export import TOLERANCE, check_onnx, export_onnx
+    from nodesr_arch.commands.export import TOLERANCE, check_onnx, export_onnx
     net = tiny('NODERDN')
     path = str(tmp_path / 'rdn.onnx')
     module = export_onnx(net, path, num_steps=2)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import save_tiny_model
-from nodesr_arch.infer import main
+from nodesr_arch.commands.infer import main
 
 
 @pytest.fixture(scope='module')
@@ -152,7 +152,7 @@ def test_refuses_to_overwrite_outputs_and_never_inputs(model, images, tmp_path, 
 
 def test_command_line_entry_point(model, images, tmp_path):
     out = tmp_path / 'out'
-    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.cli', 'infer', '-i', str(images / 'grey.png'),
+    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.commands.cli', 'infer', '-i', str(images / 'grey.png'),
                            '-o', str(out), '--scale', '1.5', '--model', model],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -163,7 +163,7 @@ def test_command_line_entry_point(model, images, tmp_path):
 def test_exif_orientation_is_applied(tmp_path):
     from PIL import ImageOps
 
-    from nodesr_arch.infer import read_image
+    from nodesr_arch.commands.infer import read_image
 
     img = np.random.default_rng(0).integers(0, 256, (6, 9, 3)).astype(np.uint8)
     for orientation in range(1, 9):
@@ -191,7 +191,7 @@ def test_fixed_scale_model_at_another_scale_warns_once(images, tmp_path, capsys)
 
 def cli(*args):
     """Run ``nodesr infer`` in a subprocess: ``(exit status, stdout, stderr)``."""
-    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.cli', 'infer', '-q', *args], capture_output=True,
+    proc = subprocess.run([sys.executable, '-m', 'nodesr_arch.commands.cli', 'infer', '-q', *args], capture_output=True,
                           text=True, timeout=300)
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -319,7 +319,7 @@ def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, 
     """A full disk or a folder made read-only mid-run: the OS's reason, exit status 1, no half file."""
     import builtins
 
-    from nodesr_arch import infer
+    from nodesr_arch import file_io
 
     class Failing(io.FileIO):
         def write(self, data):
@@ -333,7 +333,7 @@ def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, 
             return Failing(path, 'wb')
         return builtins.open(path, mode, *args, **kwargs)
 
-    monkeypatch.setattr(infer, 'open', fake_open, raising=False)
+    monkeypatch.setattr(file_io, 'open', fake_open, raising=False)
     out = tmp_path / 'out'
     args = ['-i', str(images), '-o', str(out), '--scale', '3', '--model', model, '-q', '--trajectory', '2']
     assert main(args) == 1
@@ -360,3 +360,18 @@ def test_out_of_memory_while_running_is_one_line(model, images, tmp_path, capsys
     assert "odd.jpg: out of memory ([enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate " \
            'memory); try --tile 256 or a smaller size; nothing was written' in line
     assert listing(out) == []
+
+
+def test_each_input_is_decoded_once_and_planned_once(model, images, tmp_path, monkeypatch):
+    from nodesr_arch import api, file_io, scales
+    from nodesr_arch.commands import infer
+    decoded, planned = [], []
+    real_decode, real_plan = file_io.decode_image, scales.plan_size
+    monkeypatch.setattr(file_io, 'decode_image', lambda data, name: decoded.append(name) or real_decode(data, name))
+    for module in (infer, api):
+        monkeypatch.setattr(module, 'plan_size', lambda *a, **k: planned.append(a[0]) or real_plan(*a, **k))
+    out = tmp_path / 'out'
+    assert main(['-i', str(images), '-o', str(out), '--scale', '2', '--model', model, '-q']) == 0
+    inputs = [n for n in os.listdir(images) if not n.startswith('.')]
+    assert sorted(os.path.basename(p) for p in decoded) == sorted(inputs)
+    assert len(planned) == len(inputs)

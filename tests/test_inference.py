@@ -7,7 +7,8 @@ from torch import nn
 import nodesr_arch  # noqa: F401
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR
 from nodesr_arch.data.scale_space import enlarge, imresize
-from nodesr_arch.inference import _D8, _forward_aug, enlarge_to, output_size, run_network, self_ensemble
+from nodesr_arch.inference import _D8, _forward_aug, enlarge_to, run_network, self_ensemble
+from nodesr_arch.scales import output_size
 
 
 class NearestX2(nn.Module):

@@ -1,4 +1,4 @@
-"""The ODE integrator (nodesr_arch/ode.py) and tiling (nodesr_arch/tiling.py) on known fields and tiny nets."""
+"""The ODE integrator (nodesr_arch/archs/ode.py) and tiling (archs/tiling.py) on known fields and tiny nets."""
 import math
 
 import numpy as np
@@ -8,10 +8,11 @@ from torch import nn
 
 from helpers import one_thread_fixture, randomized
 from nodesr_arch.archs.node_util import NODEBase
+from nodesr_arch.archs.ode import ODEIntegrator, scale_at, u_at
 from nodesr_arch.archs.rdn_arch import NODERDN, RDNt
+from nodesr_arch.archs.tiling import conv_receptive_radius, tile_bounds
 from nodesr_arch.archs.vdsr_arch import NODEVDSR, VDSR, VDSRt
-from nodesr_arch.ode import ODEIntegrator, check_scale, scale_at, u_at
-from nodesr_arch.tiling import conv_receptive_radius, tile_bounds
+from nodesr_arch.scales import check_scales as check_scale
 
 
 class TimesT(nn.Module):
@@ -330,7 +331,12 @@ def test_tiling_options_are_checked():
 def test_tiling_survives_set_ode():
     net = tiny_vdsr().set_tiling(8)
     net.set_ode(num_steps=3)
-    assert net.ode.field.tile == 8 and net.ode.field.tile_pad == net.receptive_radius()
+    # the network holds the one tiling state; the new integrator evaluates f on its tiles
+    assert net.tile == 8 and net.tile_pad == net.receptive_radius()
+    sides = []
+    net.func.register_forward_pre_hook(lambda module, args: sides.append(max(args[0].shape[-2:])))
+    net(torch.rand(1, 3, 30, 17), 2.5)
+    assert len(sides) > 3 and max(sides) <= 8 + 2 * net.tile_pad < 30
 
 
 def test_classic_vdsr_tiles_too():
@@ -381,3 +387,29 @@ def test_sqrt_time_steps_unrolled_and_refused_names():
     assert torch.allclose(UnrolledNODE(net)(x, scales), net(x, scales), atol=1e-5)
     with pytest.raises(ValueError, match='time must be one of'):
         ODEIntegrator(TimesT(), time='log')
+
+
+def test_every_torchdiffeq_method_is_accepted_and_kinds_come_from_its_classes(x64):
+    from torchdiffeq._impl.odeint import SOLVERS
+    from torchdiffeq._impl.solvers import FixedGridODESolver
+
+    from nodesr_arch.archs import solvers
+    assert set(solvers.methods()) == set(SOLVERS)
+    for method, cls in SOLVERS.items():
+        ODEIntegrator(TimesT(), method=method)
+        assert solvers.is_fixed_grid(method) == issubclass(cls, FixedGridODESolver), method
+    assert 'fixed_adams' in solvers.FIXED_GRID_METHODS  # refused by the old hard-coded list
+    assert rel_error(x64, 3.0, method='fixed_adams', num_steps=32) < 1e-3
+
+
+def test_a_solver_torchdiffeq_adds_is_accepted(x64, monkeypatch):
+    """tsit5 and the implicit solvers of newer torchdiffeq releases: accepted as soon as torchdiffeq has them,
+    adaptive or fixed-grid as their classes say (stood in for here by dopri5's and euler's classes)."""
+    from torchdiffeq._impl.odeint import SOLVERS
+    monkeypatch.setitem(SOLVERS, 'tsit5', SOLVERS.get('tsit5', SOLVERS['dopri5']))
+    monkeypatch.setitem(SOLVERS, 'implicit_euler', SOLVERS.get('implicit_euler', SOLVERS['euler']))
+    tsit5 = ODEIntegrator(TimesT(), method='tsit5', rtol=1e-7, atol=1e-9)
+    assert (tsit5(x64, 2.7) - exact(x64, 2.7)).abs().max().item() < 1e-6 and tsit5.nfe > 6
+    implicit = ODEIntegrator(TimesT(), method='implicit_euler', step_size=0.5)
+    implicit(x64, 3.0)
+    assert implicit.nfe >= 4  # on the fixed grid: 4 steps of 0.5

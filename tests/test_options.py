@@ -11,8 +11,8 @@ from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
 from helpers import one_thread_fixture, write_images
-from nodesr_arch import test as nodesr_test
-from nodesr_arch import train as nodesr_train
+from nodesr_arch.commands import test as nodesr_test
+from nodesr_arch.commands import train as nodesr_train
 from nodesr_arch.models.option_check import check_options
 
 one_thread = one_thread_fixture()

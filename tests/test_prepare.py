@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 import nodesr_arch  # noqa: F401,I001
-from nodesr_arch import prepare
+from nodesr_arch.commands import prepare
 from nodesr_arch.data.continuous_scale_dataset import lmdb_meta
 from nodesr_arch.data.image_io import read_image
 from nodesr_arch.data.scale_space import metasr_pair

@@ -71,3 +71,15 @@ def test_bad_options_name_the_problem():
                                                       'num_grow_ch': 4, 'scale': 4}})
     with pytest.raises(ValueError, match='upscale'):
         build_network({'type': 'RDN', 'upscale': 8})
+
+
+def test_one_contract_reads_every_network():
+    from nodesr_arch.archs.contract import contract
+    node = build_network({'type': 'NODEVDSR', **TINY['NODEVDSR']})
+    assert contract(node) == (True, 'output', True, node.receptive_radius(), True)
+    assert contract(build_network({'type': 'VDSRt', **TINY['VDSRt']}))[:3] == (True, 'output', False)
+    assert contract(build_network({'type': 'VDSR', **TINY['VDSR']}))[:3] == (False, 'output', False)
+    assert contract(build_network({'type': 'RDN', **TINY['RDN']}))[:3] == (False, 'lr', False)
+    edsr = build_network({'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'upscale': 2})
+    assert contract(edsr) == (False, 'lr', False, None, False)  # BasicSR's networks declare nothing
+    assert contract(ARCH_REGISTRY.get('NODERDN')).is_ode and contract(ARCH_REGISTRY.get('NODERDN')).tiles

@@ -9,16 +9,16 @@ import time
 import pytest
 
 from helpers import write_images
-from nodesr_arch import test as nodesr_test
-from nodesr_arch import train as nodesr_train
+from nodesr_arch.commands import test as nodesr_test
+from nodesr_arch.commands import train as nodesr_train
 from test_train import train_options, write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
 
 def nodesr(root, *args, timeout=240):
-    return subprocess.run([sys.executable, '-m', 'nodesr_arch.cli', *args], cwd=root, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, '-m', 'nodesr_arch.commands.cli', *args], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def tree(root):
@@ -167,8 +167,8 @@ def test_a_second_run_with_the_same_name_is_refused_and_a_stale_lock_is_taken_ov
     write_data(root)
     long_run = write_yml(root, train_options('tiny', total_iter=100000, val={'val_freq': 100000},
                                              logger={'save_checkpoint_freq': 100000, 'use_tb_logger': False}))
-    first = subprocess.Popen([sys.executable, '-m', 'nodesr_arch.cli', 'train', '-opt', long_run], cwd=root, env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen([sys.executable, '-m', 'nodesr_arch.commands.cli', 'train', '-opt', long_run], cwd=root,
+                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         log_dir = os.path.join(root, 'experiments', 'tiny')
         assert wait_for(lambda: os.path.isdir(log_dir) and any(n.endswith('.log') for n in os.listdir(log_dir)))

@@ -7,7 +7,8 @@ import pytest
 import nodesr_arch  # noqa: F401  (compat fixes before basicsr)
 from nodesr_arch.data.scale_space import (enlarge, imresize, lr_file_pair, make_pair, patch_margin, scale_grid,
                                           scale_space, scale_space_patch)
-from nodesr_arch.metrics import crop_border_for, psnr_ssim
+from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.scales import crop_border as crop_border_for
 
 
 def _image(h, w, seed=0):

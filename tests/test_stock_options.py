@@ -145,7 +145,7 @@ def test_stock_file_trains(stock, door, tmp_path, unique_name):
     path = tmp_path / 'opt.yml'
     with open(path, 'w') as f:
         yaml.dump(tiny_run(opt, unique_name), f, Dumper=ordered_yaml()[1])
-    module = 'nodesr_arch.cli' if door == 'nodesr train' else 'basicsr.train'
+    module = 'nodesr_arch.commands.cli' if door == 'nodesr train' else 'basicsr.train'
     args = [sys.executable, '-m', module] + (['train'] if door == 'nodesr train' else []) + ['-opt', str(path)]
     out = run(str(tmp_path), args)
     assert 'End of training' in out, out[-3000:]

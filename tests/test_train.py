@@ -146,7 +146,7 @@ def test_nodesr_test_writes_images_and_metrics_summary(trained):
         proc = subprocess.run([nodesr] + args, cwd=root, env=ENV, capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     else:
-        run(root, args, module='nodesr_arch.cli')
+        run(root, args, module='nodesr_arch.commands.cli')
     res = os.path.join(root, 'results', 'tiny_test')
     summary = json.load(open(os.path.join(res, 'metrics.json')))
     assert set(summary) == {'val_x2', 'val_x2.5'}

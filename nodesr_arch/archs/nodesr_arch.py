@@ -5,8 +5,8 @@ from copy import deepcopy
 import torch
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase
+from nodesr_arch.registry import ARCH_REGISTRY
 
 _IN_KEYS = ('num_in_ch', 'in_chans', 'in_nc', 'in_channels')
 _OUT_KEYS = ('num_out_ch', 'out_chans', 'out_nc', 'out_channels')

@@ -2,9 +2,9 @@
 import torch
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
 from nodesr_arch.archs.node_util import NODEBase, OneShotBase
-from nodesr_arch.tiling import conv_receptive_radius
+from nodesr_arch.archs.tiling import conv_receptive_radius
+from nodesr_arch.registry import ARCH_REGISTRY
 
 
 class RDB(nn.Module):

@@ -1,9 +1,9 @@
 """VDSR (Kim et al., CVPR 2016) as the paper's backbone, its ``+t`` baseline and NODE-VDSR."""
 from torch import nn
 
-from basicsr.utils.registry import ARCH_REGISTRY
-from nodesr_arch.archs.node_util import NODEBase, OneShotBase, TilingMixin
-from nodesr_arch.tiling import tiled_apply
+from nodesr_arch.archs.contract import SRNetwork, apply_tiled
+from nodesr_arch.archs.node_util import NODEBase, OneShotBase
+from nodesr_arch.registry import ARCH_REGISTRY
 
 
 class VDSRBody(nn.Sequential):
@@ -40,7 +40,7 @@ class VDSRBody(nn.Sequential):
 
 
 @ARCH_REGISTRY.register()
-class VDSR(TilingMixin, nn.Module):
+class VDSR(SRNetwork, nn.Module):
     """Classic VDSR: ``SR = x + body(x)`` on the bicubic-enlarged image (no scale input).
 
     Args:
@@ -50,17 +50,13 @@ class VDSR(TilingMixin, nn.Module):
         num_layer (int): Default: 20.
     """
 
-    takes_scale = False
-    input_size = 'output'
-
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_layer=20):
         super().__init__()
         self.body = VDSRBody(num_in_ch, num_out_ch, num_feat, num_layer)
         self.radius = num_layer
-        self.tile, self.tile_pad = None, 0
 
     def forward(self, x):
-        return x + tiled_apply(self.body, x, self.tile, self.tile_pad)
+        return x + apply_tiled(self.body, x, self.tiling)
 
 
 @ARCH_REGISTRY.register()

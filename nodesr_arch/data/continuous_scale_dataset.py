@@ -8,12 +8,10 @@ from PIL import Image
 from torch.utils import data as data
 from torch.utils.data import get_worker_info
 
-from basicsr.data.transforms import augment
-from basicsr.utils import FileClient
-from basicsr.utils.registry import DATASET_REGISTRY
 from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
                                           scale_space_patch)
+from nodesr_arch.registry import DATASET_REGISTRY
 
 
 def _as_list(value):
@@ -205,6 +203,7 @@ class ContinuousScalePairedDataset(data.Dataset):
     def _read(self, path, client_key, display):
         if self.file_client is None:
             opt = dict(self.io_backend_opt)
+            from basicsr.utils import FileClient
             self.file_client = FileClient(opt.pop('type', 'disk'), **opt)
         if self.backend != 'lmdb' and not os.path.isfile(path):
             raise FileNotFoundError(f'image not found: {display}')
@@ -263,6 +262,7 @@ class ContinuousScalePairedDataset(data.Dataset):
                                  '(set skip_small: true to leave such images out)')
             top, left = random.randint(0, h - size), random.randint(0, w - size)
             lq, gt = scale_space_patch(img, t, top, left, size, quantize_8bit=self.quantize, levels=levels)
+        from basicsr.data.transforms import augment
         gt, lq = augment([gt, lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
         return t, lq, gt
 

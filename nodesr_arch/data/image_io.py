@@ -1,16 +1,17 @@
-"""Decoding image files for the datasets: 8/16-bit, grey, RGBA, with errors that name the file."""
+"""Images as the datasets and benchmarks use them: float32 RGB in [0, 1] from 8/16-bit, grey or RGBA files, with
+errors that name the file; benchmark dataset folders. Reading and writing files is :mod:`nodesr_arch.file_io`'s."""
 import os
 import warnings
 
-import cv2
 import numpy as np
 import torch
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+from nodesr_arch import file_io
+from nodesr_arch.file_io import IMG_EXTENSIONS, list_images  # noqa: F401  (the datasets' names for them)
 
 
 def decode_image(content, name):
-    """Decode image bytes to a float32 RGB array in [0, 1].
+    """Decode image bytes (:func:`nodesr_arch.file_io.decode_image`) to a float32 RGB array in [0, 1].
 
     Grey (1-channel) images become 3 equal channels; RGBA drops alpha with a warning; 16-bit images
     keep full precision.
@@ -23,45 +24,25 @@ def decode_image(content, name):
         tuple: ``img`` (H, W, 3) float32 RGB, ``grey`` (bool: the file had one channel),
         ``levels`` (int: 255 for 8-bit, 65535 for 16-bit).
     """
-    if content is None:
-        raise FileNotFoundError(f'image not found: {name}')
-    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if len(content) else None
-    if img is None:
-        raise ValueError(f'cannot decode image {name}: unreadable, truncated or not an image')
+    img = file_io.decode_image(content, name)
     if img.dtype == np.uint8:
         levels = 255
     elif img.dtype == np.uint16:
         levels = 65535
     else:
-        raise ValueError(f'{name}: unsupported pixel type {img.dtype} (8- or 16-bit images only)')
-    grey = img.ndim == 2 or img.shape[2] == 1
+        raise file_io.ImageReadError(f'{name}: unsupported pixel type {img.dtype} (8- or 16-bit images only)')
+    grey = img.ndim == 2
     if grey:
-        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+        img = np.repeat(img[..., None], 3, axis=2)
     elif img.shape[2] == 4:
         warnings.warn(f'{name}: RGBA image, the alpha channel is dropped', stacklevel=2)
         img = img[..., :3]
-    elif img.shape[2] != 3:
-        raise ValueError(f'{name}: {img.shape[2]} channels, expected 1, 3 or 4')
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if not grey else img
     return img.astype(np.float32) / levels, grey, levels
 
 
 def read_image(path):
-    """Read an image file; see :func:`decode_image`."""
-    try:
-        with open(path, 'rb') as f:
-            content = f.read()
-    except OSError as e:
-        raise FileNotFoundError(f'cannot read image {path}: {e.strerror}') from e
-    return decode_image(content, path)
-
-
-def list_images(folder):
-    """Sorted image files (by name) directly inside ``folder``."""
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f'not a folder: {folder}')
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMG_EXTENSIONS))
-    return [os.path.join(folder, n) for n in names]
+    """Read an image file as the datasets do; see :func:`decode_image`."""
+    return decode_image(file_io.read_bytes(path), path)
 
 
 def to_tensor(img):

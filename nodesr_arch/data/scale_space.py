@@ -11,7 +11,8 @@ import math
 import numpy as np
 import torch
 
-from basicsr.utils.matlab_functions import calculate_weights_indices
+from nodesr_arch.basicsr_source import basicsr_module
+from nodesr_arch.scales import EPS, check_scale, output_len
 
 
 @functools.lru_cache(maxsize=256)
@@ -20,6 +21,7 @@ def _resize_matrix(in_len, out_len, scale, antialiasing=True):
 
     Cached: training patches repeat the same sizes and scales. Callers must not modify the result.
     """
+    calculate_weights_indices = basicsr_module('basicsr.utils.matlab_functions').calculate_weights_indices
     weights, indices, sym_s, _ = calculate_weights_indices(in_len, out_len, scale, 'cubic', 4, antialiasing)
     mat = torch.zeros(out_len, in_len, dtype=torch.float64)
     src = indices.long() - sym_s  # BasicSR indexes the symmetrically padded signal; map back
@@ -194,7 +196,7 @@ def parse_scales(tokens):
         except ValueError as e:
             raise ValueError(f"bad scale '{tok}' (a number >= 1 or lo:hi:step): {e}") from None
         for v in values:
-            _check_scale(v)
+            check_scale(v)
             if v not in scales:
                 scales.append(v)
     return scales
@@ -212,15 +214,8 @@ def _is_multiple(n, s):
 
 
 def _out_len(lr_len, s, hr_len):
-    """``floor(lr_len * s)`` guarded against float error, at most ``hr_len``."""
-    return min(int(math.floor(lr_len * s + 1e-6)), hr_len)
-
-
-def _check_scale(s):
-    s = float(s)
-    if not math.isfinite(s) or s < 1:
-        raise ValueError(f'scale must be a finite number >= 1, got {s}')
-    return s
+    """The output length of ``lr_len`` at ``s`` (:func:`nodesr_arch.scales.output_len`), at most ``hr_len``."""
+    return min(output_len(lr_len, s), hr_len)
 
 
 def metasr_pair(hr, scale, quantize_8bit=True, levels=255):
@@ -239,7 +234,7 @@ def metasr_pair(hr, scale, quantize_8bit=True, levels=255):
     Returns:
         tuple: ``lr`` (ndarray), ``gt`` (ndarray), ``out_size`` (h, w).
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     h, w = hr.shape[:2]
     hc = h if _is_multiple(h, s) else h - 4
     wc = w if _is_multiple(w, s) else w - 4
@@ -255,9 +250,9 @@ def modcrop_pair(hr, scale, quantize_8bit=True, levels=255):
     integer scales), LR = that crop shrunk by ``1 / s`` (8-bit rounded), output size = crop size.
     Arguments and return value as :func:`metasr_pair`.
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     h, w = hr.shape[:2]
-    out = tuple(_out_len(int(math.floor(n / s + 1e-6)), s, n) for n in (h, w))
+    out = tuple(_out_len(int(math.floor(n / s + EPS)), s, n) for n in (h, w))
     if out[0] < 1 or out[1] < 1:
         raise ValueError(f'image {h}x{w} is too small for scale {s}')
     gt = np.ascontiguousarray(hr[:out[0], :out[1]], dtype=np.float32)
@@ -290,7 +285,7 @@ def lr_file_pair(lr, hr, scale, names=('LR', 'HR')):
     Returns:
         tuple: ``gt`` (ndarray), ``out_size`` (h, w).
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     for n_lr, n_hr in zip(lr.shape[:2], hr.shape[:2]):
         if not (n_hr - s - 4 - _EPS <= n_lr * s <= n_hr + s + _EPS):
             raise ValueError(f'{names[0]} is {lr.shape[0]}x{lr.shape[1]} and {names[1]} is '

@@ -1,7 +1,8 @@
 """Checkpoint writing for :class:`~nodesr_arch.models.nodesr_model.NODESRModel`: atomic files and training
 states that load with ``torch.load(..., weights_only=True)``."""
 import os
-import tempfile
+
+from nodesr_arch.file_io import atomic_write
 
 
 def to_python_numbers(obj):
@@ -28,7 +29,7 @@ def to_python_numbers(obj):
 
 
 def atomic_torch_save(obj, path):
-    """Write ``obj`` with ``torch.save`` to a temporary file in the same folder, then rename it.
+    """Write ``obj`` with ``torch.save`` through :func:`nodesr_arch.file_io.atomic_write` (synced to disk).
 
     A kill at any moment leaves either the previous complete file or the new complete file.
 
@@ -37,19 +38,10 @@ def atomic_torch_save(obj, path):
         path (str): Destination path.
     """
     import torch
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix='.tmp', dir=folder)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the mode a plain open() would
-        with os.fdopen(fd, 'wb') as f:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+
+    atomic_write(path, write, sync=True)

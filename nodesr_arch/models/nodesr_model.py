@@ -15,10 +15,12 @@ from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
-from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, output_size, run_network, self_ensemble
+from nodesr_arch.archs.contract import contract
+from nodesr_arch.file_io import is_partial
+from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, run_network, self_ensemble
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
-from nodesr_arch.models.val_util import (center_crop, gather_records, image_metrics, supports_trajectory,
-                                         trajectory_strip, write_summary)
+from nodesr_arch.models.val_util import center_crop, gather_records, image_metrics, trajectory_strip, write_summary
+from nodesr_arch.scales import output_size
 
 
 class NonFiniteLossError(RuntimeError):
@@ -125,7 +127,7 @@ class NODESRModel(SRModel):
         return float(torch.as_tensor(self.scale, dtype=torch.float64).max())
 
     def _check_input(self, net, out_size):
-        if (getattr(net, 'input_size', 'lr') == 'lr' and tuple(self.lq.shape[-2:]) == tuple(out_size)
+        if (contract(net).input_size == 'lr' and tuple(self.lq.shape[-2:]) == tuple(out_size)
                 and self._max_scale() > 1):
             raise ValueError(f'network_g: {type(net).__name__} takes the low-res image, but the batch gives lq '
                              'at output size (ContinuousScalePairedDataset); use a dataset with low-res lq '
@@ -138,12 +140,13 @@ class NODESRModel(SRModel):
         out_size = tuple(self.gt.shape[-2:])
         self._check_input(bare, out_size)
         x = self.lq
-        if getattr(bare, 'input_size', 'lr') == 'output' and tuple(x.shape[-2:]) != out_size:
+        takes_scale, input_size = contract(bare)[:2]
+        if input_size == 'output' and tuple(x.shape[-2:]) != out_size:
             x = enlarge_to(x, self._max_scale(), out_size)
 
         self.optimizer_g.zero_grad()
         with autocast(self.device, self.train_amp):
-            self.output = self.net_g(x, self.scale) if getattr(bare, 'takes_scale', False) else self.net_g(x)
+            self.output = self.net_g(x, self.scale) if takes_scale else self.net_g(x)
         self.output = self.output.to(self.gt.dtype)  # the loss in fp32 (a no-op without amp)
         if tuple(self.output.shape[-2:]) != out_size:
             raise ValueError(f'network_g output is {tuple(self.output.shape[-2:])}, gt is {out_size}')
@@ -205,14 +208,19 @@ class NODESRModel(SRModel):
 
     # ----------------------------------------------------------- checkpoints
     def _remove_partial_saves(self):
-        """Remove the temporary files of saves a killed run left (``.net_g_8.pth.*.tmp``, ``.8.state.*.tmp``)."""
+        """Remove the temporary files of saves a killed run left: ``.net_g_8.PID.partial.pth`` and
+        ``.8.PID.partial.state`` (:func:`nodesr_arch.file_io.atomic_write`), and the ``.net_g_8.pth.*.tmp``,
+        ``.8.state.*.tmp`` of earlier versions. The experiment lock makes every such file a dead run's."""
         removed = []
         for key in ('models', 'training_states'):
             folder = self.opt['path'].get(key)
-            for path in glob.glob(osp.join(folder, '.*.tmp')) if folder else []:
-                if osp.basename(path).split('.')[-3] in ('pth', 'state'):
+            for path in glob.glob(osp.join(folder, '.*')) if folder else []:
+                name = osp.basename(path)
+                parts = name.split('.')
+                old = name.endswith('.tmp') and len(parts) > 3 and parts[-3] in ('pth', 'state')
+                if old or (is_partial(name) is not None and parts[-1] in ('pth', 'state')):
                     os.remove(path)
-                    removed.append(osp.basename(path))
+                    removed.append(name)
         if removed:
             get_root_logger().warning(f'Removed {len(removed)} partial save(s) of a killed run: {removed}')
 
@@ -287,7 +295,7 @@ class NODESRModel(SRModel):
         val_opt = self.opt.get('val') or {}
         tile = val_opt.get('tile')
         if tile:
-            if not hasattr(net, 'set_tiling'):
+            if not contract(net).tiles:
                 raise ValueError(f'val:tile: {type(net).__name__} has no set_tiling (NODE-SR archs have it)')
             pad = val_opt.get('tile_pad')  # None: the network's receptive radius (exact tiling)
             net.set_tiling(int(tile), None if pad is None else int(pad))
@@ -384,7 +392,7 @@ class NODESRModel(SRModel):
     def _log_trajectory(self, net, dataset_name, current_iter, tb_logger):
         traj = self.opt['val'].get('trajectory', True)
         s = float(torch.as_tensor(self.scale, dtype=torch.float64).flatten()[0])
-        if not traj or s <= 1 or not supports_trajectory(net) or getattr(net, 'input_size', '') != 'output':
+        if not traj or s <= 1 or not contract(net).is_ode:
             return
         traj = traj if isinstance(traj, dict) else {}
         out_size = self._out_size()

@@ -14,7 +14,9 @@ import yaml
 
 from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.image_io import list_images
+from nodesr_arch.scales import check_scale
 from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
 
 
@@ -98,10 +100,12 @@ def _is_number(v):
 
 
 def _check_scale(key, value):
-    if not _is_number(value) or value != value or value in (float('inf'), float('-inf')):
+    if not _is_number(value):
         raise OptionError(f'{key}: the scale must be a finite number >= 1, got {value!r}')
-    if value < 1:
-        raise OptionError(f'{key}: the scale must be >= 1, got {value!r}')
+    try:
+        check_scale(value, name='the scale')
+    except ValueError as e:
+        raise OptionError(f'{key}: {e}') from None
 
 
 def _check_paths(key, value, must_be_dir=True):
@@ -313,7 +317,7 @@ def _check_scale_feeding(opt, model_cls, arch_cls):
         return
     model_type = opt.get('model_type', 'SRModel')
     hint = 'use model_type: NODESRModel'
-    if getattr(arch_cls, 'takes_scale', False):
+    if contract(arch_cls).takes_scale:
         raise OptionError(f"network_g:type: {opt['network_g']['type']} takes the scale (forward(x, scale)), which "
                           f'{model_type} does not feed; {hint}')
     for phase, d in opt['datasets'].items():

@@ -1,7 +1,6 @@
 """Validation helpers of :class:`~nodesr_arch.models.nodesr_model.NODESRModel`: per-image metrics with
 per-image borders, gathering results over ranks, the trajectory strip and the test summary files."""
 import csv
-import inspect
 import io
 import json
 import os
@@ -11,7 +10,8 @@ import torch.distributed as dist
 
 from basicsr.metrics import calculate_metric
 from basicsr.utils import tensor2img
-from nodesr_arch.metrics import crop_border_for
+from nodesr_arch.file_io import write_bytes
+from nodesr_arch.scales import crop_border, trajectory_scales
 
 
 def image_metrics(sr, gt, scale, grey, metric_opts):
@@ -36,7 +36,7 @@ def image_metrics(sr, gt, scale, grey, metric_opts):
         opt = dict(opt)
         opt.pop('better', None)
         if opt.get('crop_border') == 'scale':
-            opt['crop_border'] = crop_border_for(scale)  # ceil(s), docs/design.md section 3.4
+            opt['crop_border'] = crop_border(scale)  # ceil(s), docs/design.md section 3.4
         if grey:
             opt['test_y_channel'] = False
         results[name] = float(calculate_metric(data, opt))
@@ -50,14 +50,6 @@ def gather_records(records):
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, list(records))
     return [r for part in gathered for r in part]
-
-
-def supports_trajectory(net):
-    """True if ``net.forward`` takes ``t_eval`` (the NODE-SR archs)."""
-    try:
-        return 't_eval' in inspect.signature(net.forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def center_crop(x, max_size):
@@ -84,7 +76,7 @@ def trajectory_strip(net, x, scale, num=5, gap=2):
         tuple[Tensor, list[float]]: The (C, H, num * W + (num - 1) * gap) strip in [0, 1] and the ``t_i``.
     """
     num = max(2, int(num))
-    ts = [scale + (1.0 - scale) * i / (num - 1) for i in range(num)]
+    ts = trajectory_scales(num, scale)
     states = net(x, scale, t_eval=ts)[:, 0].clamp(0, 1)  # (K, C, H, W)
     white = torch.ones(states.shape[1], states.shape[2], gap, dtype=states.dtype, device=states.device)
     parts = []
@@ -112,16 +104,9 @@ def write_summary(folder, summary):
         writer.writerow([set_name, s['scale'], 'MEAN'] + [_fmt(s['metrics'].get(m)) for m in metric_names])
         for image, values in s['images'].items():
             writer.writerow([set_name, s['scale'], image] + [_fmt(values.get(m)) for m in metric_names])
-    _atomic_write(os.path.join(folder, 'metrics.csv'), buf.getvalue())
-    _atomic_write(os.path.join(folder, 'metrics.json'), json.dumps(summary, indent=2, allow_nan=True) + '\n')
+    write_bytes(os.path.join(folder, 'metrics.csv'), buf.getvalue())
+    write_bytes(os.path.join(folder, 'metrics.json'), json.dumps(summary, indent=2, allow_nan=True) + '\n')
 
 
 def _fmt(value):
     return '' if value is None else f'{value:.6f}'
-
-
-def _atomic_write(path, text):
-    tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'w') as f:
-        f.write(text)
-    os.replace(tmp, path)

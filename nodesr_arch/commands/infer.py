@@ -8,23 +8,24 @@ written; 1: failed while writing (the system's reason, e.g. no space left on dev
 import argparse
 import collections
 import io
-import math
 import os
 import sys
 import tempfile
 import warnings
 
-import cv2
-import numpy as np
+from nodesr_arch import file_io
+from nodesr_arch.file_io import IMG_EXTENSIONS, remove_stale_partials
+from nodesr_arch.scales import Plan, check_scale, plan_size
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 # extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
-OUTPUT_EXTENSIONS = {np.dtype(np.uint8): IMG_EXTENSIONS, np.dtype(np.uint16): ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
-                     np.dtype(np.float32): ('.tif', '.tiff')}
+OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff', '.ppm', '.pgm'),
+                     'float32': ('.tif', '.tiff')}
 # largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
 MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
 
-Job = collections.namedtuple('Job', 'path out t0 out_size extras channels')
+Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image')
+# decoded inputs kept from the checks for the run, so they are not decoded again, up to this many bytes in all
+KEEP_DECODED = 256 * 2**20
 
 
 class InferError(Exception):
@@ -48,9 +49,10 @@ def _scale_arg(text):
         s = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-    if not math.isfinite(s) or s < 1:
-        raise argparse.ArgumentTypeError(f'must be a finite number >= 1 (nodesr enlarges), got {text!r}')
-    return s
+    try:
+        return check_scale(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a finite number >= 1 (nodesr enlarges), got {text!r}') from None
 
 
 def _size_arg(text):
@@ -124,7 +126,7 @@ def collect_inputs(path):
 
 
 def read_image(path):
-    """Decode an image file, keeping its depth and mode.
+    """Decode an image file, keeping its depth and mode, upright as its EXIF orientation says.
 
     Returns:
         ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
@@ -132,176 +134,32 @@ def read_image(path):
     Raises:
         InferError: The file is unreadable, truncated or not an image.
     """
-    from PIL import Image, UnidentifiedImageError
-    orientation = 1
-    try:  # PIL notices truncated files that OpenCV decodes silently (half a JPEG)
-        with Image.open(path) as im:
-            im.load()
-            orientation = im.getexif().get(0x0112, 1)
-    except UnidentifiedImageError:
-        if not _is_tiff(path):  # PIL cannot read float RGB TIFFs; OpenCV's libtiff reads them
-            raise InferError(f'cannot decode image {path}: not an image in a supported format '
-                             f'({", ".join(e[1:] for e in IMG_EXTENSIONS)}; 8/16-bit, float32 TIFF)') from None
-    except OSError as e:
-        if e.errno is not None:  # the file system's error (permission denied...), not the decoder's
-            raise InferError(f'cannot read {path}: {e.strerror}') from None
-        raise InferError(f'cannot decode image {path}: {e}') from None
-    except Exception as e:
-        raise InferError(f'cannot decode image {path}: {e}') from None
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise InferError(f'cannot decode image {path}: unreadable, truncated or not an image')
-    if img.dtype not in (np.uint8, np.uint16, np.float32):
-        raise InferError(f'{path}: unsupported pixel type {img.dtype} (8/16-bit or float32 images)')
-    if img.ndim == 3 and img.shape[2] == 1:
-        img = img[..., 0]
-    if img.ndim == 3:
-        if img.shape[2] not in (3, 4):
-            raise InferError(f'{path}: {img.shape[2]} channels; expected 1, 3 or 4')
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return np.ascontiguousarray(apply_orientation(img, orientation))
-
-
-def _is_tiff(path):
-    with open(path, 'rb') as f:
-        return f.read(4) in (b'II*\x00', b'MM\x00*')
-
-
-def apply_orientation(img, orientation):
-    """Turn an image as its EXIF orientation tag (1-8) says, so the output is upright (phone photos)."""
-    if orientation in (5, 6, 7, 8):
-        img = img.swapaxes(0, 1)  # transpose, then flip as below
-    flips = {2: (False, True), 3: (True, True), 4: (True, False), 5: (False, False), 6: (False, True),
-             7: (True, True), 8: (True, False)}.get(orientation, (False, False))
-    if flips[0]:
-        img = img[::-1]
-    if flips[1]:
-        img = img[:, ::-1]
-    return img
-
-
-def _to_bgr(img):
-    if img.ndim == 3:
-        return cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    return img
-
-
-def _temp_path(final):
-    stem, ext = os.path.splitext(os.path.basename(final))
-    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
-
-
-def remove_stale_partials(folder):
-    """Remove ``.NAME.PID.partial.EXT`` files of runs that no longer live (a ``kill -9`` leaves them).
-
-    Args:
-        folder (str): An output folder.
-
-    Returns:
-        list[str]: The removed files.
-    """
-    removed = []
-    for name in os.listdir(folder):
-        parts = name.split('.')
-        if not (name.startswith('.') and len(parts) >= 4 and parts[-2] == 'partial' and parts[-3].isdigit()):
-            continue
-        try:
-            os.kill(int(parts[-3]), 0)
-            continue  # its run is alive: leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # alive, another user's
-            continue
-        try:
-            os.remove(os.path.join(folder, name))
-            removed.append(name)
-        except OSError:
-            pass
-    return removed
-
-
-def _commit(tmp, final, force):
-    """Move a finished temporary file to ``final``; without ``force`` never replace an existing file."""
-    if force:
-        os.replace(tmp, final)
-        return
     try:
-        os.link(tmp, final)  # fails if final exists, even if it appeared while we worked
-    except FileExistsError:
-        os.unlink(tmp)
-        raise RunError(f'{final} appeared while running; not overwritten (use --force)') from None
-    except OSError:  # file systems without hard links
-        if os.path.exists(final):
-            os.unlink(tmp)
-            raise RunError(f'{final} exists; not overwritten (use --force)') from None
-        os.replace(tmp, final)
-        return
-    os.unlink(tmp)
-
-
-def atomic_write(path, write, force=False):
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then move it to ``path``.
-
-    Args:
-        path (str): Final file.
-        write (callable): Writes the file it is given.
-        force (bool): Replace an existing ``path``; otherwise raise RunError if it exists.
-
-    Raises:
-        OSError: The file system's error (no space left, permission denied...); no temporary file is left.
-    """
-    tmp = _temp_path(path)
-    try:
-        write(tmp)
-        _commit(tmp, path, force)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return file_io.read_image(path, check=True)
+    except (FileNotFoundError, file_io.ImageReadError) as e:
+        raise InferError(str(e)) from None
 
 
 def encode_image(ext, img):
-    """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
-
-    Args:
-        ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
-        img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
-
-    Returns:
-        bytes: The file's contents.
-
-    Raises:
-        RunError: The format cannot hold this image (depth, channels or size).
-    """
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
+    """:func:`nodesr_arch.file_io.encode_image`, raising RunError when the format cannot hold the image."""
     try:
-        ok, buf = cv2.imencode(ext, _to_bgr(img))
-    except cv2.error as e:
-        ok, buf = False, str(e).strip().splitlines()[-1]
-    finally:
-        cv2.utils.logging.setLogLevel(level)
-    if not ok:
-        raise RunError(f'cannot encode a {img.shape[1]}x{img.shape[0]} {img.dtype} image as {ext}'
-                       f'{f" ({buf})" if isinstance(buf, str) else ""}')
-    return buf.tobytes()
-
-
-def write_image(path, img, force=False):
-    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension."""
-    write_bytes(path, encode_image(os.path.splitext(path)[1], img), force)
+        return file_io.encode_image(ext, img)
+    except file_io.ImageWriteError as e:
+        raise RunError(str(e)) from None
 
 
 def write_bytes(path, data, force=True):
-    """Write bytes atomically."""
-    def write(tmp):
-        with open(tmp, 'wb') as f:
-            f.write(data)
-
-    atomic_write(path, write, force)
+    """Write bytes atomically (:func:`nodesr_arch.file_io.atomic_write`); RunError if ``path`` exists and not
+    ``force``."""
+    try:
+        file_io.write_bytes(path, data, replace=force)
+    except FileExistsError as e:
+        raise RunError(f'{e}; not overwritten (use --force)') from None
 
 
 def to_display(img):
     """Any output image -> uint8 RGB for the trajectory strip and GIF (alpha dropped)."""
+    import numpy as np
     if img.dtype == np.uint16:
         img = np.round(img / 257.0).astype(np.uint8)
     elif img.dtype != np.uint8:
@@ -317,6 +175,8 @@ def trajectory_strip(states):
     Args:
         states (list[tuple[float, ndarray]]): ``(t, uint8 RGB image)`` pairs.
     """
+    import cv2
+    import numpy as np
     frames = []
     for t, img in states:
         frame = img.copy()
@@ -361,7 +221,8 @@ def output_ext(ext, dtype):
         ext (str): The input's extension (``''`` for none).
         dtype (np.dtype): The image's dtype: uint8, uint16 or float32.
     """
-    if ext.lower() in OUTPUT_EXTENSIONS[np.dtype(dtype)]:
+    import numpy as np
+    if ext.lower() in OUTPUT_EXTENSIONS[np.dtype(dtype).name]:
         return ext
     return '.tif' if np.dtype(dtype) == np.float32 else '.png'
 
@@ -424,13 +285,14 @@ def plan(args):
     """Check every input and output name.
 
     Returns:
-        list[Job]: ``(path, out, t0, out_size, extras, channels)`` per input; ``extras`` are the
-        trajectory strip and GIF.
+        list[Job]: ``(path, out, t0, out_size, extras, channels, image)`` per input; ``extras`` are the
+        trajectory strip and GIF; ``image`` is the decoded input while the inputs kept so far stay within
+        :data:`KEEP_DECODED` bytes (else None: the run decodes it again).
 
     Raises:
         InferError: The first problem found; nothing has been written.
     """
-    from nodesr_arch.api import check_values, plan_size
+    from nodesr_arch.api import check_values
 
     if args.trajectory is not None and args.trajectory < 2:
         raise InferError(f'--trajectory needs at least 2 scales, got {args.trajectory}')
@@ -441,12 +303,12 @@ def plan(args):
     check_output_folder(args.output)
     inputs = collect_inputs(args.input)
     in_real = {os.path.realpath(p) for p in inputs}
-    jobs, seen = [], set()
+    jobs, seen, kept = [], set(), 0
     for path in inputs:
         img = read_image(path)
         try:
             t0, out_size = plan_size(img.shape[:2], args.scale, args.size, args.width)
-            if img.dtype == np.float32:
+            if img.dtype.name == 'float32':
                 check_values(img, 0.0, 1.0, 'float image')
         except ValueError as e:
             raise InferError(f'{path}: {e}') from None
@@ -473,7 +335,9 @@ def plan(args):
             if os.path.lexists(target) and not args.force:
                 raise InferError(f'{target} exists; not overwritten (use --force)')
             check_encodable(target, size, hint)
-        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1))
+        keep = kept + img.nbytes <= KEEP_DECODED
+        kept += img.nbytes if keep else 0
+        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1, img if keep else None))
     return jobs
 
 
@@ -499,7 +363,7 @@ def check_memory(up, jobs, args):
         if need <= free:
             continue
         hint = ''
-        if args.tile is None and hasattr(up.net, 'set_tiling'):
+        if args.tile is None and up.contract.tiles:
             tiled = up.memory_estimate(job.out_size, job.channels, **{**options, 'tile': 512})
             if tiled <= free:
                 hint = f'; --tile 512 brings it to about {format_bytes(tiled)}'
@@ -533,7 +397,6 @@ def run(args):
         InferError: A request refused before anything was written.
         RunError: Writing an output failed, or memory ran out, part-way.
     """
-    from tqdm import tqdm
 
     from nodesr_arch.api import load_model
     from nodesr_arch.inference import fixed_scale_message
@@ -565,6 +428,8 @@ def run(args):
     for name in remove_stale_partials(args.output):
         print(f'nodesr infer: removed {name}, left by a killed run', file=sys.stderr)
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
+    from tqdm import tqdm
+
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)
     written = []
     for job in bar:
@@ -606,11 +471,10 @@ def enlarge(up, job, args, options):
         list[tuple[str, bytes]]: ``(path, file contents)`` of the image and, with ``--trajectory``, the strip
         and the GIF.
     """
-    img = read_image(job.path)
+    img = job.image if job.image is not None else read_image(job.path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
-        request = dict(scale=args.scale) if args.scale is not None else dict(size=job.out_size)
-        result = up.upscale(img, **request, trajectory=args.trajectory, **options)
+        result = up.upscale(img, plan=Plan(job.t0, job.out_size), trajectory=args.trajectory, **options)
     big, states = result if args.trajectory else (result, None)
     files = [(job.out, encode_image(os.path.splitext(job.out)[1], big))]
     if states is not None:

@@ -5,7 +5,7 @@ records the number of evaluations of f (NFE) and the time of each call.
 """
 import time
 
-from nodesr_arch.ode import ADAPTIVE_METHODS, FIXED_GRID_METHODS
+from nodesr_arch.archs.solvers import ADAPTIVE_METHODS, FIXED_GRID_METHODS, is_fixed_grid, methods
 
 SOLVER_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol')
 
@@ -30,22 +30,25 @@ def parse_setting(text, trained):
         opt.setdefault('atol', 1e-4)
         if opt.get('num_steps') is None:
             opt.setdefault('step_size', 1.0)
-        if opt['method'] in ADAPTIVE_METHODS:
+        if opt['method'] in methods() and not is_fixed_grid(opt['method']):
             how = f"rtol {opt['rtol']:g} atol {opt['atol']:g}"
         else:
             how = f"num_steps {opt['num_steps']}" if opt.get('num_steps') else f"step_size {opt['step_size']:g}"
         return f"trained ({opt['method']}, {how})", opt
     parts = text.split(':')
+    method = parts[0]
+    fixed = method in methods() and is_fixed_grid(method)
+    adaptive = method in methods() and not fixed
     try:
-        if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and parts[1].startswith('h') and float(parts[1][1:]) > 0:
+        if fixed and len(parts) == 2 and parts[1].startswith('h') and float(parts[1][1:]) > 0:
             h = float(parts[1][1:])
-            return f'{parts[0]}, step_size {h:g}', {'method': parts[0], 'step_size': h}
-        if parts[0] in FIXED_GRID_METHODS and len(parts) == 2 and int(parts[1]) >= 1:
+            return f'{method}, step_size {h:g}', {'method': method, 'step_size': h}
+        if fixed and len(parts) == 2 and int(parts[1]) >= 1:
             n = int(parts[1])
-            return f"{parts[0]}, {n} step{'s' if n > 1 else ''}", {'method': parts[0], 'num_steps': n}
-        if parts[0] in ADAPTIVE_METHODS and len(parts) == 3 and float(parts[1]) > 0 and float(parts[2]) > 0:
+            return f"{method}, {n} step{'s' if n > 1 else ''}", {'method': method, 'num_steps': n}
+        if adaptive and len(parts) == 3 and float(parts[1]) > 0 and float(parts[2]) > 0:
             rtol, atol = float(parts[1]), float(parts[2])
-            return f'{parts[0]}, rtol {rtol:g} atol {atol:g}', {'method': parts[0], 'rtol': rtol, 'atol': atol}
+            return f'{method}, rtol {rtol:g} atol {atol:g}', {'method': method, 'rtol': rtol, 'atol': atol}
     except ValueError:
         pass
     raise ValueError(f"bad solver setting {text!r}: use 'trained', METHOD:STEPS or METHOD:hSTEP_SIZE for "

@@ -90,7 +90,7 @@ def plot_psnr(path, rows, names):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from nodesr_arch.infer import write_bytes
+    from nodesr_arch.file_io import write_bytes
 
     scales = sorted({r['scale'] for r in rows})
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
@@ -121,9 +121,10 @@ def main(argv=None):
 def run(args):
     """Run the demo with parsed arguments; returns 0."""
     from nodesr_arch.api import load_model
+    from nodesr_arch.commands.infer import to_display, trajectory_strip
     from nodesr_arch.data.image_io import to_uint8
     from nodesr_arch.data.scale_space import enlarge, metasr_pair
-    from nodesr_arch.infer import to_display, trajectory_strip, write_bytes, write_image
+    from nodesr_arch.file_io import write_bytes, write_image
     from nodesr_arch.metrics import psnr_ssim
 
     start = time.time()
@@ -137,7 +138,7 @@ def run(args):
     rows = []
     for name, (hr, grey) in pictures.items():
         img = to_uint8(hr)
-        write_image(os.path.join(args.out, f'{name}_hr.png'), img[..., 0] if grey else img, force=True)
+        write_image(os.path.join(args.out, f'{name}_hr.png'), img[..., 0] if grey else img)
         for s in args.scales:
             lr, gt, out_size = metasr_pair(hr, s)
             results = {'bicubic': np.clip(enlarge(lr, s, out_size), 0, 1)}
@@ -147,8 +148,7 @@ def run(args):
                 psnr, ssim = psnr_ssim(sr, gt, s, grey=grey)
                 rows.append(dict(image=name, scale=s, method=method, psnr=psnr, ssim=ssim))
                 img = to_uint8(sr)
-                write_image(os.path.join(args.out, f'{name}_x{s:g}_{method}.png'), img[..., 0] if grey else img,
-                            force=True)
+                write_image(os.path.join(args.out, f'{name}_x{s:g}_{method}.png'), img[..., 0] if grey else img)
     table = format_table(rows, methods)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=['image', 'scale', 'method', 'psnr', 'ssim'])
@@ -169,7 +169,7 @@ def run(args):
         _, states = model.super_resolve(lr, s, out_size=out_size, trajectory=args.trajectory)
         strip = trajectory_strip([(t, to_display(np.clip(st, 0, 1))) for t, st in states])
         strip_path = os.path.join(args.out, f'{name}_x{s:g}_trajectory.png')
-        write_image(strip_path, strip, force=True)
+        write_image(strip_path, strip)
 
     print(f'nodesr demo: {len(names)} pictures ({", ".join(names)}), centre crop {args.crop or "none"}, '
           f'Meta-SR protocol, PSNR/SSIM on Y (grey pictures: grey channel), border ceil(s)\n')

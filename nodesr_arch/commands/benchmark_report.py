@@ -11,6 +11,8 @@ import json
 import os
 import re
 
+from nodesr_arch.file_io import write_bytes
+
 FIELDS = ['dataset', 'scale', 'model', 'psnr', 'ssim']
 IMAGE_FIELDS = ['dataset', 'scale', 'model', 'image', 'psnr', 'ssim']
 CELLS = ('psnr', 'psnr-ssim')
@@ -29,15 +31,6 @@ def scale_key(scale):
 def unique(values):
     """``values`` without repeats, in first-seen order."""
     return list(dict.fromkeys(values))
-
-
-def write_atomic(path, data):
-    """Write text or bytes to ``path`` through a temporary file (never a half-written file)."""
-    tmp = f'{path}.partial-{os.getpid()}'
-    text_opts = {} if isinstance(data, bytes) else {'newline': ''}
-    with open(tmp, 'wb' if isinstance(data, bytes) else 'w', **text_opts) as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def csv_text(rows, fields=FIELDS):
@@ -251,7 +244,7 @@ def plot(rows, path, reference=BICUBIC):
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=110)
     plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    write_bytes(path, buf.getvalue())
 
 
 def run_source(protocol=None, self_ensemble=False):
@@ -280,12 +273,12 @@ def write_results(rows, out_dir, command=None, protocol=None, per_image=None, ce
     os.makedirs(out_dir, exist_ok=True)
     source = source or run_source(protocol, self_ensemble)
     paths = [os.path.join(out_dir, 'results.csv'), os.path.join(out_dir, 'results.md')]
-    write_atomic(paths[0], csv_text(rows, FIELDS))
-    write_atomic(paths[1], markdown(rows, command, protocol, cell, max_columns, source=source))
-    write_atomic(os.path.join(out_dir, 'run.json'), json.dumps(dict(command=command, source=source), indent=1))
+    write_bytes(paths[0], csv_text(rows, FIELDS))
+    write_bytes(paths[1], markdown(rows, command, protocol, cell, max_columns, source=source))
+    write_bytes(os.path.join(out_dir, 'run.json'), json.dumps(dict(command=command, source=source), indent=1))
     if per_image:
         paths.append(os.path.join(out_dir, 'per_image.csv'))
-        write_atomic(paths[-1], csv_text(per_image, IMAGE_FIELDS))
+        write_bytes(paths[-1], csv_text(per_image, IMAGE_FIELDS))
     if with_plot and rows:
         paths.append(os.path.join(out_dir, 'psnr_vs_scale.png'))
         plot(rows, paths[-1])

@@ -14,7 +14,7 @@ bicubic) and ``OUTDIR/psnr_vs_scale.png``. LR inputs come from the HR images und
 output). Models are plug-ins: anything with ``super_resolve(lr, scale, out_size, self_ensemble=...)``;
 ``bicubic`` is built in, every other entry is loaded by ``nodesr_arch.api.load_model`` (checkpoint, option
 YAML or bundled model name). ``--solver`` evaluates each NODE model once per solver setting (rows
-``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.solver_settings`), one-shot models once. A fixed-scale
+``NAME [rk4, 2 steps]``; see :mod:`nodesr_arch.commands.solver_settings`), one-shot models once. A fixed-scale
 model (BasicSR's EDSR x2) at another scale runs at its own scale and its output is resized with bicubic:
 its rows there are named ``EDSR x2 + bicubic`` in the CSV files, tables and plot, and the terminal warns.
 
@@ -26,7 +26,6 @@ splits the scales over N processes (balanced by the number of ODE steps they nee
 scale), and ``--resume`` skips what it already holds.
 """
 import argparse
-import math
 import os
 import shlex
 import subprocess
@@ -37,14 +36,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nodesr_arch import solver_settings
-from nodesr_arch.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
-                                          read_source, scale_key, unique, write_results)
+from nodesr_arch.commands import solver_settings
+from nodesr_arch.commands.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
+                                                   read_source, scale_key, unique, write_results)
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
 from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
 from nodesr_arch.inference import FixedScaleWarning, fixed_scale_label, fixed_scale_message
 from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.scales import num_steps, output_size
 
 
 class Bicubic:
@@ -56,7 +56,7 @@ class Bicubic:
     def super_resolve(self, lr, scale, out_size=None, self_ensemble=False, **kwargs):
         """Enlarge ``lr`` (H, W, 3 float) by ``scale`` to ``out_size`` (default ``floor(h * s)``)."""
         if out_size is None:
-            out_size = tuple(int(math.floor(n * scale + 1e-6)) for n in lr.shape[:2])
+            out_size = output_size(lr.shape[:2], scale)
         if tuple(lr.shape[:2]) == tuple(out_size):
             return lr
         return enlarge(lr, scale, out_size)
@@ -210,7 +210,7 @@ def split_scales(scales, jobs):
     models one rk4 step per unit of scale (``step_size: 1.0``).
     """
     def work(s):
-        return 1 + math.ceil(s - 1 - 1e-9)
+        return 1 + (num_steps(s - 1, 1.0) if s > 1 else 0)
 
     loads, parts = [0.0] * jobs, [[] for _ in range(jobs)]
     for s in sorted(scales, key=lambda s: -work(s)):
@@ -247,7 +247,7 @@ def _run_jobs(args, scales):
     procs, dirs = [], []
     for k, part in enumerate(split_scales(scales, args.jobs)):
         out = os.path.join(args.out, 'jobs', f'job{k}')
-        cmd = [sys.executable, '-m', 'nodesr_arch.benchmark'] + _job_argv(args, part, out, threads, k)
+        cmd = [sys.executable, '-m', 'nodesr_arch.commands.benchmark'] + _job_argv(args, part, out, threads, k)
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
         dirs.append(out)
     codes = [p.wait() for p in procs]

@@ -11,14 +11,13 @@ import numbers
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint as torch_checkpoint
-from torchdiffeq import odeint, odeint_adjoint
 
+from nodesr_arch import scales
 from nodesr_arch.amp import autocast, current_autocast
-from nodesr_arch.tiling import tiled_apply
+from nodesr_arch.archs.contract import NO_TILING, apply_tiled, with_scale
+from nodesr_arch.archs.solvers import is_fixed_grid, methods, odeint, odeint_adjoint
+from nodesr_arch.scales import check_scales
 
-FIXED_GRID_METHODS = ('euler', 'midpoint', 'rk4', 'heun2', 'heun3', 'explicit_adams', 'implicit_adams')
-ADAPTIVE_METHODS = ('dopri5', 'dopri8', 'bosh3', 'fehlberg2', 'adaptive_heun', 'scipy_solver')
-_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 ODE_KEYS = ('method', 'step_size', 'num_steps', 'rtol', 'atol', 'checkpoint', 'adjoint', 'options', 'time')
 TIME_MAPS = ('linear', 'sqrt')
 
@@ -58,45 +57,6 @@ def u_at(t0, t, time='linear'):
     return max(min(u, 1.0), 0.0)
 
 
-def check_scale(scale, batch_size=None, device=None, dtype=torch.float32, name='scale'):
-    """Validate scales and return them as a tensor of shape (B,).
-
-    Args:
-        scale (float | Sequence[float] | Tensor): One scale, or one per sample. Every value must be a
-            finite real >= 1.
-        batch_size (int | None): Batch size to broadcast a single scale to.
-        device, dtype: Of the returned tensor.
-        name (str): Name used in error messages. Default: 'scale'.
-
-    Returns:
-        Tensor: Shape (B,) (or (K,) for K scales without ``batch_size``).
-
-    Raises:
-        ValueError: A scale is not a number, is NaN or infinite, is below 1, or the count mismatches.
-    """
-    if isinstance(scale, (bool, str, bytes)):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
-    try:
-        t = torch.as_tensor(scale).detach()
-    except (TypeError, ValueError, RuntimeError):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}') from None
-    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in _INT_DTYPES):
-        raise ValueError(f'{name} must be a real number >= 1, got {scale!r}')
-    t = t.to(device='cpu', dtype=torch.float64).flatten()
-    if t.numel() == 0:
-        raise ValueError(f'{name} is empty')
-    if not torch.isfinite(t).all():
-        raise ValueError(f'{name} must be finite, got {t.tolist()} (NaN or infinite)')
-    if (t < 1).any():
-        raise ValueError(f'{name} must be >= 1, got {min(t.tolist())}')
-    if batch_size is not None:
-        if t.numel() == 1:
-            t = t.expand(batch_size)
-        elif t.numel() != batch_size:
-            raise ValueError(f'got {t.numel()} values of {name} for a batch of {batch_size}')
-    return t.to(device=device, dtype=dtype)
-
-
 class _ScaledField(nn.Module):
     """Holds ``f``; :meth:`bind` gives the field ``dI/du = (1 - t0) f(cat(I, t(u)))`` of one batch.
 
@@ -109,17 +69,13 @@ class _ScaledField(nn.Module):
         super().__init__()
         self.func = func
         self.checkpoint = checkpoint
-        self.tile = None
-        self.tile_pad = 0
-        self.tile_multiple = 1
         self.nfe = 0
 
-    def evaluate(self, state, t):
-        """``f(cat(state, t))``, tiled and checkpointed as configured. ``t``: (B, 1, 1, 1)."""
+    def evaluate(self, state, t, tiling=NO_TILING):
+        """``f(cat(state, t))``, checkpointed as configured, evaluated as ``tiling`` says. ``t``: (B, 1, 1, 1)."""
 
         def f(window):
-            inp = torch.cat([window, t.expand(-1, 1, window.shape[2], window.shape[3])], dim=1)
-            return self.func(inp)
+            return self.func(with_scale(window, t))
 
         def run(window):
             if self.checkpoint and torch.is_grad_enabled():
@@ -127,15 +83,15 @@ class _ScaledField(nn.Module):
             return f(window)
 
         self.nfe += 1
-        return tiled_apply(run, state, self.tile, self.tile_pad, self.tile_multiple)
+        return apply_tiled(run, state, tiling)
 
-    def bind(self, t0, time='linear'):
+    def bind(self, t0, time='linear', tiling=NO_TILING):
         """The vector field for a batch with scales ``t0`` (B,), as a module torchdiffeq can call.
 
         Binding per call (rather than storing ``t0`` here) keeps an adjoint backward correct when the
-        network ran on another batch in between. ``time``: see :func:`scale_at`.
+        network ran on another batch in between. ``time``: see :func:`scale_at`; ``tiling``: the network's.
         """
-        return _BoundField(self, t0, time)
+        return _BoundField(self, t0, time, tiling)
 
 
 class _BoundField(nn.Module):
@@ -148,17 +104,18 @@ class _BoundField(nn.Module):
     evaluates the same ``f`` as the forward solve did.
     """
 
-    def __init__(self, field, t0, time='linear'):
+    def __init__(self, field, t0, time='linear', tiling=NO_TILING):
         super().__init__()
         object.__setattr__(self, 'field', field)  # a reference, not a submodule
         self.t0 = t0.view(-1, 1, 1, 1)
         self.time = time
+        self.tiling = tiling
         self.amp = current_autocast(t0.device.type)
 
     def forward(self, u, state):
         t, factor = scale_at(self.t0.to(state.dtype), u, self.time)
         with autocast(state.device, self.amp):
-            rate = self.field.evaluate(state, t)
+            rate = self.field.evaluate(state, t, self.tiling)
         return rate.to(state.dtype) * factor
 
 
@@ -206,9 +163,8 @@ class ODEIntegrator(nn.Module):
         if time not in TIME_MAPS:
             raise ValueError(f'ode: time must be one of {list(TIME_MAPS)}, got {time!r}')
         self.time = time
-        if method not in FIXED_GRID_METHODS + ADAPTIVE_METHODS:
-            raise ValueError(f'ode: method {method!r} is not a torchdiffeq method; choose one of '
-                             f'{FIXED_GRID_METHODS + ADAPTIVE_METHODS}')
+        if not isinstance(method, str) or method not in methods():
+            raise ValueError(f'ode: method {method!r} is not a torchdiffeq method; choose one of {list(methods())}')
         if num_steps is not None and step_size is not None:
             raise ValueError(f'ode: give step_size or num_steps, not both (got step_size={step_size!r}, '
                              f'num_steps={num_steps!r})')
@@ -242,23 +198,13 @@ class ODEIntegrator(nn.Module):
         evaluations included)."""
         return self.field.nfe
 
-    def set_tiling(self, tile=None, tile_pad=0, multiple=1):
-        """Evaluate ``f`` on overlapping tiles (see :func:`nodesr_arch.tiling.tiled_apply`); None: off."""
-        self.field.tile = tile
-        self.field.tile_pad = tile_pad
-        self.field.tile_multiple = multiple
-
     def steps_for(self, t0):
         """Number of fixed-grid steps for the scales ``t0`` (tensor of shape (B,))."""
         if self.num_steps is not None:
             return self.num_steps
-        span = float((t0 - 1).max())
-        if self.time == 'sqrt':
-            span = math.sqrt(span)
-        # the relative guard absorbs float error: (3.0 - 1) / 1.0 must give 2 steps, not 3
-        return max(1, math.ceil(span / self.step_size * (1 - 1e-6)))
+        return scales.num_steps(float((t0 - 1).max()), self.step_size, self.time)
 
-    def forward(self, x, scale, t_eval=None):
+    def forward(self, x, scale, t_eval=None, tiling=NO_TILING):
         """Integrate from ``scale`` to 1.
 
         Args:
@@ -267,12 +213,14 @@ class ODEIntegrator(nn.Module):
             t_eval (list[float] | None): Scales at which to also return states (trajectory), each in
                 [1, t0]; all samples must then share one scale. Fixed-grid solvers step exactly through
                 these scales (the grid is refined there).
+            tiling (Tiling): How to evaluate ``f``: the network's ``tiling`` (the integrator keeps none of
+                its own). Default: whole.
 
         Returns:
             Tensor: ``I(1)``, or with ``t_eval`` a tensor (K, B, C, H, W) of states at ``t_eval``.
         """
         dtype = x.dtype if x.is_floating_point() else torch.float32
-        t0 = check_scale(scale, x.shape[0], device=x.device, dtype=dtype)
+        t0 = check_scales(scale, x.shape[0], device=x.device, dtype=dtype)
         self.field.nfe = 0
         if t_eval is None:
             if bool((t0 == 1).all()):
@@ -282,7 +230,7 @@ class ODEIntegrator(nn.Module):
             if not bool((t0 == t0[0]).all()):
                 raise ValueError('trajectory (t_eval) needs one scale for the whole batch')
             s = float(t0[0])
-            t_eval = check_scale(t_eval, dtype=torch.float64, name='t_eval').tolist()
+            t_eval = check_scales(t_eval, dtype=torch.float64, name='t_eval').tolist()
             if any(v > s * (1 + 1e-6) for v in t_eval):
                 raise ValueError(f'trajectory scales must lie in [1, {s:g}], got {t_eval}')
             if s == 1:
@@ -290,15 +238,15 @@ class ODEIntegrator(nn.Module):
             u_out = [u_at(s, v, self.time) for v in t_eval]
         times = sorted(set([0.0] + u_out))
         options = dict(self.options)
-        if self.method in FIXED_GRID_METHODS and not {'step_size', 'grid_constructor'} & set(options):
+        if is_fixed_grid(self.method) and not {'step_size', 'grid_constructor'} & set(options):
             n = self.steps_for(t0)
             options['grid_constructor'] = _GridConstructor(sorted(set([i / n for i in range(n + 1)] + times)))
         times_t = torch.tensor(times, dtype=dtype, device=x.device)
-        field = self.field.bind(t0, self.time)
+        field = self.field.bind(t0, self.time, tiling)
         kwargs = dict(rtol=self.rtol, atol=self.atol, method=self.method, options=options or None)
         if self.adjoint:
             kwargs['adjoint_params'] = tuple(p for p in self.field.parameters() if p.requires_grad)
-            if self.method in ADAPTIVE_METHODS:
+            if not is_fixed_grid(self.method):
                 kwargs['adjoint_options'] = dict(options, norm='seminorm')
             states = odeint_adjoint(field, x, times_t, **kwargs)
         else:

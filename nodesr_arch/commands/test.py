@@ -1,4 +1,4 @@
-"""``nodesr test -opt Y.yml`` (or ``python -m nodesr_arch.test -opt Y.yml``): BasicSR's test pipeline with
+"""``nodesr test -opt Y.yml`` (or ``python -m nodesr_arch.commands.test -opt Y.yml``): BasicSR's test pipeline with
 NODE-SR registered, ``root_path`` = the current directory.
 
 Writes the SR images (``val: save_img: true``) to ``results/<name>/visualization/<set>/`` and, with
@@ -7,7 +7,7 @@ The options are checked before anything is written.
 """
 import sys
 
-from nodesr_arch.train import run
+from nodesr_arch.commands.train import run
 
 
 def main(argv=None):

@@ -1,0 +1,292 @@
+"""File I/O shared by the library and the commands: the image extensions, the image reader and atomic writes.
+
+Every file the project writes (images, checkpoints, CSV, JSON, Markdown) goes through :func:`atomic_write`:
+it is written to ``.STEM.PID.partial.EXT`` beside its final name, then moved there, so a reader or a killed
+run never sees half a file, and :func:`remove_stale_partials` can tell a dead run's leftovers from a live one's.
+"""
+import os
+
+IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
+#: The pixel types :func:`decode_image` returns.
+PIXEL_TYPES = ('uint8', 'uint16', 'float32')
+
+
+class ImageReadError(ValueError):
+    """An image file cannot be read or decoded; the message names the file."""
+
+
+def list_images(folder):
+    """Sorted image files (by name) directly inside ``folder``.
+
+    Args:
+        folder (str): A folder.
+
+    Returns:
+        list[str]: Paths of the files whose extension is in :data:`IMG_EXTENSIONS`.
+    """
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'not a folder: {folder}')
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMG_EXTENSIONS))
+    return [os.path.join(folder, n) for n in names]
+
+
+def decode_image(content, name):
+    """Decode image bytes keeping depth and mode, in RGB order.
+
+    Args:
+        content (bytes | None): File contents (``None``: the file was not found, as from BasicSR's ``FileClient``).
+        name (str): File name or LMDB key, for messages.
+
+    Returns:
+        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
+
+    Raises:
+        FileNotFoundError: ``content`` is None.
+        ImageReadError: Not an image, truncated, or a pixel type or channel count this project does not handle.
+    """
+    import cv2
+    import numpy as np
+    if content is None:
+        raise FileNotFoundError(f'image not found: {name}')
+    img = cv2.imdecode(np.frombuffer(content, np.uint8), cv2.IMREAD_UNCHANGED) if len(content) else None
+    if img is None:
+        raise ImageReadError(f'cannot decode image {name}: unreadable, truncated or not an image')
+    if img.dtype.name not in PIXEL_TYPES:
+        raise ImageReadError(f'{name}: unsupported pixel type {img.dtype} (8/16-bit or float32 images)')
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:
+        if img.shape[2] not in (3, 4):
+            raise ImageReadError(f'{name}: {img.shape[2]} channels; expected 1, 3 or 4')
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
+    return img
+
+
+def read_bytes(path):
+    """The contents of a file, with the file system's error naming it.
+
+    Args:
+        path (str): A file.
+
+    Raises:
+        FileNotFoundError: The file cannot be read (missing, a folder, permission denied...).
+    """
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as e:
+        raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from e
+
+
+def read_image(path, check=False):
+    """Read an image file (see :func:`decode_image`), optionally as a photo viewer shows it.
+
+    Args:
+        path (str): An image file.
+        check (bool): Also open it with PIL, which notices truncated files that OpenCV decodes silently (half
+            a JPEG), and turn the image as its EXIF orientation tag says.
+
+    Returns:
+        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
+
+    Raises:
+        FileNotFoundError: The file cannot be read.
+        ImageReadError: It cannot be decoded.
+    """
+    import numpy as np
+    content = read_bytes(path)
+    orientation = _checked_orientation(path) if check else 1
+    return np.ascontiguousarray(apply_orientation(decode_image(content, path), orientation))
+
+
+def _checked_orientation(path):
+    """The EXIF orientation of an image PIL can read fully; ImageReadError for a file PIL finds broken."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.getexif().get(0x0112, 1)
+    except UnidentifiedImageError:
+        if not _is_tiff(path):  # PIL cannot read float RGB TIFFs; OpenCV's libtiff reads them
+            raise ImageReadError(f'cannot decode image {path}: not an image in a supported format '
+                                 f'({", ".join(e[1:] for e in IMG_EXTENSIONS)}; 8/16-bit, float32 TIFF)') from None
+    except OSError as e:
+        if e.errno is not None:  # the file system's error (permission denied...), not the decoder's
+            raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
+        raise ImageReadError(f'cannot decode image {path}: {e}') from None
+    except Exception as e:
+        raise ImageReadError(f'cannot decode image {path}: {e}') from None
+    return 1
+
+
+def _is_tiff(path):
+    with open(path, 'rb') as f:
+        return f.read(4) in (b'II*\x00', b'MM\x00*')
+
+
+def apply_orientation(img, orientation):
+    """Turn an image as its EXIF orientation tag (1-8) says, so the output is upright (phone photos).
+
+    Args:
+        img (ndarray): (H, W[, C]) image.
+        orientation (int): The tag's value; 1 (or anything outside 2-8) leaves the image as it is.
+    """
+    if orientation in (5, 6, 7, 8):
+        img = img.swapaxes(0, 1)  # transpose, then flip as below
+    flips = {2: (False, True), 3: (True, True), 4: (True, False), 5: (False, False), 6: (False, True),
+             7: (True, True), 8: (True, False)}.get(orientation, (False, False))
+    if flips[0]:
+        img = img[::-1]
+    if flips[1]:
+        img = img[:, ::-1]
+    return img
+
+
+def partial_path(final):
+    """The temporary name :func:`atomic_write` writes ``final`` under: ``.STEM.PID.partial.EXT`` beside it."""
+    stem, ext = os.path.splitext(os.path.basename(final))
+    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
+
+
+def is_partial(name):
+    """Whether a file name is one of :func:`partial_path`'s; returns the PID that wrote it, else None."""
+    parts = name.split('.')
+    if name.startswith('.') and len(parts) >= 4 and parts[-2] == 'partial' and parts[-3].isdigit():
+        return int(parts[-3])
+    return None
+
+
+def remove_stale_partials(folder):
+    """Remove the partial files of runs that no longer live (a ``kill -9`` leaves them).
+
+    Args:
+        folder (str): An output folder.
+
+    Returns:
+        list[str]: The removed files.
+    """
+    removed = []
+    for name in os.listdir(folder):
+        pid = is_partial(name)
+        if pid is None:
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # its run is alive: leave it
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # alive, another user's
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+        except OSError:
+            pass
+    return removed
+
+
+def atomic_write(path, write, replace=True, sync=False):
+    """Call ``write(tmp)`` on a temporary name beside ``path`` (:func:`partial_path`), then move it to ``path``.
+
+    Args:
+        path (str): Final file.
+        write (callable): Writes the file whose path it is given.
+        replace (bool): Replace an existing ``path``; otherwise raise FileExistsError if it exists, even if it
+            appeared while ``write`` ran.
+        sync (bool): ``fsync`` the file before the move (checkpoints: the new file is complete on disk before
+            it replaces the previous one).
+
+    Raises:
+        OSError: The file system's error (no space left, permission denied...); no temporary file is left.
+        FileExistsError: ``path`` exists and ``replace`` is False; the message names it.
+    """
+    tmp = partial_path(path)
+    try:
+        write(tmp)
+        if sync:
+            with open(tmp, 'rb+') as f:
+                os.fsync(f.fileno())
+        _commit(tmp, path, replace)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _commit(tmp, final, replace):
+    """Move a finished temporary file to ``final``; without ``replace`` never replace an existing file."""
+    if replace:
+        os.replace(tmp, final)
+        return
+    try:
+        os.link(tmp, final)  # fails if final exists, even if it appeared while we worked
+    except FileExistsError:
+        raise FileExistsError(f'{final} appeared while running') from None
+    except OSError:  # file systems without hard links
+        if os.path.exists(final):
+            raise FileExistsError(f'{final} exists') from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
+def write_bytes(path, data, replace=True):
+    """Write bytes or text to ``path`` atomically (text as UTF-8, newlines as given).
+
+    Args:
+        path (str): Final file.
+        data (bytes | str): Contents.
+        replace (bool): See :func:`atomic_write`.
+    """
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+
+    def write(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(data)
+
+    atomic_write(path, write, replace)
+
+
+class ImageWriteError(ValueError):
+    """An image cannot be encoded in the format asked for (depth, channels or size)."""
+
+
+def encode_image(ext, img):
+    """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
+
+    Args:
+        ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
+        img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
+
+    Returns:
+        bytes: The file's contents.
+
+    Raises:
+        ImageWriteError: The format cannot hold this image.
+    """
+    import cv2
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR if img.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
+    try:
+        ok, buf = cv2.imencode(ext, img)
+    except cv2.error as e:
+        ok, buf = False, str(e).strip().splitlines()[-1]
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+    if not ok:
+        raise ImageWriteError(f'cannot encode a {img.shape[1]}x{img.shape[0]} {img.dtype} image as {ext}'
+                              f'{f" ({buf})" if isinstance(buf, str) else ""}')
+    return buf.tobytes()
+
+
+def write_image(path, img, replace=True):
+    """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension.
+
+    Args:
+        path (str): Final file; its extension picks the format.
+        img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
+        replace (bool): See :func:`atomic_write`.
+    """
+    write_bytes(path, encode_image(os.path.splitext(path)[1], img), replace)
