@@ -19,7 +19,7 @@ import csv
 
 import numpy as np
 
-from nodesr_arch.benchmark_report import merge_rows, read_csv, scale_key, unique
+from nodesr_arch.commands.benchmark_report import merge_rows, read_csv, scale_key, unique
 
 
 def seed_stats(rows, dataset, a, b):
