@@ -106,20 +106,41 @@ def test_ema_is_updated_and_used_for_testing(tmp_path):
 
 
 def test_low_res_batch_is_enlarged_like_the_output_size_batch(tmp_path):
-    """A PairedImageDataset batch (low-res lq, dataset scale) gives what I(s) at output size gives."""
-    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    """A PairedImageDataset batch (low-res lq, the options' scale) gives what I(s) at output size gives."""
+    opt = make_opt(tmp_path, is_train=False)
+    opt['scale'] = 2  # a top-level scale, which parse_options also copies into every dataset
+    model = NODESRModel(opt)
     randomized(model.net_g, std=0.1)
     gt = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     lr = imresize(gt, 0.5)
-    model.data_scale = 2
     model.feed_data({'lq': lr, 'gt': gt})
     model.test()
     from_lr = model.output.clone()
-    model.data_scale = None
     model.feed_data({'lq': enlarge_to(lr, 2.0, (24, 24)), 'gt': gt, 'scale': torch.tensor([2.0])})
     model.test()
     assert from_lr.shape == (1, 3, 24, 24)
     assert torch.allclose(from_lr, model.output, atol=1e-5)
+
+
+def test_batch_sizes_drive_the_model_without_dataset_options(tmp_path):
+    """A batch with lq at LR size and its own ``out_size``/``lr_size`` runs with no dataset options at all,
+    with or without GT, and gives what the same batch with I(s) at output size gives."""
+    model = NODESRModel(make_opt(tmp_path, is_train=False))
+    randomized(model.net_g, std=0.1)
+    gt = torch.rand(1, 3, 25, 25, generator=torch.Generator().manual_seed(2))
+    lr = imresize(gt, 1 / 2.5)[..., :10, :10]
+    sizes = {'scale': torch.tensor([2.5], dtype=torch.float64), 'out_size': torch.tensor([[25, 25]]),
+             'lr_size': torch.tensor([[10, 10]])}
+    outs = []
+    for data in ({'lq': lr, 'gt': gt}, {'lq': lr}, {'lq': enlarge_to(lr, 2.5, (25, 25))}):
+        model.feed_data({**data, **sizes})
+        model.test()
+        outs.append(model.output.clone())
+    assert model.lq_at_output and model._out_size() == (25, 25)
+    assert all(o.shape == (1, 3, 25, 25) for o in outs)
+    assert torch.allclose(outs[0], outs[1]) and torch.allclose(outs[0], outs[2], atol=1e-5)
+    model.feed_data({'lq': lr, **sizes})
+    assert not model.lq_at_output and model._out_size() == (25, 25)
 
 
 def test_lr_network_rejects_output_size_batch(tmp_path):

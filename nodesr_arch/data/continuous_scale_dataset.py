@@ -1,9 +1,11 @@
 """Continuous-scale paired dataset: ``I(t)`` made on the fly from GT images (docs/design.md sections 2.1, 3.2-3.3)."""
+import math
 import os
 import random
 import warnings
 from os import path as osp
 
+import torch
 from PIL import Image
 from torch.utils import data as data
 from torch.utils.data import get_worker_info
@@ -86,7 +88,10 @@ class ContinuousScalePairedDataset(data.Dataset):
 
     Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB; ``lq`` is not
     clipped, so bicubic overshoot can leave it slightly outside, exactly as at inference), ``scale``
-    (float), ``lq_path``, ``gt_path`` and ``grey`` (the file had one channel).
+    (float), ``out_size`` and ``lr_size`` (int64 tensors ``[h, w]``: the output (GT) size and the
+    low-res image's, so a batch says itself whether ``lq`` is at output size or is the LR image; in
+    training ``lr_size`` is the patch shrunk by ``1 / t0``, ``ceil(h / t0)``), ``lq_path``, ``gt_path``
+    and ``grey`` (the file had one channel).
     """
 
     def __init__(self, opt):
@@ -214,21 +219,26 @@ class ContinuousScalePairedDataset(data.Dataset):
         img, grey, levels = self._read(gt_path, client_key, display)
         if self.train:
             t, lq, gt = self._train_sample(img, levels, display)
+            lr_size = [math.ceil(n * (1.0 / t)) for n in gt.shape[:2]]  # what shrink (imresize) gives
         elif lq_path is not None:
             t = self.scale
             lq_display = f'{self.lq_root}:{lq_path}' if self.backend == 'lmdb' else lq_path
             lr, _, _ = self._read(lq_path, 'lq', lq_display)
             gt, out = lr_file_pair(lr, img, t, names=(lq_display, display))
             lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
+            lr_size = lr.shape[:2]
         else:
             t = self.scale
             lr, gt, out = make_pair(img, t, self.protocol, self.quantize, levels)
             lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
+            lr_size = lr.shape[:2]
             lq_path = gt_path
         return {
             'lq': to_tensor(lq),
             'gt': to_tensor(gt),
             'scale': float(t),
+            'out_size': torch.tensor(gt.shape[:2], dtype=torch.int64),
+            'lr_size': torch.tensor(tuple(lr_size), dtype=torch.int64),
             'lq_path': lq_path if lq_path is not None else gt_path,
             'gt_path': gt_path,
             'grey': bool(grey),

@@ -34,9 +34,11 @@ class NODESRModel(SRModel):
     Differences from BasicSR's ``SRModel``:
 
     - Feeds ``net(x, scale)`` to networks with ``takes_scale`` (``net(x)`` to the others, e.g. BasicSR's
-      EDSR). Batches from ``ContinuousScalePairedDataset`` carry ``lq = I(t0)`` at output size and a
-      per-sample ``scale``; batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
-      dataset's ``scale``: for networks with ``input_size == 'output'`` the model enlarges them itself
+      EDSR). Batches carry their own sizes: those of ``ContinuousScalePairedDataset`` hold a per-sample
+      ``scale``, ``out_size`` and ``lr_size``, and ``lq`` is ``I(t0)`` at output size (or the LR image, with
+      ``lq_size: lr``); batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
+      ``scale`` of the options (BasicSR copies the top-level ``scale`` into every dataset), else the GT-to-lq
+      ratio. For networks with ``input_size == 'output'`` the model enlarges a low-res ``lq`` itself
       (MATLAB bicubic).
     - ``train: amp: bf16`` runs the training forward under bf16 autocast, ``val: amp: bf16`` (or ``fp16``)
       validation and tests; the loss, the ODE state and the solver's sums stay fp32 (:mod:`nodesr_arch.amp`).
@@ -66,8 +68,7 @@ class NODESRModel(SRModel):
     def __init__(self, opt):
         self.nonfinite_count = 0
         self.train_amp = None
-        self.data_scale = None
-        self.data_lq_size = 'output'
+        self.batch_out_size = None  # the fed batch's own out_size, if it has one
         self.summary = OrderedDict()
         super().__init__(opt)
         if self.opt['is_train'] and self.opt.get('rank', 0) == 0:
@@ -86,23 +87,34 @@ class NODESRModel(SRModel):
 
     # ------------------------------------------------------------------ data
     def _default_scale(self):
-        if self.data_scale is not None:
-            return self.data_scale
-        if self.is_train and 'train' in self.opt.get('datasets', {}):
-            scale = self.opt['datasets']['train'].get('scale')
-            if scale is not None:
-                return scale
-        return self.opt.get('scale')
+        """Scale of batches that carry none (BasicSR's datasets): the top-level ``scale``, which BasicSR's
+        parse_options copies into every dataset, else (training) the training set's own; None if neither."""
+        scale = self.opt.get('scale')
+        if scale is None and self.is_train:
+            scale = (self.opt.get('datasets') or {}).get('train', {}).get('scale')
+        return scale
 
     def feed_data(self, data):
-        """Take a batch: ``lq``, optional ``gt``, ``scale`` (or the dataset's), optional ``grey``."""
+        """Take a batch.
+
+        Args:
+            data (dict): ``lq``, optional ``gt``, ``scale`` (per sample; absent: :meth:`_default_scale`, else
+                the GT-to-lq ratio), optional ``out_size`` (``[h, w]`` per sample: the output size; ``lq``
+                is at output size when its size is that, else it is the low-res image; absent: ``lq`` is
+                at output size exactly when the batch has ``scale``, as ``ContinuousScalePairedDataset``'s
+                default) and optional ``grey``.
+        """
         self.lq = data['lq'].to(self.device)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
         elif hasattr(self, 'gt'):
             del self.gt
-        # our dataset gives lq at output size unless told 'lq_size: lr'; BasicSR's give the low-res image
-        self.lq_at_output = 'scale' in data and self.data_lq_size != 'lr'
+        self.batch_out_size = None
+        if data.get('out_size') is not None:
+            self.batch_out_size = tuple(int(n) for n in torch.as_tensor(data['out_size']).reshape(-1, 2)[0])
+            self.lq_at_output = tuple(self.lq.shape[-2:]) == self.batch_out_size
+        else:  # BasicSR's datasets give the low-res image
+            self.lq_at_output = 'scale' in data
         if 'scale' in data:
             self.scale = data['scale']
         else:
@@ -119,6 +131,8 @@ class NODESRModel(SRModel):
     def _out_size(self):
         if hasattr(self, 'gt'):
             return tuple(self.gt.shape[-2:])
+        if self.batch_out_size is not None:
+            return self.batch_out_size
         if self.lq_at_output:
             return tuple(self.lq.shape[-2:])
         return output_size(self.lq.shape[-2:], self._max_scale())
@@ -327,8 +341,6 @@ class NODESRModel(SRModel):
         dataset_name = dataloader.dataset.opt['name']
         metric_opts = val_opt.get('metrics') or {}
         rank, _ = get_dist_info()
-        self.data_scale = dataloader.dataset.opt.get('scale')
-        self.data_lq_size = dataloader.dataset.opt.get('lq_size', 'output')
         net = self._eval_net()
         records = []
         loader = self._rank_loader(dataloader)
@@ -359,7 +371,6 @@ class NODESRModel(SRModel):
         finally:
             if pbar is not None:
                 pbar.close()
-            self.data_scale, self.data_lq_size = None, 'output'
             if self.device.type == 'cuda':
                 torch.cuda.empty_cache()
 
