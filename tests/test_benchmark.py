@@ -81,6 +81,23 @@ def test_lr_folders_from_prepare_match_the_protocol(tiny, tmp_path):
     assert _rows(made) == _rows(read)
 
 
+def test_decoded_images_as_a_dataset_and_each_sr_image_to_a_callback(tiny):
+    """A dataset of already-decoded images gives what its folder gives; on_image receives every SR image."""
+    hr_dir = os.path.join(tiny, 'HR')
+    paths = sorted(os.path.join(hr_dir, n) for n in os.listdir(hr_dir))
+    models = [('bicubic', benchmark.Bicubic())]
+    from_files, from_memory, seen = [], [], []
+    rows = benchmark.evaluate(models, [('Tiny', hr_dir, tiny)], [2.5], per_image=from_files, progress=False)
+    decoded = [(os.path.basename(p), *read_image(p)) for p in paths]
+    again = benchmark.evaluate(models, [('Tiny', decoded, None)], [2.5], per_image=from_memory, progress=False,
+                               on_image=lambda row, sr, grey: seen.append((row['image'], sr.shape, grey)))
+    assert again == rows and from_memory == from_files
+    shapes = [make_pair(img, 2.5)[1].shape for _, img, _, _ in decoded]
+    assert seen == [('a.png', shapes[0], False), ('b.png', shapes[1], False)]
+    with pytest.raises(ValueError, match='decoded images'):
+        benchmark.evaluate(models, [('Tiny', decoded, None)], [2.5], lr_dirs={(0, 2.5): hr_dir}, progress=False)
+
+
 def test_bad_arguments(tiny, tmp_path, capsys):
     out = str(tmp_path / 'out')
     assert benchmark.main(['--data', tiny, '--scales', 'x2', '--out', out]) == 2

@@ -141,13 +141,22 @@ def _pairs(hr_images, hr_dir, scale, protocol, lr_dir):
         yield sample['gt_path'], sample['lq'].numpy().transpose(1, 2, 0), gt, gt.shape[:2], sample['grey']
 
 
+def _hr_images(hr):
+    """A dataset's HR images as ``(path or name, img, grey, levels)``: read from a folder, or as given."""
+    if isinstance(hr, str):
+        return [(p, *read_image(p)) for p in list_images(hr)]
+    return list(hr)
+
+
 def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ensemble=False, sr_kwargs=None,
-             per_image=None, progress=True, skip=None, on_result=None, position=0):
+             per_image=None, progress=True, skip=None, on_result=None, position=0, on_image=None):
     """Mean PSNR/SSIM of each model on each dataset and scale.
 
     Args:
         models (list[tuple[str, object]]): ``(name, model)`` with ``model.super_resolve``.
-        datasets (list[tuple[str, str, str]]): ``(name, hr_dir, root)`` from ``resolve_dataset``.
+        datasets (list[tuple]): ``(name, hr, root)``: ``resolve_dataset``'s ``(name, hr_dir, root)``, or
+            ``hr`` a list of already-decoded images ``(name, img, grey, levels)`` as :func:`read_image`
+            gives them (``nodesr demo``'s pictures; not with ``lr_dirs``).
         scales (list[float]): Scales.
         protocol (str): 'metasr' or 'modcrop' (ignored where LR files are read).
         lr_dirs (dict | None): ``{(dataset index, scale): LR folder}``.
@@ -158,6 +167,8 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
         skip (set | None): ``(dataset name, scale_key(scale))`` groups to leave out (already done).
         on_result (callable | None): Called with the new rows after each (dataset, scale).
         position (int): tqdm bar position (parallel jobs).
+        on_image (callable | None): Called as ``on_image(row, sr, grey)`` for each SR image: its per-image
+            row (keys ``IMAGE_FIELDS``), the image (H, W, 3 float, unclipped) and whether it is grey.
 
     Returns:
         list[dict]: Rows with keys ``FIELDS``. A fixed-scale model's rows at other scales are named by
@@ -165,7 +176,10 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
     """
     lr_dirs, sr_kwargs, skip = lr_dirs or {}, sr_kwargs or {}, set(skip or ())
     todo = {i: [s for s in scales if (name, scale_key(s)) not in skip] for i, (name, _, _) in enumerate(datasets)}
-    counts = {i: len(list_images(hr_dir)) for i, (_, hr_dir, _) in enumerate(datasets)}
+    for i, (name, hr, _) in enumerate(datasets):
+        if not isinstance(hr, str) and any((i, s) in lr_dirs for s in todo[i]):
+            raise ValueError(f'dataset {name}: LR folders need an HR folder, not decoded images')
+    counts = {i: len(list_images(hr) if isinstance(hr, str) else hr) for i, (_, hr, _) in enumerate(datasets)}
     bar = tqdm(total=sum(counts[i] * len(todo[i]) for i in todo) * len(models), disable=not progress, unit='img',
                position=position, dynamic_ncols=True)
     wants_up = [takes_output_size(m) for _, m in models]
@@ -175,7 +189,7 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
         for i, (name, hr_dir, _) in enumerate(datasets):
             hr_images = None
             if any((i, s) not in lr_dirs for s in todo[i]):  # read each HR image once per dataset
-                hr_images = [(p, *read_image(p)) for p in list_images(hr_dir)]
+                hr_images = _hr_images(hr_dir)
             for s in todo[i]:
                 bar.set_description(f'{name} x{s:g}')
                 names = [row_name(n, m, s) for n, m in models]
@@ -187,9 +201,12 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
                                                  **sr_kwargs)
                         score = psnr_ssim(np.asarray(sr), gt, s, grey=grey)
                         scores[model_name].append(score)
+                        row = dict(dataset=name, scale=s, model=model_name, image=os.path.basename(path),
+                                   psnr=score[0], ssim=score[1])
                         if per_image is not None:
-                            per_image.append(dict(dataset=name, scale=s, model=model_name,
-                                                  image=os.path.basename(path), psnr=score[0], ssim=score[1]))
+                            per_image.append(row)
+                        if on_image is not None:
+                            on_image(row, np.asarray(sr), grey)
                         bar.update(1)
                 new = []
                 for model_name in names:
