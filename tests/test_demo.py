@@ -13,19 +13,41 @@ def test_demo_prints_table_and_writes_outputs(tmp_path, capsys):
     assert main(['--model', model, '--out', str(out), '--images', 'astronaut,camera', '--scales', '2,3.5',
                  '--crop', '48', '--trajectory', '3']) == 0
     text = capsys.readouterr().out
-    assert '| scale | bicubic PSNR / SSIM | tiny_NODEVDSR PSNR / SSIM | tiny_NODEVDSR gain (dB) |' in text
-    assert '| x2 |' in text and '| x3.5 |' in text
+    assert '| method | x2 | x3.5 |' in text and '| bicubic |' in text and '| tiny_NODEVDSR |' in text
+    assert 'PSNR gain over bicubic (dB)' in text
     assert str(out) in text
-    rows = list(csv.DictReader(open(out / 'results.csv')))
+    rows = list(csv.DictReader(open(out / 'per_image.csv')))
     assert len(rows) == 2 * 2 * 2
     assert all(float(r['psnr']) > 10 and 0 < float(r['ssim']) <= 1 for r in rows)
-    mean = {m: sum(float(r['psnr']) for r in rows if r['scale'] == '2.0' and r['method'] == m) / 2
+    mean = {m: sum(float(r['psnr']) for r in rows if r['scale'] == '2' and r['model'] == m) / 2
             for m in ('bicubic', 'tiny_NODEVDSR')}
-    gain_row = [line for line in text.splitlines() if line.startswith('| x2 |')][0]
-    assert gain_row.endswith(f"| {mean['tiny_NODEVDSR'] - mean['bicubic']:+.2f} |")
+    means = {r['model']: float(r['psnr']) for r in csv.DictReader(open(out / 'results.csv')) if r['scale'] == '2'}
+    assert means == pytest.approx(mean, abs=1e-3)
+    gain_row = [line for line in text.splitlines() if line.startswith('| tiny_NODEVDSR | +')
+                or line.startswith('| tiny_NODEVDSR | -')][0]
+    assert gain_row.startswith(f"| tiny_NODEVDSR | {means['tiny_NODEVDSR'] - means['bicubic']:+.2f} |")
     for name in ('psnr_vs_scale.png', 'astronaut_x3.5_trajectory.png', 'results.md', 'camera_hr.png',
                  'camera_x2_bicubic.png', 'astronaut_x3.5_tiny_NODEVDSR.png'):
         assert (out / name).stat().st_size > 0, name
+
+
+def test_demo_numbers_are_the_protocol(tmp_path):
+    """Each picture's PSNR/SSIM is psnr_ssim of the written enlargement against its Meta-SR GT (bicubic)."""
+    from nodesr_arch.data.image_io import read_image
+    from nodesr_arch.data.scale_space import metasr_pair
+    from nodesr_arch.metrics import psnr_ssim
+    model = save_tiny_model(str(tmp_path / 'model'))
+    out = tmp_path / 'demo'
+    assert main(['--model', model, '--out', str(out), '--images', 'camera,astronaut', '--scales', '2.5',
+                 '--crop', '40', '--trajectory', '0']) == 0
+    rows = {(r['image'], r['model']): r for r in csv.DictReader(open(out / 'per_image.csv'))}
+    for name in ('camera', 'astronaut'):
+        hr, grey = load_picture(name, crop=40)
+        _, gt, _ = metasr_pair(hr, 2.5)
+        sr, _, _ = read_image(str(out / f'{name}_x2.5_bicubic.png'))
+        psnr, ssim = psnr_ssim(sr, gt, 2.5, grey=grey)
+        assert float(rows[name, 'bicubic']['psnr']) == pytest.approx(psnr, abs=1e-4)
+        assert float(rows[name, 'bicubic']['ssim']) == pytest.approx(ssim, abs=1e-5)
 
 
 def test_pictures_and_bad_names():

@@ -1,13 +1,14 @@
 """``nodesr demo``: the bundled model against bicubic on scikit-image's pictures, no data needed.
 
 Each picture is shrunk at several scales with the Meta-SR protocol (MATLAB bicubic, 8-bit LR), enlarged
-back with the model and with bicubic, and measured (PSNR/SSIM on Y, border ``ceil(s)``). Writes the
-images, a trajectory strip of the ODE states, a PSNR-vs-scale plot and a CSV table.
+back with the model and with bicubic, and measured (PSNR/SSIM on Y, border ``ceil(s)``): the pictures
+are a dataset of ``nodesr benchmark``'s :func:`~nodesr_arch.commands.benchmark.evaluate`, and the tables,
+CSV files and plot are its (:mod:`nodesr_arch.commands.benchmark_report`). Writes the images, a
+trajectory strip of the ODE states, the PSNR-vs-scale plot and the tables.
 """
 import argparse
-import csv
-import io
 import os
+import shlex
 import sys
 import time
 
@@ -15,6 +16,7 @@ import numpy as np
 
 DEFAULT_IMAGES = ('astronaut', 'chelsea', 'coffee', 'rocket', 'camera')
 DEFAULT_SCALES = (1.5, 2.0, 2.5, 3.0, 4.0)
+DATASET = 'scikit-image'  # the pictures' dataset name in the tables and CSV files
 
 
 def load_picture(name, crop=192):
@@ -69,95 +71,55 @@ def build_parser():
     return p
 
 
-def format_table(rows, names):
-    """Markdown table: one row per scale, PSNR/SSIM per method averaged over the pictures, and each
-    model's PSNR gain over bicubic (``names[0]``)."""
-    def mean(s, n, key):
-        return np.mean([r[key] for r in rows if r['scale'] == s and r['method'] == n])
-
-    head = ['scale'] + [f'{n} PSNR / SSIM' for n in names] + [f'{n} gain (dB)' for n in names[1:]]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for s in sorted({r['scale'] for r in rows}):
-        cells = [f'x{s:g}'] + [f"{mean(s, n, 'psnr'):.2f} / {mean(s, n, 'ssim'):.4f}" for n in names]
-        cells += [f"{mean(s, n, 'psnr') - mean(s, names[0], 'psnr'):+.2f}" for n in names[1:]]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
-def plot_psnr(path, rows, names):
-    """PSNR (mean over pictures) against scale, one line per method."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    from nodesr_arch.file_io import write_bytes
-
-    scales = sorted({r['scale'] for r in rows})
-    fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
-    for n in names:
-        ax.plot(scales, [np.mean([r['psnr'] for r in rows if r['scale'] == s and r['method'] == n]) for s in scales],
-                marker='o', label=n)
-    ax.set_xlabel('scale')
-    ax.set_ylabel('PSNR (dB, Y)')
-    ax.set_title('nodesr demo: mean over pictures')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format='png')
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
-
-
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        return run(args, command='nodesr demo ' + ' '.join(shlex.quote(a) for a in argv))
     except (ValueError, FileNotFoundError) as e:
         print(f'nodesr demo: error: {e}', file=sys.stderr)
         return 1
 
 
-def run(args):
-    """Run the demo with parsed arguments; returns 0."""
+def run(args, command=None):
+    """Run the demo with parsed arguments; returns 0.
+
+    Args:
+        args (argparse.Namespace): :func:`build_parser`'s arguments.
+        command (str | None): The command line, kept in ``results.md`` and ``run.json``.
+    """
     from nodesr_arch.api import load_model
+    from nodesr_arch.commands.benchmark import Bicubic, evaluate
+    from nodesr_arch.commands.benchmark_report import gain_table, paper_table, write_results
     from nodesr_arch.commands.infer import to_display, trajectory_strip
     from nodesr_arch.data.image_io import to_uint8
-    from nodesr_arch.data.scale_space import enlarge, metasr_pair
-    from nodesr_arch.file_io import write_bytes, write_image
-    from nodesr_arch.metrics import psnr_ssim
+    from nodesr_arch.data.scale_space import metasr_pair
+    from nodesr_arch.file_io import write_image
 
     start = time.time()
     names = [n.strip() for n in args.images.split(',') if n.strip()]
     pictures = {n: load_picture(n, args.crop or None) for n in names}  # fail early on a bad name
     models = [load_model(spec, device=args.device) for spec in [args.model] + args.compare]
-    methods = ['bicubic'] + [m.name for m in models]
-    if len(set(methods)) != len(methods):
-        raise ValueError(f'two methods share a name: {methods}')
+    methods = [('bicubic', Bicubic())] + [(m.name, m) for m in models]
+    if len({n for n, _ in methods}) != len(methods):
+        raise ValueError(f'two methods share a name: {[n for n, _ in methods]}')
     os.makedirs(args.out, exist_ok=True)
-    rows = []
     for name, (hr, grey) in pictures.items():
         img = to_uint8(hr)
         write_image(os.path.join(args.out, f'{name}_hr.png'), img[..., 0] if grey else img)
-        for s in args.scales:
-            lr, gt, out_size = metasr_pair(hr, s)
-            results = {'bicubic': np.clip(enlarge(lr, s, out_size), 0, 1)}
-            for m in models:
-                results[m.name] = np.clip(m.super_resolve(lr, s, out_size=out_size), 0, 1)
-            for method, sr in results.items():
-                psnr, ssim = psnr_ssim(sr, gt, s, grey=grey)
-                rows.append(dict(image=name, scale=s, method=method, psnr=psnr, ssim=ssim))
-                img = to_uint8(sr)
-                write_image(os.path.join(args.out, f'{name}_x{s:g}_{method}.png'), img[..., 0] if grey else img)
-    table = format_table(rows, methods)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=['image', 'scale', 'method', 'psnr', 'ssim'])
-    writer.writeheader()
-    writer.writerows(rows)
-    write_bytes(os.path.join(args.out, 'results.csv'), buf.getvalue().encode())
-    write_bytes(os.path.join(args.out, 'results.md'), (table + '\n').encode())
-    plot = os.path.join(args.out, 'psnr_vs_scale.png')
-    plot_psnr(plot, rows, methods)
+
+    def save(row, sr, grey):
+        img = to_uint8(sr)
+        path = os.path.join(args.out, f"{row['image']}_x{row['scale']:g}_{row['model']}.png")
+        write_image(path, img[..., 0] if grey else img)
+
+    # the pictures are 8-bit: 255 levels, as read_image gives for 8-bit files
+    dataset = (DATASET, [(n, hr, grey, 255) for n, (hr, grey) in pictures.items()], None)
+    per_image = []
+    rows = evaluate(methods, [dataset], args.scales, 'metasr', per_image=per_image, progress=False, on_image=save)
+    paths = write_results(rows, args.out, command, 'metasr', per_image)
+    table = paper_table(rows, DATASET, max_columns=12)
+    gain = gain_table(rows, DATASET, max_columns=12)
 
     strip_path = None
     model = models[0]
@@ -172,13 +134,17 @@ def run(args):
         write_image(strip_path, strip)
 
     print(f'nodesr demo: {len(names)} pictures ({", ".join(names)}), centre crop {args.crop or "none"}, '
-          f'Meta-SR protocol, PSNR/SSIM on Y (grey pictures: grey channel), border ceil(s)\n')
-    print(table)
+          f'Meta-SR protocol, PSNR / SSIM on Y (grey pictures: grey channel), border ceil(s), mean over the '
+          'pictures; best PSNR in bold\n')
+    print('\n'.join(table))
+    if gain:
+        print('\nPSNR gain over bicubic (dB):\n')
+        print('\n'.join(gain))
     out = os.path.abspath(args.out)
     print(f'\nwrote to {out}:')
-    print(f'  images         {len(rows)} enlarged pictures: NAME_xSCALE_METHOD.png (and NAME_hr.png)')
-    print(f'  table          {os.path.join(out, "results.md")}, results.csv (per picture)')
-    print(f'  plot           {os.path.abspath(plot)}')
+    print(f'  images         {len(per_image)} enlarged pictures: NAME_xSCALE_METHOD.png (and NAME_hr.png)')
+    print(f'  tables         {os.path.abspath(paths[1])}, results.csv (means), per_image.csv (per picture)')
+    print(f'  plot           {os.path.join(out, "psnr_vs_scale.png")}')
     if strip_path:
         print(f'  trajectory     {os.path.abspath(strip_path)} (ODE states from t={max(args.scales):g} to 1)')
     print(f'done in {time.time() - start:.1f} s')
