@@ -104,6 +104,10 @@ def test_mixed_scale_batch_collates(gt_folder):
     assert batch['out_size'].tolist() == [[24, 24]] * 3 and batch['lr_size'].shape == (3, 2)
 
 
+def gt_folder_images(folder):
+    return sorted(os.listdir(folder))
+
+
 def _batch_scales(ds, workers):
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=workers, drop_last=True,
                                          sampler=list(range(len(ds))) * 4)
@@ -114,6 +118,10 @@ def test_scale_per_batch_is_shared_and_independent_of_workers(gt_folder):
     opt = _opt(gt_folder, gt_size=24, scale_per_batch=True, batch_size_per_gpu=2, scale_seed=5)
     scales = {workers: _batch_scales(build_dataset(opt), workers) for workers in (0, 2)}
     assert scales[0] == scales[2]  # batch b gets the scale of (seed, b) whichever worker makes it
+    # a DDP rank sees other images in the same batches: the scales do not depend on the indices
+    other_rank = torch.utils.data.DataLoader(build_dataset(opt), batch_size=2, drop_last=True,
+                                             sampler=list(reversed(range(len(gt_folder_images(gt_folder))))) * 4)
+    assert [batch['scale'].tolist() for batch in other_rank] == scales[0]
     assert all(len(set(batch)) == 1 for batch in scales[0]) and len(scales[0]) == 6
     assert len({batch[0] for batch in scales[0]}) > 1  # batches do differ
     other = _batch_scales(build_dataset(dict(opt, scale_seed=6)), 0)
