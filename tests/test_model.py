@@ -122,6 +122,28 @@ def test_low_res_batch_is_enlarged_like_the_output_size_batch(tmp_path):
     assert torch.allclose(from_lr, model.output, atol=1e-5)
 
 
+class _LowResSet(torch.utils.data.Dataset):
+    """A BasicSR-style validation set: low-res ``lq`` and ``gt``, no ``scale`` in the batch, ``scale`` option."""
+
+    def __init__(self, scale):
+        self.opt = {'name': 'lowres', 'scale': scale}
+        self.gt = torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(2))
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, index):
+        return {'lq': imresize(self.gt, 1 / 3), 'gt': self.gt, 'lq_path': 'a.png'}
+
+
+def test_validation_of_a_set_without_scales_in_its_batches_uses_the_set_scale(tmp_path):
+    model = NODESRModel(make_opt(tmp_path, is_train=False))  # no top-level scale
+    model.validation(torch.utils.data.DataLoader(_LowResSet(2.9)), 1, None, False)
+    assert model.scale == 2.9 and model.set_scale is None  # the set's option, not the 24/8 ratio
+    model.feed_data({'lq': imresize(torch.rand(1, 3, 24, 24), 1 / 3), 'gt': torch.rand(1, 3, 24, 24)})
+    assert model.scale == 3.0  # outside validation: the GT-to-lq ratio
+
+
 def test_batch_sizes_drive_the_model_without_dataset_options(tmp_path):
     """A batch with lq at LR size and its own ``out_size``/``lr_size`` runs with no dataset options at all,
     with or without GT, and gives what the same batch with I(s) at output size gives."""

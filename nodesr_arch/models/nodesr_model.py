@@ -69,6 +69,7 @@ class NODESRModel(SRModel):
         self.nonfinite_count = 0
         self.train_amp = None
         self.batch_out_size = None  # the fed batch's own out_size, if it has one
+        self.set_scale = None  # the `scale` option of the set being validated (for batches that carry none)
         self.summary = OrderedDict()
         super().__init__(opt)
         if self.opt['is_train'] and self.opt.get('rank', 0) == 0:
@@ -87,9 +88,10 @@ class NODESRModel(SRModel):
 
     # ------------------------------------------------------------------ data
     def _default_scale(self):
-        """Scale of batches that carry none (BasicSR's datasets): the top-level ``scale``, which BasicSR's
-        parse_options copies into every dataset, else (training) the training set's own; None if neither."""
-        scale = self.opt.get('scale')
+        """Scale of batches that carry none (BasicSR's datasets): in validation the set's own ``scale``
+        option, else the top-level ``scale``, which BasicSR's parse_options copies into every dataset, else
+        (training) the training set's own; None if none."""
+        scale = self.set_scale if self.set_scale is not None else self.opt.get('scale')
         if scale is None and self.is_train:
             scale = (self.opt.get('datasets') or {}).get('train', {}).get('scale')
         return scale
@@ -344,6 +346,7 @@ class NODESRModel(SRModel):
         net = self._eval_net()
         records = []
         loader = self._rank_loader(dataloader)
+        self.set_scale = dataloader.dataset.opt.get('scale')
         pbar = tqdm(total=len(loader), unit='image') if val_opt.get('pbar') and rank == 0 else None
         try:
             for idx, val_data in enumerate(loader):
@@ -369,6 +372,7 @@ class NODESRModel(SRModel):
                     pbar.update(1)
                     pbar.set_description(f'Test {name}')
         finally:
+            self.set_scale = None
             if pbar is not None:
                 pbar.close()
             if self.device.type == 'cuda':
