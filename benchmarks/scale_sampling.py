@@ -12,7 +12,6 @@ that a drifting machine load hits them alike (medians over ``--rounds``).
     OMP_NUM_THREADS=1 python -m benchmarks.scale_sampling [--rounds 20] [--batch 12] [--patch 40]
 """
 import argparse
-import math
 import random
 import statistics
 import time
@@ -23,6 +22,7 @@ import nodesr_arch  # noqa: F401
 from basicsr.archs import build_network
 from benchmarks.common import machine
 from nodesr_arch.data.scale_space import scale_grid
+from nodesr_arch.scales import num_steps
 
 NET = {'type': 'NODEVDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 32, 'num_layer': 8}
 MODES = {'per sample': {'method': 'rk4', 'step_size': 1.0}, 'per batch': {'method': 'rk4', 'step_size': 1.0},
@@ -31,7 +31,7 @@ MODES = {'per sample': {'method': 'rk4', 'step_size': 1.0}, 'per batch': {'metho
 
 def expected_evaluations(mode, grid, batch):
     """Expected evaluations of ``f`` in one forward solve, ``t0`` uniform on ``grid``."""
-    steps = [max(1, math.ceil((t - 1) * (1 - 1e-6))) for t in grid]
+    steps = [num_steps(t - 1, 1.0) for t in grid]  # rk4, step_size 1.0
     if mode == 'one step':
         return 4.0
     if mode == 'per batch':

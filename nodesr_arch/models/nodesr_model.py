@@ -156,7 +156,7 @@ class NODESRModel(SRModel):
         out_size = tuple(self.gt.shape[-2:])
         self._check_input(bare, out_size)
         x = self.lq
-        takes_scale, input_size = contract(bare)[:2]
+        takes_scale, input_size, is_ode = contract(bare)[:3]
         if input_size == 'output' and tuple(x.shape[-2:]) != out_size:
             x = enlarge_to(x, self._max_scale(), out_size)
 
@@ -191,7 +191,7 @@ class NODESRModel(SRModel):
             norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         finite = finite and bool(torch.isfinite(norm))
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if getattr(bare, 'ode', None) is not None:  # the step's cost: evaluations of f in the forward solve
+        if is_ode:  # the step's cost: evaluations of f in the forward solve
             self.log_dict['nfe'] = float(bare.ode.nfe)
         if not finite:
             self.optimizer_g.zero_grad()
