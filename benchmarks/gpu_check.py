@@ -294,34 +294,34 @@ def _status(case):
     return case['status'] + (f' ({error[:80]})' if error else '')
 
 
+def _markdown_table(head, rows):
+    """A Markdown table: the ``head`` cells, the separator and one line per row of cells."""
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
 def train_table(report):
     """Markdown table of a ``gpu_speed train`` report."""
-    lines = ['| model | precision | solver | checkpoint | batch | status | timed its | it/s | f evals/it '
-             '| peak alloc (GiB) | peak reserved (GiB) | warm-up peak alloc (GiB) | GPU-hours, 600k it |',
-             '|---|---|---|---|---|---|---|---|---|---|---|---|---|']
-    for r in report.get('cases', []):
-        status = _status(r)
-        lines.append(f"| {r['model']} | {r['precision']} | {r['solver']} | {'on' if r['checkpoint'] else 'off'} | "
-                     f"{r.get('batch', '-')}x{r.get('patch', '-')}² | {status} | {r.get('iters', '-')} | "
-                     f"{fmt(r.get('it_per_s'), '.3f')} | "
-                     f"{fmt(r.get('nfe_per_iter'), '.1f')} | {fmt(r.get('peak_alloc_gib'))} | "
-                     f"{fmt(r.get('peak_reserved_gib'))} | {fmt(r.get('warmup_peak_alloc_gib'))} | "
-                     f"{fmt(r.get('gpu_hours'), '.1f')} |")
-    return '\n'.join(lines)
+    head = ['model', 'precision', 'solver', 'checkpoint', 'batch', 'status', 'timed its', 'it/s', 'f evals/it',
+            'peak alloc (GiB)', 'peak reserved (GiB)', 'warm-up peak alloc (GiB)', 'GPU-hours, 600k it']
+    rows = [[r['model'], r['precision'], r['solver'], 'on' if r['checkpoint'] else 'off',
+             f"{r.get('batch', '-')}x{r.get('patch', '-')}²", _status(r), r.get('iters', '-'),
+             fmt(r.get('it_per_s'), '.3f'), fmt(r.get('nfe_per_iter'), '.1f'), fmt(r.get('peak_alloc_gib')),
+             fmt(r.get('peak_reserved_gib')), fmt(r.get('warmup_peak_alloc_gib')), fmt(r.get('gpu_hours'), '.1f')]
+            for r in report.get('cases', [])]
+    return _markdown_table(head, rows)
 
 
 def infer_table(report):
     """Markdown table of a ``gpu_speed infer`` report."""
-    lines = ['| model | precision | output | scale | status | timed runs | images/s | s/image | f evals '
-             '| peak alloc (GiB) |', '|---|---|---|---|---|---|---|---|---|---|']
-    for r in report.get('cases', []):
-        status = _status(r)
-        lines.append(f"| {r['model']} | {r['precision']} | {r['size']}² | x{r['scale']} | {status} | "
-                     f"{r.get('runs', '-')} | "
-                     f"{fmt(r.get('images_per_s'), '.3f')} | {fmt(r.get('s_per_image'), '.4f')} | "
-                     f"{r.get('nfe', '-')} | "
-                     f"{fmt(r.get('peak_alloc_gib'))} |")
-    return '\n'.join(lines)
+    head = ['model', 'precision', 'output', 'scale', 'status', 'timed runs', 'images/s', 's/image', 'f evals',
+            'peak alloc (GiB)']
+    rows = [[r['model'], r['precision'], f"{r['size']}²", f"x{r['scale']}", _status(r), r.get('runs', '-'),
+             fmt(r.get('images_per_s'), '.3f'), fmt(r.get('s_per_image'), '.4f'), r.get('nfe', '-'),
+             fmt(r.get('peak_alloc_gib'))]
+            for r in report.get('cases', [])]
+    return _markdown_table(head, rows)
 
 
 def write_report(work, out, mode):
