@@ -235,13 +235,22 @@ def _cuda_devices():
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def _init_gloo(**kwargs):
+    """A gloo process group, destroyed at exit: left to interpreter teardown, gloo's worker threads can
+    abort a finished run ('terminate called without an active exception', exit -6)."""
+    import atexit
+
+    import torch.distributed as dist
+    dist.init_process_group(backend='gloo', **kwargs)
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+
+
 def _gloo_pytorch(original):
 
     def _init_dist_pytorch(backend='nccl', **kwargs):
         if _cuda_devices():
             return original(backend, **kwargs)
-        import torch.distributed as dist
-        dist.init_process_group(backend='gloo', **kwargs)
+        _init_gloo(**kwargs)
 
     return _init_dist_pytorch
 
@@ -253,7 +262,6 @@ def _gloo_slurm(original):
             return original(backend, port)
         import subprocess
 
-        import torch.distributed as dist
         node_list = os.environ['SLURM_NODELIST']
         if port is not None:
             os.environ['MASTER_PORT'] = str(port)
@@ -261,7 +269,7 @@ def _gloo_slurm(original):
         os.environ.setdefault('MASTER_ADDR', subprocess.getoutput(f'scontrol show hostname {node_list} | head -n1'))
         os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
         os.environ['RANK'] = os.environ['SLURM_PROCID']
-        dist.init_process_group(backend='gloo')
+        _init_gloo()
 
     return _init_dist_slurm
 
