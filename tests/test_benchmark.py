@@ -290,6 +290,21 @@ def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
     assert '| x2 | 30.50 +- 0.100 | 30.00 +- 0.100 | +0.500 |' in out and 'NODE ahead' in out
     assert 'NODE ahead beyond the spread at 1 of 2 scales (x2)' in out
     assert (tmp_path / 'stats.csv').read_text().splitlines()[1].startswith('S,2,30.5000,0.1000,30.0000')
+    main([str(path), '--a', 'A0', 'A1', 'A2', '--b', 'B0', 'B1', 'B2', '--labels', 'NODE', 'VDSRt',
+          '--compact', '2', '3'])
+    out = capsys.readouterr().out
+    assert '| NODE | 30.50 +- 0.10 | 28.05 +- 0.10 |' in out and '| difference | **+0.50** | +0.05 |' in out
+    main([str(path), '--a', 'A0', 'A1', 'A2', '--b', 'B0', 'B1', 'B2', '--compact-diff', '3', '2'])
+    assert '| S | +0.05 | **+0.50** |' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(path), '--a', 'A0', 'A1', 'A2', '--b', 'B0', 'B1', 'B2', '--compact', '4'])
+    assert 'no results at scale(s) x4' in capsys.readouterr().err
+
+
+def test_seed_tables_scale_ranges():
+    from benchmarks.seed_tables import scale_ranges
+    assert scale_ranges([1.8, 1.9, 2.0, 3.2, 3.3, 6, 8]) == 'x1.8 to x2.0, x3.2 to x3.3, x6, x8'
+    assert scale_ranges([2.0, 3.0]) == 'x2, x3' and scale_ranges([1.5]) == 'x1.5' and scale_ranges([]) == 'none'
 
 
 def test_val_curves_reads_basicsr_logs(tmp_path, capsys):
