@@ -1,0 +1,83 @@
+"""``gpu_train.json``, the report of scripts/gpu_train.sh, from the files its parts left (no torch import: cheap).
+
+    python -m benchmarks.gpu_train_report --out DIR --names NODEVDSR_T291_gpu VDSRt_T291_gpu [--dry-run]
+
+Fields: ``speed`` (``speed.json`` of ``benchmarks.gpu_train speed`` as written), ``trainings`` (per model, the
+``NAME.json`` of ``benchmarks.gpu_train train``, with ``random_batch_it_per_s``: the eager speed case of the same
+model, and ``real_over_random``), ``compile_vs_eager`` (per model and path: ``speedup``, ``loss_diff``,
+``max_weight_diff`` after two steps, beside ``max_weight_change``: how far those steps moved the weights),
+``parts`` (each part's exit status and seconds) and ``missing`` (parts that left no file).
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def _read(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def build_report(out, names, dry_run=False):
+    """The report of the run whose files are in ``out``; ``names``: the trainings' option names."""
+    speed = _read(os.path.join(out, 'speed.json'))
+    report = {'kind': 'gpu_train', 'dry_run': dry_run, 'speed': speed, 'trainings': {}, 'compile_vs_eager': {},
+              'missing': [] if speed else ['speed']}
+    rows = (speed or {}).get('cases', [])
+    eager = {r['model']: r for r in rows if r.get('path') == 'eager' and r.get('status') == 'ok'}
+    for name in names:
+        rec = _read(os.path.join(out, f'{name}.json'))
+        if rec is None:
+            report['missing'].append(name)
+            continue
+        rate = eager.get(rec['model'], {}).get('it_per_s')
+        rec['random_batch_it_per_s'] = rate
+        rec['real_over_random'] = round(rec['it_per_s'] / rate, 3) if rate else None
+        report['trainings'][rec['model']] = rec
+    for row in rows:
+        ref = eager.get(row['model'])
+        if row.get('path') != 'eager' and row.get('status') == 'ok' and ref:
+            report['compile_vs_eager'][f"{row['model']} {row['path']}"] = {
+                'speedup': round(row['it_per_s'] / ref['it_per_s'], 3), 'loss_diff': row.get('loss_diff'),
+                'max_weight_diff': row.get('max_weight_diff'), 'max_weight_change': row.get('max_weight_change'),
+                'peak_alloc_gib': row.get('peak_alloc_gib'), 'eager_peak_alloc_gib': ref.get('peak_alloc_gib')}
+    parts = os.path.join(out, 'parts.tsv')
+    if os.path.isfile(parts):
+        with open(parts) as f:
+            report['parts'] = [dict(zip(('part', 'exit', 'seconds', 'limit_s'), line.rstrip('\n').split('\t')))
+                               for line in f if line.strip()]
+    return report
+
+
+def summary(report):
+    """A few lines for the log: each training's it/s, data wait and PSNRs; each compiled path against eager."""
+    lines = []
+    for model, rec in report['trainings'].items():
+        psnr = ', '.join(f"{k} {v.get('psnr')}" for k, v in rec['eval'].items())
+        lines.append(f"{model}: {rec['iters']} it in {rec['train_s']} s, {rec['it_per_s']} it/s with real data, "
+                     f"{rec['random_batch_it_per_s']} with random batches, data wait {rec['data_wait_fraction']:.1%}; "
+                     f'PSNR {psnr}')
+    lines += [f'{key}: {c}' for key, c in report['compile_vs_eager'].items()]
+    if report['missing']:
+        lines.append(f"missing: {report['missing']}")
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--out', required=True, help='the run folder')
+    parser.add_argument('--names', nargs='+', required=True, help='the trainings (option names)')
+    parser.add_argument('--dry-run', action='store_true', help='mark the report as a dry run')
+    args = parser.parse_args(argv)
+    report = build_report(args.out, args.names, args.dry_run)
+    with open(os.path.join(args.out, 'gpu_train.json'), 'w') as f:
+        json.dump(report, f, indent=1)
+    print(summary(report))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
