@@ -12,7 +12,7 @@ in training) on random batches already on the device, at the paper's batches: NO
 ``*_T291_gpu.yml`` files train them (16 of 200x200, one rk4 step), NODE-RDN as ``train_NODERDN_DIV2K.yml``
 (8 of 130x130, ``checkpoint: true``) with one rk4 step. Paths: eager, ``train: compile: true`` (inductor) and
 ``train: compile: {mode: reduce-overhead}`` (inductor with CUDA graphs). Each case: the first two steps from the
-same weights and batches as the eager case (loss and largest weight difference: exactness), warm-up steps, then
+same weights and batches as the eager case (loss, gradient and weight differences: exactness), warm-up steps, then
 timed steps; it/s and peak memory. Guarded and budgeted as ``benchmarks.gpu_speed`` (a failing or slow case is
 recorded and the next runs; the JSON is rewritten after every case).
 
@@ -26,7 +26,6 @@ every ``val_*`` set of the file (Meta-SR protocol, PSNR/SSIM on Y, ``crop_border
 """
 import argparse
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -41,6 +40,7 @@ from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.utils import get_root_logger, set_random_seed
 from benchmarks.gpu_speed import TINY_NETS, device_info, free, peak_memory, reset_peak, run_cases, sync
+from benchmarks.gpu_train_report import write_json
 from nodesr_arch.models.checkpoint import atomic_torch_save
 from nodesr_arch.models.option_check import check_options, load_yaml
 
@@ -168,7 +168,11 @@ def measure_step(case, device, budget_s, dry_run, eager_state, max_iters=40, war
 
     Returns:
         dict: The case with ``it_per_s``, ``s_per_it``, ``iters``, ``compile_s`` (the first step's seconds),
-        peak memory of the timed steps, and against the eager case ``first_losses`` and ``max_weight_diff``.
+        peak memory of the timed steps, ``first_losses``, and against the eager case ``loss_diff``,
+        ``max_grad_diff`` (first step; ``max_grad``: the largest eager gradient) and ``max_weight_diff`` after two
+        Adam steps (``max_weight_change``: how far eager's moved them; Adam's first steps move every weight by
+        about the learning rate whatever its gradient's size, so a gradient near zero whose sign differs gives a
+        weight difference of that order: the gradients are the measure of exactness).
     """
     opt = speed_options(case['model'], case['path'], dry_run, device.type)
     set_random_seed(0)
@@ -176,8 +180,8 @@ def measure_step(case, device, budget_s, dry_run, eager_state, max_iters=40, war
     net = model.get_bare_model(model.net_g)
     ref = eager_state.get(case['model'])
 
-    def flat():
-        return torch.cat([p.detach().float().flatten() for p in net.parameters()])
+    def flat(grad=False):
+        return torch.cat([(p.grad if grad else p).detach().float().flatten() for p in net.parameters()])
 
     if ref is None:
         with torch.no_grad():  # the output conv starts at zero: give it weights, as after some training
@@ -192,6 +196,7 @@ def measure_step(case, device, budget_s, dry_run, eager_state, max_iters=40, war
     losses = [_step(model, batches[0], 1, cudagraphs)]
     sync(device)
     first_s = time.perf_counter() - t0
+    grads = flat(grad=True)  # the first step's gradients, before Adam turns tiny differences into lr-sized ones
     losses.append(_step(model, batches[1], 2, cudagraphs))
     weights = flat()
     row = {**case, 'status': 'ok', 'batch': opt['datasets']['train']['batch_size_per_gpu'],
@@ -199,10 +204,12 @@ def measure_step(case, device, budget_s, dry_run, eager_state, max_iters=40, war
            'network': {k: v for k, v in opt['network_g'].items()}, 'compile_s': round(first_s, 2),
            'first_losses': losses}
     if ref is None:
-        eager_state[case['model']] = {'init': init, 'losses': losses, 'weights': weights,
+        eager_state[case['model']] = {'init': init, 'losses': losses, 'weights': weights, 'grads': grads,
                                       'change': float((weights - init_weights).abs().max())}
-    else:  # the two steps' difference from eager, and how far eager's two steps moved the weights
+    else:  # the difference from eager: losses, first gradients (beside their size), weights after two steps
         row['loss_diff'] = max(abs(a - b) for a, b in zip(losses, ref['losses']))
+        row['max_grad_diff'] = float((grads - ref['grads']).abs().max())
+        row['max_grad'] = float(ref['grads'].abs().max())
         row['max_weight_diff'] = float((weights - ref['weights']).abs().max())
         row['max_weight_change'] = ref['change']
     for i in range(warmup):
@@ -283,25 +290,30 @@ def train(args):
     reset_peak(device)
     start = time.perf_counter()
     deadline = start + args.seconds
-    while it < max_iters and time.perf_counter() < deadline:
-        t = time.perf_counter()
-        data = prefetcher.next()
-        if data is None:  # end of an epoch
-            epoch += 1
-            sampler.set_epoch(epoch)
-            prefetcher.reset()
+    interrupted = False
+    try:  # SIGINT (the shell's time limit) ends the training, not the run: the weights are still saved
+        while it < max_iters and time.perf_counter() < deadline:
+            t = time.perf_counter()
             data = prefetcher.next()
-        wait_s += time.perf_counter() - t
-        it += 1
-        model.update_learning_rate(it, warmup_iter=opt['train'].get('warmup_iter', -1))
-        model.feed_data(data)
-        model.optimize_parameters(it)
-        if it == min(20, max_iters // 2 or 1):  # after cudnn's autotuning and the workers' start
-            sync(device)
-            steady = (it, time.perf_counter(), wait_s)
-        if it % print_freq == 0:
-            logger.info(f"iter {it} epoch {epoch} l_pix {model.log_dict['l_pix']:.5f} "
-                        f'{it / (time.perf_counter() - start):.2f} it/s, data wait {wait_s:.1f} s')
+            if data is None:  # end of an epoch
+                epoch += 1
+                sampler.set_epoch(epoch)
+                prefetcher.reset()
+                data = prefetcher.next()
+            wait_s += time.perf_counter() - t
+            it += 1
+            model.update_learning_rate(it, warmup_iter=opt['train'].get('warmup_iter', -1))
+            model.feed_data(data)
+            model.optimize_parameters(it)
+            if it == min(20, max_iters // 2 or 1):  # after cudnn's autotuning and the workers' start
+                sync(device)
+                steady = (it, time.perf_counter(), wait_s)
+            if it % print_freq == 0:
+                logger.info(f"iter {it} epoch {epoch} l_pix {model.log_dict['l_pix']:.5f} "
+                            f'{it / (time.perf_counter() - start):.2f} it/s, data wait {wait_s:.1f} s')
+    except KeyboardInterrupt:
+        interrupted = True
+        logger.warning(f'gpu_train: interrupted at iteration {it}; saving and evaluating what there is')
     sync(device)
     train_s = time.perf_counter() - start
     arch = opt['network_g']['type']
@@ -313,15 +325,20 @@ def train(args):
               'parameters': sum(p.numel() for p in model.net_g.parameters()), 'seconds_budget': args.seconds,
               'iters': it, 'epochs': epoch + 1, 'train_s': round(train_s, 2), 'it_per_s': round(it / train_s, 3),
               'data_wait_s': round(wait_s, 2), 'data_wait_fraction': round(wait_s / train_s, 4),
-              'final_l_pix': model.log_dict['l_pix'], 'nfe_per_iter': model.log_dict.get('nfe'),
-              **peak_memory(device)}
+              'interrupted': interrupted, 'final_l_pix': model.log_dict['l_pix'],
+              'nfe_per_iter': model.log_dict.get('nfe'), **peak_memory(device)}
     if steady is not None and it > steady[0]:
         n, t, w = it - steady[0], train_s + start - steady[1], wait_s - steady[2]
         record.update(steady_it_per_s=round(n / t, 3), steady_data_wait_fraction=round(w / t, 4))
     record['weights'] = save_ema(model, os.path.join(args.out, f'{name}.pth'))
+    record['eval'] = {}
+
+    def write():  # before the evaluation too: a run cut short there still leaves its training figures
+        write_json(os.path.join(args.out, f'{name}.json'), record)
+
+    write()
     record['eval'], record['eval_s'] = evaluate(model, opt, it, args.dry_run)
-    with open(os.path.join(args.out, f'{name}.json'), 'w') as f:
-        json.dump(record, f, indent=1)
+    write()
     logger.info(f'gpu_train: {name}: {it} iterations in {train_s:.0f} s; ' + ', '.join(
         f"{k} {v.get('psnr', float('nan')):.2f}" for k, v in record['eval'].items()))
     return 0

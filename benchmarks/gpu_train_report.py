@@ -5,13 +5,24 @@
 Fields: ``speed`` (``speed.json`` of ``benchmarks.gpu_train speed`` as written), ``trainings`` (per model, the
 ``NAME.json`` of ``benchmarks.gpu_train train``, with ``random_batch_it_per_s``: the eager speed case of the same
 model, and ``real_over_random``), ``compile_vs_eager`` (per model and path: ``speedup``, ``loss_diff``,
-``max_weight_diff`` after two steps, beside ``max_weight_change``: how far those steps moved the weights),
-``parts`` (each part's exit status and seconds) and ``missing`` (parts that left no file).
+``max_grad_diff`` of the first step beside ``max_grad``, ``max_weight_diff`` after two Adam steps beside
+``max_weight_change``: how far those steps moved the weights),
+``parts`` (each earlier part's exit status and seconds) and ``missing`` (parts that left no file).
 """
 import argparse
 import json
 import os
 import sys
+
+from nodesr_arch.file_io import atomic_write
+
+
+def write_json(path, obj):
+    """``obj`` as JSON at ``path``, atomically (a killed run leaves the previous file or none, never half of one)."""
+    def write(tmp):
+        with open(tmp, 'w') as f:
+            json.dump(obj, f, indent=1)
+    atomic_write(path, write)
 
 
 def _read(path):
@@ -42,6 +53,7 @@ def build_report(out, names, dry_run=False):
         if row.get('path') != 'eager' and row.get('status') == 'ok' and ref:
             report['compile_vs_eager'][f"{row['model']} {row['path']}"] = {
                 'speedup': round(row['it_per_s'] / ref['it_per_s'], 3), 'loss_diff': row.get('loss_diff'),
+                'max_grad_diff': row.get('max_grad_diff'), 'max_grad': row.get('max_grad'),
                 'max_weight_diff': row.get('max_weight_diff'), 'max_weight_change': row.get('max_weight_change'),
                 'peak_alloc_gib': row.get('peak_alloc_gib'), 'eager_peak_alloc_gib': ref.get('peak_alloc_gib')}
     parts = os.path.join(out, 'parts.tsv')
@@ -73,8 +85,7 @@ def main(argv=None):
     parser.add_argument('--dry-run', action='store_true', help='mark the report as a dry run')
     args = parser.parse_args(argv)
     report = build_report(args.out, args.names, args.dry_run)
-    with open(os.path.join(args.out, 'gpu_train.json'), 'w') as f:
-        json.dump(report, f, indent=1)
+    write_json(os.path.join(args.out, 'gpu_train.json'), report)
     print(summary(report))
     return 0
 

@@ -48,7 +48,8 @@ LOG=$OUT_DIR/gpu_train.log
 : > "$OUT_DIR/parts.tsv"
 if [ "$DRY" = 1 ]; then
     export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-    SECONDS_EACH=${SECONDS_EACH:-2} BUDGET=${BUDGET:-300} SPEED_BUDGET=60 OVERHEAD=90 DRYFLAG=(--dry-run)  # imports
+    # generous limits: on a busy CPU each part's imports alone can take a minute
+    SECONDS_EACH=${SECONDS_EACH:-2} BUDGET=${BUDGET:-900} SPEED_BUDGET=150 OVERHEAD=200 DRYFLAG=(--dry-run)
 else
     # 540 s: about 100 for the speed check, then per model 170 of training and up to 45 of start, evaluation, saving
     SECONDS_EACH=${SECONDS_EACH:-170} BUDGET=${BUDGET:-540} SPEED_BUDGET=100 OVERHEAD=45 DRYFLAG=()
