@@ -1,11 +1,12 @@
 """The GPU training run of scripts/gpu_train.sh: training-step speed (eager, torch.compile, CUDA graphs), then
 NODE-VDSR and its twin VDSR+t trained for equal wall time on T91 + BSD200 and evaluated on Set5 / Set14.
 
-Two parts, each its own process (the shell script limits each in time; ``benchmarks.gpu_train_report`` then
+Three parts, each its own process (the shell script limits each in time; ``benchmarks.gpu_train_report`` then
 writes the report):
 
     python -m benchmarks.gpu_train speed --out DIR/speed.json [--budget 100]
-    python -m benchmarks.gpu_train train -opt options/train/train_NODEVDSR_T291_gpu.yml --out DIR --seconds 170
+    python -m benchmarks.gpu_train train -opt options/train/train_NODEVDSR_T291_gpu.yml --out DIR --seconds 165
+    python -m benchmarks.gpu_train bundled --out DIR
 
 ``speed``: one training step of NODESRModel (``feed_data`` + ``optimize_parameters``: bf16 autocast, L1, Adam, as
 in training) on random batches already on the device, at the paper's batches: NODE-VDSR and VDSR+t as the
@@ -21,6 +22,9 @@ CUDA prefetcher, for ``--seconds`` of training (not a number of iterations), the
 every ``val_*`` set of the file (Meta-SR protocol, PSNR/SSIM on Y, ``crop_border: scale``). Writes
 ``NAME.pth`` (the EMA weights, fp32, keys ``params_ema`` and ``params``: the same tensors), ``NAME.log`` and
 ``NAME.json`` (iterations, it/s with real data, the seconds spent waiting for data, peak memory, the metrics).
+
+``bundled``: the bundled models (NODEVDSR_S, VDSRt_S) evaluated on the same sets by the same code
+(``bundled.json``): the reference for the trained ones.
 
 ``--dry-run`` (every part): the same code on the CPU with tiny networks, batches and time (tests/test_gpu_train.py).
 """
@@ -46,6 +50,7 @@ from nodesr_arch.models.option_check import check_options, load_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = {'NODE-VDSR': 'options/train/train_NODEVDSR_T291_gpu.yml', 'VDSR+t': 'options/train/train_VDSRt_T291_gpu.yml'}
+BUNDLED = ('NODEVDSR_S', 'VDSRt_S')  # the reference: the bundled models, evaluated in the same run
 LABELS = {'NODEVDSR': 'NODE-VDSR', 'VDSRt': 'VDSR+t', 'NODERDN': 'NODE-RDN'}  # speed cases' names of the archs
 RDN_OPTIONS = 'options/train/train_NODERDN_DIV2K.yml'
 DATA_PREFIX = '.gpudata'  # the option files' data folder (scripts/pack_train_data.py), replaced by --data
@@ -344,6 +349,27 @@ def train(args):
     return 0
 
 
+def bundled(args):
+    """The bundled models (``nodesr_arch/weights``) evaluated on the same sets by the same code (``bundled.json``),
+    so that the trained models' figures have their reference from the same run."""
+    from nodesr_arch.loading import load_network
+    device_type = 'cpu' if args.dry_run or not torch.cuda.is_available() else 'cuda'
+    results = {}
+    for spec in BUNDLED:
+        opt = training_options(OPTIONS['NODE-VDSR'], args.out, args.data, args.dry_run, device_type)
+        name, net, net_opt = load_network(spec)
+        opt.update(is_train=False, network_g=net_opt)
+        opt['path']['results_root'] = os.path.join(os.path.abspath(args.out), 'experiments', f'bundled_{name}')
+        model = build_model(opt)
+        model.net_g.load_state_dict(net.state_dict())
+        evaluation, seconds = evaluate(model, opt, 0, args.dry_run)
+        results[name] = {'network_g': net_opt, 'eval': evaluation, 'eval_s': seconds}
+        print(f'{name}: ' + ', '.join(f"{k} {v['psnr']}" for k, v in evaluation.items()), flush=True)
+    write_json(os.path.join(args.out, 'bundled.json'), {'device': device_info(torch.device(device_type)),
+                                                        'models': results})
+    return 0
+
+
 def save_ema(model, path):
     """The EMA network (the network without EMA) as fp32 tensors on the CPU, atomically; its size and sha256."""
     net = model.get_bare_model(getattr(model, 'net_g_ema', model.net_g))
@@ -373,19 +399,19 @@ def evaluate(model, opt, current_iter, dry_run):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('part', choices=['speed', 'train'])
-    parser.add_argument('--out', required=True, help='speed: the JSON file; train: the output folder')
+    parser.add_argument('part', choices=['speed', 'train', 'bundled'])
+    parser.add_argument('--out', required=True, help='speed: the JSON file; train, bundled: the output folder')
     parser.add_argument('-opt', help='train: the option file')
-    parser.add_argument('--seconds', type=float, default=170, help='train: seconds of training')
+    parser.add_argument('--seconds', type=float, default=165, help='train: seconds of training')
     parser.add_argument('--budget', type=float, default=100, help='speed: seconds for all cases')
-    parser.add_argument('--data', default=DATA_PREFIX, help='train: the packed data folder (default .gpudata)')
+    parser.add_argument('--data', default=DATA_PREFIX, help='train, bundled: the packed data folder (default .gpudata)')
     parser.add_argument('--dry-run', action='store_true', help='tiny sizes on the CPU (checks the script)')
     parser.add_argument('--with-compile', action='store_true', help='speed --dry-run: also the compile case')
     args = parser.parse_args(argv)
     if args.part == 'train' and not args.opt:
         parser.error('train needs -opt')
     try:
-        return {'speed': speed, 'train': train}[args.part](args)
+        return {'speed': speed, 'train': train, 'bundled': bundled}[args.part](args)
     except (OSError, ValueError) as e:
         print(f'gpu_train {args.part}: error: {type(e).__name__}: {e}', file=sys.stderr)
         return 2

@@ -7,7 +7,10 @@ Fields: ``speed`` (``speed.json`` of ``benchmarks.gpu_train speed`` as written),
 model, and ``real_over_random``), ``compile_vs_eager`` (per model and path: ``speedup``, ``loss_diff``,
 ``max_grad_diff`` of the first step beside ``max_grad``, ``max_weight_diff`` after two Adam steps beside
 ``max_weight_change``: how far those steps moved the weights),
-``parts`` (each earlier part's exit status and seconds) and ``missing`` (parts that left no file).
+``bundled`` (``bundled.json``: the bundled models evaluated by the same code), ``psnr`` (per model, trained and
+bundled, and set), ``nodevdsr_beats_bundled_everywhere`` (the trained NODE-VDSR's PSNR above NODEVDSR_S's on
+every set and scale; None when either is missing), ``parts`` (each earlier part's exit status and seconds) and
+``missing`` (parts that left no file).
 """
 import argparse
 import json
@@ -56,12 +59,28 @@ def build_report(out, names, dry_run=False):
                 'max_grad_diff': row.get('max_grad_diff'), 'max_grad': row.get('max_grad'),
                 'max_weight_diff': row.get('max_weight_diff'), 'max_weight_change': row.get('max_weight_change'),
                 'peak_alloc_gib': row.get('peak_alloc_gib'), 'eager_peak_alloc_gib': ref.get('peak_alloc_gib')}
+    bundled = _read(os.path.join(out, 'bundled.json'))
+    report['bundled'] = bundled
+    if bundled is None:
+        report['missing'].append('bundled')
+    report['psnr'] = psnr_table(report['trainings'], (bundled or {}).get('models', {}))
+    new, old = report['psnr'].get('NODE-VDSR'), report['psnr'].get('NODEVDSR_S')
+    report['nodevdsr_beats_bundled_everywhere'] = (
+        all(k in old and v > old[k] for k, v in new.items()) if new and old else None)
     parts = os.path.join(out, 'parts.tsv')
     if os.path.isfile(parts):
         with open(parts) as f:
             report['parts'] = [dict(zip(('part', 'exit', 'seconds', 'limit_s'), line.rstrip('\n').split('\t')))
                                for line in f if line.strip()]
     return report
+
+
+def psnr_table(trainings, bundled):
+    """PSNR per model and set (``Set5_x2``...): the trained models and the bundled ones of the same run."""
+    table = {}
+    for model, rec in list(trainings.items()) + list(bundled.items()):
+        table[model] = {k: v['psnr'] for k, v in rec.get('eval', {}).items() if 'psnr' in v}
+    return table
 
 
 def summary(report):
@@ -73,6 +92,11 @@ def summary(report):
                      f"{rec['random_batch_it_per_s']} with random batches, data wait {rec['data_wait_fraction']:.1%}; "
                      f'PSNR {psnr}')
     lines += [f'{key}: {c}' for key, c in report['compile_vs_eager'].items()]
+    for model, row in report['psnr'].items():
+        if model not in report['trainings']:
+            lines.append(f"{model} (bundled): PSNR {', '.join(f'{k} {v}' for k, v in row.items())}")
+    if report['nodevdsr_beats_bundled_everywhere'] is not None:
+        lines.append(f"NODE-VDSR above NODEVDSR_S on every set: {report['nodevdsr_beats_bundled_everywhere']}")
     if report['missing']:
         lines.append(f"missing: {report['missing']}")
     return '\n'.join(lines)

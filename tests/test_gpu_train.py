@@ -71,11 +71,12 @@ def test_dry_run_trains_both_models_and_writes_the_report(packed, tmp_path):
                           capture_output=True, text=True, timeout=900)
     console = proc.stdout + proc.stderr
     assert proc.returncode == 0, console[-3000:]
-    files = {'gpu_train.json', 'gpu_train.log', 'parts.tsv', 'speed.json'}
+    files = {'gpu_train.json', 'gpu_train.log', 'parts.tsv', 'speed.json', 'bundled.json', 'experiments'}
     files |= {f'{n}.{ext}' for n in NAMES for ext in ('pth', 'json', 'log')}
     assert set(os.listdir(out)) == files
     report = json.loads((out / 'gpu_train.json').read_text())
-    assert report['missing'] == [] and [p['part'] for p in report['parts']] == ['speed', 'NODEVDSR', 'VDSRt']
+    assert report['missing'] == []
+    assert [p['part'] for p in report['parts']] == ['speed', 'NODEVDSR', 'VDSRt', 'bundled']
     assert {p['exit'] for p in report['parts']} == {'0'}
     cases = {(c['model'], c['path']): c for c in report['speed']['cases']}
     assert set(cases) == {('NODE-VDSR', 'eager'), ('VDSR+t', 'eager'), ('NODE-RDN', 'eager')}
@@ -96,6 +97,11 @@ def test_dry_run_trains_both_models_and_writes_the_report(packed, tmp_path):
         assert all(v.dtype == torch.float32 for v in weights['params_ema'].values())
         assert f'gpu_train: {name}: 3 iterations' in (out / f'{name}.log').read_text()
     assert 'NODE-VDSR: 3 it in' in proc.stdout
+    assert set(report['bundled']['models']) == {'NODEVDSR_S', 'VDSRt_S'}
+    assert set(report['psnr']) == {'NODE-VDSR', 'VDSR+t', 'NODEVDSR_S', 'VDSRt_S'}
+    assert all(list(row) == EVAL for row in report['psnr'].values())
+    better = all(report['psnr']['NODE-VDSR'][k] > report['psnr']['NODEVDSR_S'][k] for k in EVAL)
+    assert report['nodevdsr_beats_bundled_everywhere'] is better
 
 
 def test_report_marks_missing_parts_and_compares_compiled_paths(tmp_path):
@@ -113,7 +119,7 @@ def test_report_marks_missing_parts_and_compares_compiled_paths(tmp_path):
     (tmp_path / f'{NAMES[0]}.json').write_text(json.dumps(rec))
     (tmp_path / 'parts.tsv').write_text('speed\t0\t50\t120\nNODEVDSR\t0\t200\t225\nVDSRt\t124\t225\t225\n')
     report = build_report(str(tmp_path), NAMES)
-    assert report['missing'] == [NAMES[1]]
+    assert report['missing'] == [NAMES[1], 'bundled'] and report['nodevdsr_beats_bundled_everywhere'] is None
     assert report['trainings']['NODE-VDSR']['real_over_random'] == 0.5
     assert report['compile_vs_eager'] == {'NODE-VDSR compile': {
         'speedup': 1.25, 'loss_diff': 1e-7, 'max_grad_diff': 3e-8, 'max_grad': 0.5, 'max_weight_diff': 2e-7,
