@@ -65,7 +65,9 @@ setup(
         'basicsr==1.4.2',
         'torch>=2.0',
         'torchvision>=0.15',
-        'torchdiffeq>=0.2.3',
+        # archs/solvers.py reads torchdiffeq's private solver table (_impl.odeint.SOLVERS, _impl.solvers,
+        # _impl.scipy_wrapper): pinned to the releases tested (tests/test_ode.py with 0.2.3, 0.2.4 and 0.2.5)
+        'torchdiffeq>=0.2.3,<=0.2.5',
         'opencv-python',
         'numpy',
         'lmdb',

@@ -312,3 +312,41 @@ def test_validation_warns_when_a_fixed_scale_network_meets_another_scale(tmp_pat
         assert 'EDSR x2 + bicubic' in messages[0]
     finally:
         logger.removeHandler(caplog.handler)
+
+
+def _compile_works(backend):
+    """torch.compile can run here with ``backend`` (dynamo supports this Python; inductor has a C++ compiler)."""
+    try:
+        return bool(torch.compile(lambda x: x + 1, backend=backend)(torch.ones(1)) == 2)
+    except Exception:  # unsupported Python, no compiler: whatever torch raises
+        return False
+
+
+@pytest.mark.parametrize('backend', ['aot_eager', pytest.param('inductor', marks=pytest.mark.slow)])
+def test_compiled_training_step_equals_eager(tmp_path, backend):
+    """``train: compile`` changes nothing but speed: one step's loss, weights and EMA as eager's, checkpoint keys
+    unchanged. aot_eager (forward and backward through AOTAutograd) in seconds; inductor (real kernels, about
+    30 s of compiling on a CPU) only with ``pytest -m slow``."""
+    if not _compile_works(backend):
+        pytest.skip(f'torch.compile with {backend} does not run here')
+    net = {'type': 'NODEVDSR', 'num_feat': 8, 'num_layer': 3, 'ode': {'method': 'rk4', 'num_steps': 1}}
+    models = []
+    for compile_opt in (False, {'backend': backend}):
+        torch.manual_seed(0)
+        model = NODESRModel(make_opt(tmp_path, net=net, train={'compile': compile_opt, 'ema_decay': 0.9}))
+        randomized(model.net_g)
+        model.model_ema(0)
+        model.feed_data(batch(scale=3.0))
+        model.optimize_parameters(1)
+        models.append(model)
+    eager, compiled = models
+    assert compiled.net_g.ode.func._compiled_call_impl is not None  # f is what runs compiled
+    assert abs(eager.log_dict['l_pix'] - compiled.log_dict['l_pix']) < 1e-6
+    torch.testing.assert_close(params(compiled.net_g), params(eager.net_g), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(params(compiled.net_g_ema), params(eager.net_g_ema), rtol=1e-5, atol=1e-6)
+    assert list(compiled.net_g.state_dict()) == list(eager.net_g.state_dict())
+
+
+def test_compile_option_is_checked(tmp_path):
+    with pytest.raises(ValueError, match='train:compile'):
+        NODESRModel(make_opt(tmp_path, train={'compile': {'mod': 'max-autotune'}}))

@@ -11,6 +11,11 @@ takes ``rtol``/``atol``.
 ``torchdiffeq._impl.scipy_wrapper`` is a stand-in whose ``ScipyWrapperODESolver`` loads the real file (and SciPy)
 the first time that solver is made; every other solver is torchdiffeq's own. If torchdiffeq was imported
 before, it is used as it is.
+
+torchdiffeq's public API (``odeint``, ``odeint_adjoint``, ``odeint_event``) has no list of its methods, so this
+module reads three private names: ``torchdiffeq._impl.odeint.SOLVERS``, ``torchdiffeq._impl.solvers.FixedGridODESolver``
+and the module ``torchdiffeq._impl.scipy_wrapper``. ``setup.py`` therefore pins torchdiffeq to the releases whose
+internals were checked (0.2.3 to 0.2.5, tests/test_ode.py run against each); widen the pin only after the same check.
 """
 import importlib.util
 import os

@@ -85,6 +85,24 @@ class NODESRModel(SRModel):
             self.grad_clip = dict(max_norm=float(clip), norm_type=2.0) if clip else None
         self.max_nonfinite = int(train_opt.get('max_nonfinite', 10))
         self.train_amp = parse_amp(train_opt.get('amp'), 'train:amp', training=True)
+        self._compile_network(train_opt.get('compile', False))
+
+    def _compile_network(self, value):
+        """``train: compile``: ``true`` or a dict of ``torch.compile`` arguments (``mode``, ``backend``,
+        ``dynamic``, ``fullgraph``, ``options``) compiles the training network in place (``nn.Module.compile``:
+        names, state dicts and checkpoints stay those of the eager network). For ODE networks only ``f`` is
+        compiled: the solver's Python (step grid, torchdiffeq's checks) would break the graph at every step.
+        EMA copies stay eager. Exact to float tolerance on the CPU (tests/test_model.py); its speed on a GPU
+        is not measured yet (docs/gpu.md)."""
+        if value is False or value is None:
+            return
+        keys = ('mode', 'backend', 'dynamic', 'fullgraph', 'options')
+        if not (value is True or (isinstance(value, dict) and set(value) <= set(keys))):
+            raise ValueError(f'train:compile: must be true, false or a dict with keys among {list(keys)}, '
+                             f'got {value!r}')
+        bare = self.get_bare_model(self.net_g)
+        target = bare.ode.func if contract(bare).is_ode else bare
+        target.compile(**(value if isinstance(value, dict) else {}))
 
     # ------------------------------------------------------------------ data
     def _default_scale(self):
