@@ -6,9 +6,8 @@ import glob
 import os
 
 import torch
-import yaml
 
-from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
+from nodesr_arch_compat import OptionFileError, read_yaml
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 DEFAULT_MODEL = 'NODEVDSR_S'
@@ -26,16 +25,9 @@ def bundled_models():
 
 def _read_yaml(path):
     try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=safe_yaml_loader())
-    except yaml.constructor.ConstructorError as e:
-        raise ValueError(f'{path}: {python_object_refusal(e)}') from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
-        raise ValueError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
-    except UnicodeDecodeError:
-        raise ValueError(f'{path}: not a YAML text file (not UTF-8)') from None
+        opt = read_yaml(path, what='model YAML')
+    except OptionFileError as e:
+        raise ValueError(str(e)) from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: not an option YAML (expected a mapping)')
     return opt

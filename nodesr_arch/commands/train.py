@@ -10,7 +10,7 @@ import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
-from nodesr_arch.commands.experiment_lock import ExperimentLocked, lock_experiment
+from nodesr_arch.commands.experiment_lock import LockError, lock_experiment
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
 from nodesr_arch_compat import mark_checked, normalize_argv
@@ -36,7 +36,7 @@ def run(argv, is_train, prog):
             mark_checked(argv)
             if int(os.environ.get('RANK', '0')) == 0:
                 lock_experiment(os.path.join(root_path, 'experiments' if is_train else 'results'), opt['name'])
-    except (OptionError, ExperimentLocked) as e:
+    except (OptionError, LockError) as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2
     if is_train:
