@@ -414,6 +414,8 @@ def _on_demand(registry):
 MAX_OPTION_FILE_BYTES = 1 << 20
 #: The most YAML nodes a file may expand to, each alias counted as the nodes it repeats ("billion laughs").
 MAX_YAML_NODES = 100_000
+#: The deepest nesting of mappings and lists (option files nest 4 or 5 levels).
+MAX_YAML_DEPTH = 64
 #: The longest experiment name in bytes: BasicSR's longest derived name (``train_NAME_<time>.log``) adds 26.
 MAX_NAME_BYTES = 200
 
@@ -447,24 +449,24 @@ def read_regular_file(path, max_bytes, what='file'):
         if not stat.S_ISREG(st.st_mode):
             kind = ('a folder' if stat.S_ISDIR(st.st_mode) else 'a fifo' if stat.S_ISFIFO(st.st_mode) else
                     'a device' if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else 'a special file')
-            raise OptionFileError(f'{path}: is {kind}, not a regular file; a {what} must be a regular file')
+            raise OptionFileError(f'{path}: is {kind}, not a regular file ({what}s are read from regular files only)')
         if st.st_size > max_bytes:
-            raise OptionFileError(f'{path}: {st.st_size} bytes, more than a {what} may have ({max_bytes})')
+            raise OptionFileError(f'{path}: {st.st_size} bytes, over the bound for {what}s ({max_bytes} bytes)')
         try:
             data = f.read(max_bytes + 1)
         except OSError as e:
             raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
     if len(data) > max_bytes:
-        raise OptionFileError(f'{path}: more than {max_bytes} bytes, more than a {what} may have')
+        raise OptionFileError(f'{path}: over the bound for {what}s ({max_bytes} bytes)')
     return data
 
 
 def _expanded_nodes(root):
     """The number of nodes a YAML node graph expands to (aliases repeat their anchor's nodes); refuses a
-    recursive alias and stops counting beyond :data:`MAX_YAML_NODES`."""
-    sizes, on_path, stack = {}, set(), [(root, False)]
+    recursive alias, nesting deeper than :data:`MAX_YAML_DEPTH` and more than :data:`MAX_YAML_NODES` nodes."""
+    sizes, on_path, stack = {}, set(), [(root, False, 1)]
     while stack:
-        node, finished = stack.pop()
+        node, finished, depth = stack.pop()
         key = id(node)
         children = [n for pair in node.value for n in pair] if node.id == 'mapping' else \
             node.value if node.id == 'sequence' else ()
@@ -477,9 +479,12 @@ def _expanded_nodes(root):
         elif key not in sizes:
             if key in on_path:
                 raise OptionFileError(f'an alias refers to itself, line {node.start_mark.line + 1}')
+            if depth > MAX_YAML_DEPTH:
+                raise OptionFileError(f'nested more than {MAX_YAML_DEPTH} levels deep, line '
+                                      f'{node.start_mark.line + 1}')
             on_path.add(key)
-            stack.append((node, True))
-            stack.extend((c, False) for c in children if id(c) not in sizes)
+            stack.append((node, True, depth))
+            stack.extend((c, False, depth + 1) for c in children if id(c) not in sizes)
     return sizes[id(root)]
 
 
@@ -557,8 +562,6 @@ def read_yaml(path, what='option file'):
         mark = getattr(e, 'problem_mark', None)
         where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
         raise OptionFileError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
-    except RecursionError:
-        raise OptionFileError(f'{path}: nested too deeply') from None
 
 
 def check_experiment_name(name):

@@ -166,3 +166,141 @@ def test_a_read_only_experiments_folder_is_one_line(project, capsys):
         main_refuses(nodesr_train.main, ['-opt', 'opt.yml'], capsys, 'cannot make the experiment lock')
     finally:
         os.chmod(project / 'experiments', 0o755)
+
+
+# ---- 3: YAML that expands, is huge or gives a key twice ------------------------------------------------------
+
+BOMB = 'a: &a [x, x, x, x, x, x, x, x, x, x]\n' + ''.join(
+    f'{k}: &{k} [{", ".join([f"*{p}"] * 10)}]\n' for p, k in zip('abcdefgh', 'bcdefghi'))  # 10^9 strings
+
+
+def test_an_alias_bomb_is_refused_before_an_earlier_result_is_archived(tmp_path):
+    (tmp_path / 'results' / 'bomb').mkdir(parents=True)
+    (tmp_path / 'results' / 'bomb' / 'metrics.json').write_text('{"psnr": 30}')
+    (tmp_path / 'bomb.yml').write_text('name: bomb\nmodel_type: NODESRModel\n' + BOMB)
+    before = tree(str(tmp_path))
+    proc = nodesr(str(tmp_path), 'test', '-opt', 'bomb.yml', timeout=120)
+    refused(proc, 'bomb.yml: its aliases expand to more than 100000 values (an alias bomb?)')
+    assert tree(str(tmp_path)) == before
+
+
+@pytest.mark.parametrize('text, message', [
+    ('name: tiny\n' + BOMB, 'its aliases expand to more than 100000 values'),
+    ('name: tiny\nx: &x [1, *x]\n', 'an alias refers to itself'),
+    ('name: tiny\nmanual_seed: 1\nmanual_seed: 2\n', "'manual_seed' is given twice in one mapping (line 3)"),
+    ('name: tiny\nname: other\n', "'name' is given twice"),
+    ('name: tiny\nx: ' + '[' * 100 + ']' * 100 + '\n', 'nested more than 64 levels deep'),
+    ('name: tiny\n' + '#' * (1 << 20) + '\n', 'bytes, over the bound for option files (1048576 bytes)'),
+])
+def test_yaml_that_expands_or_is_huge_is_refused_by_every_reader(project, capsys, monkeypatch, text, message):
+    (project / 'opt.yml').write_text(text)
+    before = tree(str(project))
+    main_refuses(nodesr_train.main, ['-opt', 'opt.yml'], capsys, message)
+    # BasicSR's own parse_options (python -m basicsr.train), for any model
+    import basicsr.train as bt
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', 'opt.yml'])
+    with pytest.raises(SystemExit) as e:
+        bt.parse_options(str(project), is_train=True)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    # a model YAML (nodesr infer/benchmark --model)
+    from nodesr_arch.api import load_model
+    with pytest.raises(ValueError, match='opt.yml: '):
+        load_model(str(project / 'opt.yml'))
+    assert tree(str(project)) == before
+
+
+# ---- 4: --force_yml never evaluates code ---------------------------------------------------------------------
+
+
+def test_a_force_yml_value_is_never_evaluated(project):
+    before = tree(str(project))
+    proc = nodesr(str(project), 'train', '-opt', 'opt.yml', '--force_yml',
+                  'datasets:train:scale_range=[__import__("os").system("touch MARKER"), 2]')
+    refused(proc, "datasets:train:scale_range: the scale must be a finite number >= 1, got '__import__(")
+    assert not (project / 'MARKER').exists() and tree(str(project)) == before
+
+
+STOCK = ('name: stock\nmodel_type: SRModel\nnum_gpu: 0\nmanual_seed: 1\ndatasets: {}\nnetwork_g: {type: EDSR}\n'
+         'path: {}\n')
+
+
+@pytest.mark.parametrize('entry, message', [
+    ('x"];__import__("os").system("touch MARKER");opt["y=1', 'is not a plain option name'),
+    ('name=[__import__("os").system("touch MARKER")]', 'name: must be a string'),
+    ('name=a=b', "--force_yml: 'name=a=b' has more than one '='"),
+    ('name', "--force_yml: 'name' has no '='"),
+    ('name=[unclosed', 'the value is not a YAML value'),
+    ('name=a: b', 'the value is a mapping'),
+    ('path:x:y=1', "--force_yml: 'path:x' is not a section of the options"),
+])
+def test_basicsr_never_execs_a_force_yml_entry(tmp_path, monkeypatch, capsys, entry, message):
+    """``python -m basicsr.train`` passes the key to ``exec`` and values starting with ``[`` to ``eval``."""
+    import basicsr.train as bt
+    (tmp_path / 'stock.yml').write_text(STOCK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', 'stock.yml', '--force_yml', entry])
+    with pytest.raises(SystemExit) as e:
+        bt.parse_options(str(tmp_path), is_train=True)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and err.count('\n') == 1, err
+    assert sorted(os.listdir(tmp_path)) == ['stock.yml']
+
+
+def test_force_yml_values_are_yaml_and_manual_seed_takes_effect(tmp_path, monkeypatch):
+    import random
+
+    import numpy as np
+    import torch
+
+    import basicsr.train as bt
+    from basicsr.utils import set_random_seed
+    (tmp_path / 'stock.yml').write_text(STOCK)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, 'argv', ['train.py', '-opt', 'stock.yml', '--force_yml', 'manual_seed=11',
+                                      'network_g:ks=[3, 5]', 'network_g:lr=1.5e-4', 'network_g:n=-2',
+                                      'network_g:off=none', 'network_g:s="[not a list]"'])
+    opt, args = bt.parse_options(str(tmp_path), is_train=True)
+    drawn = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_random_seed(11)
+    assert drawn == (random.random(), np.random.rand(), torch.rand(1).item())  # seeded with 11, as logged
+    assert opt['manual_seed'] == 11 and len(args.force_yml) == 6
+    assert dict(opt['network_g'], type=None) == {'type': None, 'ks': [3, 5], 'lr': 1.5e-4, 'n': -2, 'off': None,
+                                                 's': '[not a list]'}
+
+
+# ---- 5: special files ------------------------------------------------------------------------------------------
+
+
+def test_infer_refuses_a_fifo_without_waiting_on_it(tmp_path):
+    os.mkfifo(tmp_path / 'pipe.png')
+    proc = nodesr(str(tmp_path), 'infer', '-i', 'pipe.png', '-o', 'out', '--scale', '2', timeout=120)
+    refused(proc, 'pipe.png: is a fifo, not a regular file (image files are read from regular files only)')
+    assert sorted(os.listdir(tmp_path)) == ['pipe.png']
+
+
+@pytest.mark.parametrize('kind', ['device', 'link to a device', 'fifo option file', 'device option file'])
+def test_special_files_are_refused_whatever_their_name(tmp_path, monkeypatch, capsys, kind):
+    from nodesr_arch.commands import infer
+    monkeypatch.chdir(tmp_path)
+    if kind.endswith('option file'):
+        path = 'opt.yml'
+        if kind.startswith('fifo'):
+            os.mkfifo(path)
+        else:
+            os.symlink('/dev/zero', path)
+        main_refuses(nodesr_train.main, ['-opt', path], capsys, f'opt.yml: is a {kind.split()[0]}, not a regular')
+    else:
+        path = '/dev/zero' if kind == 'device' else 'zero.png'
+        if kind != 'device':
+            os.symlink('/dev/zero', path)
+        main_refuses(infer.main, ['-i', path, '-o', 'out', '--scale', '2'], capsys, 'is a device, not a regular file')
+    assert not os.path.exists('out') and not os.path.exists('experiments')
+
+
+def test_an_image_over_the_size_bound_is_refused_unread(tmp_path):
+    from nodesr_arch.file_io import ImageReadError, read_bytes
+    path = tmp_path / 'big.png'
+    with open(path, 'wb') as f:
+        f.truncate(1 << 20)  # sparse
+    with pytest.raises(ImageReadError, match=r'big.png: 1048576 bytes, over the bound for image files \(1000 bytes'):
+        read_bytes(str(path), max_bytes=1000)
