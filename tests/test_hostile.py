@@ -304,3 +304,94 @@ def test_an_image_over_the_size_bound_is_refused_unread(tmp_path):
         f.truncate(1 << 20)  # sparse
     with pytest.raises(ImageReadError, match=r'big.png: 1048576 bytes, over the bound for image files \(1000 bytes'):
         read_bytes(str(path), max_bytes=1000)
+
+
+# ---- 6: memory estimates count the resize matrices ---------------------------------------------------------
+
+
+def test_a_long_strip_is_refused_by_the_memory_check(tmp_path):
+    import cv2
+    import numpy as np
+    cv2.imwrite(str(tmp_path / 'strip.png'), np.full((1, 300000, 3), 128, np.uint8))
+    proc = nodesr(str(tmp_path), 'infer', '-i', 'strip.png', '-o', 'out', '--scale', '2', timeout=120)
+    refused(proc, 'strip.png: a 2x600000 (HxW) output needs about 1.4 TB of memory (estimated), more than')
+    assert sorted(os.listdir(tmp_path)) == ['strip.png']
+
+
+def test_the_estimate_counts_the_float64_resize_matrices():
+    from nodesr_arch.api import load_model
+    from nodesr_arch.data.scale_space import _resize_matrix
+    up = load_model()
+    matrix = _resize_matrix(3000, 6000, 2.0)  # what imresize builds to enlarge a 1x3000 strip x2
+    need = matrix.element_size() * matrix.nelement()
+    assert up.memory_estimate((2, 6000), in_size=(1, 3000)) > need
+    assert up.memory_estimate((2, 60000), in_size=(1, 30000)) > 100 * need > 14e9  # 1x30000: ~14 GB (issue 18)
+    square = up.memory_estimate((1000, 1000), in_size=(500, 500))
+    assert square - up.memory_estimate((1000, 1000), in_size=(1, 1)) < 0.02 * square  # photos: small change
+
+
+# ---- 8: honest messages --------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_named(tmp_path, monkeypatch):
+    import torch
+
+    from nodesr_arch.models import checkpoint
+    path = tmp_path / 'net_g_2.pth'
+    path.write_bytes(b'the previous checkpoint')
+
+    def full_disk(obj, f):  # what torch.save does when a write fails (seen on a full tmpfs)
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598')
+
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(OSError, match=r'No space left on device: cannot save .*net_g_2\.pth') as e:
+        checkpoint.atomic_torch_save({'params': {}}, str(path))
+    assert e.value.errno == errno.ENOSPC
+    assert path.read_bytes() == b'the previous checkpoint' and os.listdir(tmp_path) == ['net_g_2.pth']
+
+
+@pytest.mark.parametrize('content, message', [
+    ('pickled call', 'it holds a pickled call of posix.system (code, not weights): refused, nothing was run'),
+    (b'hello, not a checkpoint\n', "not a valid PyTorch checkpoint (a text file starting 'hello, not a checkpoint')"),
+    (b'\x89PNG\r\n\x1a\n' + bytes(100), 'not a valid PyTorch checkpoint (a PNG image)'),
+    (bytes(range(256)) * 4, 'not a valid PyTorch checkpoint (binary data of another kind)'),
+])
+def test_a_checkpoint_that_is_not_weights_says_what_it_is(tmp_path, content, message):
+    import torch
+
+    from helpers import save_tiny_model, write_images
+    model = save_tiny_model(str(tmp_path))
+    if content == 'pickled call':
+        class Payload:
+            def __reduce__(self):
+                return os.system, (f'touch {tmp_path / "MARKER"}', )
+        torch.save({'params': Payload()}, model)
+    else:
+        with open(model, 'wb') as f:
+            f.write(content)
+    from nodesr_arch.api import load_model
+    with pytest.raises(ValueError) as e:
+        load_model(model)
+    assert str(e.value) == f'{model}: cannot read checkpoint: ' + str(e.value).split('cannot read checkpoint: ')[1]
+    assert message in str(e.value) and not (tmp_path / 'MARKER').exists()
+    if content == 'pickled call':  # and from the command line
+        write_images(str(tmp_path / 'imgs'), [(24, 24)])
+        before = tree(str(tmp_path))
+        proc = nodesr(str(tmp_path), 'infer', '-i', 'imgs', '-o', 'out', '--scale', '2', '--model', model, timeout=120)
+        refused(proc, message)
+        assert not (tmp_path / 'MARKER').exists() and tree(str(tmp_path)) == before
+
+
+def test_nodesr_train_reports_a_full_disk_in_one_line(project, capsys, monkeypatch):
+    import basicsr.train
+
+    def full(root_path):
+        raise OSError(errno.ENOSPC, 'No space left on device: cannot save experiments/tiny/models/net_g_2.pth')
+
+    monkeypatch.setattr(basicsr.train, 'train_pipeline', full)
+    assert nodesr_train.main(['-opt', 'opt.yml']) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'error: No space left on device: cannot save' in err and '--auto_resume' in err

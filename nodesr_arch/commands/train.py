@@ -6,6 +6,7 @@ BasicSR's flags work as they do in ``basicsr/train.py``: ``--auto_resume``, ``--
 ``--local-rank``). The options are checked before anything is written (option files are read with a safe
 YAML loader), and the run holds a lock on its experiment name (:mod:`nodesr_arch.commands.experiment_lock`).
 """
+import errno
 import os
 import sys
 
@@ -25,7 +26,8 @@ def run(argv, is_train, prog):
         prog (str): Program name for messages.
 
     Returns:
-        int: Exit status (0 on success; 2 for bad options; 1 when training stopped on non-finite losses).
+        int: Exit status (0 on success; 2 for bad options; 1 when training stopped on non-finite losses or a full
+        disk).
     """
     argv = normalize_argv(list(argv))
     sys.argv = [prog] + argv
@@ -45,6 +47,12 @@ def run(argv, is_train, prog):
             train_pipeline(root_path)
         except NonFiniteLossError as e:
             print(f'{prog}: error: {e}', file=sys.stderr)
+            return 1
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            print(f'{prog}: error: {e.strerror} (free some space, then continue with --auto_resume from the last '
+                  'complete checkpoint)', file=sys.stderr)
             return 1
     else:
         from basicsr.test import test_pipeline
