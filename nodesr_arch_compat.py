@@ -591,7 +591,7 @@ def check_experiment_name(name):
 
 
 def _force_yml_keys(entry):
-    return [k.strip() for k in entry.split('=', 1)[0].split(':')]
+    return entry.split('=', 1)[0].strip().split(':')  # as BasicSR splits them
 
 
 def parse_force_yml(entry):

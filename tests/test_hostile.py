@@ -232,6 +232,7 @@ STOCK = ('name: stock\nmodel_type: SRModel\nnum_gpu: 0\nmanual_seed: 1\ndatasets
     ('name=[unclosed', 'the value is not a YAML value'),
     ('name=a: b', 'the value is a mapping'),
     ('path:x:y=1', "--force_yml: 'path:x' is not a section of the options"),
+    ('path: x=1', "key ' x' is not a plain option name"),  # BasicSR would make a key ' x'
 ])
 def test_basicsr_never_execs_a_force_yml_entry(tmp_path, monkeypatch, capsys, entry, message):
     """``python -m basicsr.train`` passes the key to ``exec`` and values starting with ``[`` to ``eval``."""

@@ -94,8 +94,12 @@ def lock_experiment(parent, name):
         if same:
             break
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    except OSError as e:
+        os.close(fd)
+        raise LockError(f'cannot write the experiment lock {path}: {e.strerror}') from None
 
     def release():
         try:
