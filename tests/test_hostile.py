@@ -158,6 +158,21 @@ def test_a_failing_flock_says_what_failed_not_who_holds_it(project, capsys, monk
     assert not (project / 'experiments' / 'tiny').exists()
 
 
+@pytest.mark.parametrize('code', [errno.EPERM, errno.EROFS])  # an immutable lock file, a read-only file system
+def test_a_lock_the_system_refuses_to_open_is_one_line(project, capsys, monkeypatch, code):
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith('.lock'):
+            raise OSError(code, os.strerror(code), path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'open', refusing_open)
+    main_refuses(nodesr_train.main, ['-opt', 'opt.yml'], capsys,
+                 f'cannot make the experiment lock {project / "experiments" / ".tiny.lock"}: {os.strerror(code)}')
+    assert not (project / 'experiments' / 'tiny').exists()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason='root writes into read-only folders')
 def test_a_read_only_experiments_folder_is_one_line(project, capsys):
     (project / 'experiments').mkdir()
