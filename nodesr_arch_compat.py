@@ -34,6 +34,14 @@ alone needs lives in ``NODESRModel`` and changes no other model:
 7. Option files are parsed with a safe YAML loader that keeps key order (``options.ordered_yaml``):
    BasicSR's full loader builds Python objects from ``!!python/...`` tags, so opening a shared option
    file could run code. Files without such tags load exactly as before; a file with one is refused.
+8. Option files and ``--force_yml`` that could destroy or run something are refused, with one line and exit
+   status 2, before BasicSR makes any folder (:func:`read_option_file`): an experiment name that is not one
+   folder name (``../../victim`` made ``mkdir_and_rename`` archive a folder outside ``experiments/``), a file
+   that is not a regular file or is over :data:`MAX_OPTION_FILE_BYTES`, YAML whose aliases expand beyond
+   :data:`MAX_YAML_NODES` nodes, a key given twice in one mapping, and a ``--force_yml`` entry whose value is
+   not YAML or whose key is not a plain name (BasicSR passes values starting with ``[`` to ``eval`` and
+   the key to ``exec``). Values are read as YAML; ``--force_yml manual_seed=N`` takes effect (BasicSR seeds before it
+   applies the entries, so the run is seeded again).
 """
 import importlib
 import os
@@ -50,6 +58,7 @@ _PLUGIN_NAMES = frozenset(n for names in PLUGIN_TYPES.values() for n in names)
 
 _APPLIED = set()
 _ORIGINALS = {}
+_SAFE_LOADER = []
 
 
 def _key(owner, name):
@@ -332,15 +341,6 @@ def names_plugin(opt):
     return False
 
 
-def _option_file(argv):
-    for i, arg in enumerate(argv):
-        if arg == '-opt' and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith('-opt='):
-            return arg[len('-opt='):]
-    return None
-
-
 _CHECKED_ARGV = []
 
 
@@ -351,10 +351,11 @@ def mark_checked(argv):
 
 
 def check_plugin_options(argv, is_train):
-    """Check an option file that names NODE-SR types, before BasicSR makes any folder.
+    """Check an option file before BasicSR makes any folder (fixes 6 and 8).
 
-    Imports ``nodesr_arch`` (which registers its types) only if the file names one. Other option files are
-    left to BasicSR as they are.
+    Every option file gets the checks of fix 8 (:func:`read_option_file`); one that names NODE-SR types
+    also gets ``nodesr_arch.models.option_check``'s, importing ``nodesr_arch`` (which registers its types)
+    only then. Other option files are left to BasicSR as they are.
 
     Args:
         argv (list[str]): Command-line arguments (``-opt X.yml`` ...).
@@ -363,22 +364,19 @@ def check_plugin_options(argv, is_train):
     Raises:
         SystemExit: Exit status 2 with one line naming the wrong option.
     """
-    path = _option_file(argv)
-    if path is None or not os.path.isfile(path) or [list(argv)] == _CHECKED_ARGV:
-        return  # BasicSR reports a missing file; nodesr train checked already
-    import yaml
+    prog = os.path.basename(sys.argv[0]) or 'basicsr'
     try:
-        with open(path) as f:
-            opt = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
-        return
-    if not names_plugin(opt):
-        return
+        opt = read_option_file(argv)
+    except OptionFileError as e:
+        print(f'{prog}: error: {e}', file=sys.stderr)
+        raise SystemExit(2) from None
+    if opt is None or [list(argv)] == _CHECKED_ARGV or not names_plugin(opt):
+        return  # BasicSR's parser reports a missing -opt; nodesr train checked already
     from nodesr_arch.models.option_check import OptionError, read_options
     try:
         read_options(argv, is_train=is_train)
     except OptionError as e:
-        print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: {e}', file=sys.stderr)
+        print(f'{prog}: error: {e}', file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -389,14 +387,12 @@ def _checked_parse_options(original):
         caller = sys._getframe(1).f_globals
         if _is_basicsr_train(caller):
             fix_train_namespace(caller)  # fix 3
-        check_plugin_options(sys.argv[1:], is_train)  # fix 6
-        import yaml
-        try:
-            return original(root_path, is_train)
-        except yaml.constructor.ConstructorError as e:  # fix 7
-            print(f'{os.path.basename(sys.argv[0]) or "basicsr"}: error: the option file {python_object_refusal(e)}',
-                  file=sys.stderr)
-            raise SystemExit(2) from None
+        check_plugin_options(sys.argv[1:], is_train)  # fixes 6, 8
+        opt, args = original(root_path, is_train)
+        if any(_force_yml_keys(entry) == ['manual_seed'] for entry in args.force_yml or []):  # fix 8
+            from basicsr.utils import set_random_seed
+            set_random_seed(opt['manual_seed'] + opt['rank'])
+        return opt, args
 
     parse_options.__wrapped__ = original
     return parse_options
@@ -412,24 +408,119 @@ def _on_demand(registry):
     return get
 
 
-# ---- 7: safe option files ----------------------------------------------------------------------------------------
+# ---- 7, 8: safe option files ---------------------------------------------------------------------------------
 
-_SAFE_LOADER = []
+#: The largest option (or model) YAML read: option files are a few KB.
+MAX_OPTION_FILE_BYTES = 1 << 20
+#: The most YAML nodes a file may expand to, each alias counted as the nodes it repeats ("billion laughs").
+MAX_YAML_NODES = 100_000
+#: The deepest nesting of mappings and lists (option files nest 4 or 5 levels).
+MAX_YAML_DEPTH = 64
+#: The longest experiment name in bytes: BasicSR's longest derived name (``train_NAME_<time>.log``) adds 26.
+MAX_NAME_BYTES = 200
+
+
+class OptionFileError(ValueError):
+    """An option file (or a ``--force_yml`` entry) is refused before anything is written; the message says why."""
+
+
+def read_regular_file(path, max_bytes, what='file'):
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
+
+    A fifo, a device (``/dev/zero``) or a folder, under any name or behind a symlink, is refused without
+    blocking on it or reading it.
+
+    Args:
+        path (str): The file.
+        max_bytes (int): Size bound.
+        what (str): What the file is, for messages (``'option file'``, ``'image'``).
+
+    Raises:
+        FileNotFoundError: It cannot be opened (missing, permission denied...); the message names it.
+        OptionFileError: It is not a regular file, or is too large.
+    """
+    import stat
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # a fifo's open would wait for a writer
+    except OSError as e:
+        raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
+    with open(fd, 'rb') as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ('a folder' if stat.S_ISDIR(st.st_mode) else 'a fifo' if stat.S_ISFIFO(st.st_mode) else
+                    'a device' if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else 'a special file')
+            raise OptionFileError(f'{path}: is {kind}, not a regular file ({what}s are read from regular files only)')
+        if st.st_size > max_bytes:
+            raise OptionFileError(f'{path}: {st.st_size} bytes, over the bound for {what}s ({max_bytes} bytes)')
+        try:
+            data = f.read(max_bytes + 1)
+        except OSError as e:
+            raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
+    if len(data) > max_bytes:
+        raise OptionFileError(f'{path}: over the bound for {what}s ({max_bytes} bytes)')
+    return data
+
+
+def _expanded_nodes(root):
+    """The number of nodes a YAML node graph expands to (aliases repeat their anchor's nodes); refuses a
+    recursive alias, nesting deeper than :data:`MAX_YAML_DEPTH` and more than :data:`MAX_YAML_NODES` nodes."""
+    sizes, on_path, stack = {}, set(), [(root, False, 1)]
+    while stack:
+        node, finished, depth = stack.pop()
+        key = id(node)
+        children = [n for pair in node.value for n in pair] if node.id == 'mapping' else \
+            node.value if node.id == 'sequence' else ()
+        if finished:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_YAML_NODES:
+                raise OptionFileError(f'its aliases expand to more than {MAX_YAML_NODES} values (an alias '
+                                      f'bomb?), line {node.start_mark.line + 1}')
+        elif key not in sizes:
+            if key in on_path:
+                raise OptionFileError(f'an alias refers to itself, line {node.start_mark.line + 1}')
+            if depth > MAX_YAML_DEPTH:
+                raise OptionFileError(f'nested more than {MAX_YAML_DEPTH} levels deep, line '
+                                      f'{node.start_mark.line + 1}')
+            on_path.add(key)
+            stack.append((node, True, depth))
+            stack.extend((c, False, depth + 1) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _ordered_unique_mapping(loader, node):
+    from collections import OrderedDict
+    out = OrderedDict()
+    for (key, value), (key_node, _) in zip(loader.construct_pairs(node), node.value):
+        try:
+            seen = key in out
+        except TypeError:
+            raise OptionFileError(f'line {key_node.start_mark.line + 1}: a key that is a list or mapping '
+                                  f'({key!r})') from None
+        if seen:
+            raise OptionFileError(f"'{key}' is given twice in one mapping (line {key_node.start_mark.line + 1}); "
+                                  'give each key once')
+        out[key] = value
+    return out
 
 
 def safe_yaml_loader():
     """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
-    ``ordered_yaml`` loader does, but no Python objects."""
+    ``ordered_yaml`` loader does, but no Python objects; a key given twice in a mapping and aliases expanding
+    beyond :data:`MAX_YAML_NODES` nodes are refused (:class:`OptionFileError`)."""
     if not _SAFE_LOADER:
-        from collections import OrderedDict
-
         import yaml
 
         class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-            pass
 
-        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                                          lambda loader, node: OrderedDict(loader.construct_pairs(node)))
+            def get_single_data(self):
+                node = self.get_single_node()
+                if node is None:
+                    return None
+                _expanded_nodes(node)
+                return self.construct_document(node)
+
+        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _ordered_unique_mapping)
         _SAFE_LOADER.append(OrderedSafeLoader)
     return _SAFE_LOADER[0]
 
@@ -438,6 +529,175 @@ def python_object_refusal(error):
     """The message for an option file that a safe loader refused (``yaml.constructor.ConstructorError``)."""
     return (f'holds a Python object ({error.problem.strip()}), which an option file may not: loading it would '
             'run code. Nothing was loaded')
+
+
+def read_yaml(path, what='option file'):
+    """Read an option (or model) YAML: the one reader of this project's YAML files.
+
+    Mappings, lists, strings, numbers, ``~``; key order kept; a regular file of at most
+    :data:`MAX_OPTION_FILE_BYTES`, in UTF-8, without Python object tags, keys given twice or alias bombs.
+
+    Args:
+        path (str): The file.
+        what (str): What it is, for messages.
+
+    Returns:
+        The document (usually an ``OrderedDict``; None for an empty file).
+
+    Raises:
+        FileNotFoundError: It cannot be opened.
+        OptionFileError: Anything else, the message starting with the path.
+    """
+    import yaml
+    data = read_regular_file(path, MAX_OPTION_FILE_BYTES, what)
+    try:
+        return yaml.load(data.decode('utf-8'), Loader=safe_yaml_loader())
+    except UnicodeDecodeError:
+        raise OptionFileError(f'{path}: not a YAML text file (not UTF-8)') from None
+    except OptionFileError as e:
+        raise OptionFileError(f'{path}: {e}') from None
+    except yaml.constructor.ConstructorError as e:
+        raise OptionFileError(f'{path}: {python_object_refusal(e)}') from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, 'problem_mark', None)
+        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
+        raise OptionFileError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
+
+
+def check_experiment_name(name):
+    """Refuse an experiment name that is not one plain folder name.
+
+    BasicSR joins it to ``experiments/``, ``results/`` and ``tb_logger/`` and archives (renames) whatever is
+    there: ``../../victim`` would rename a folder outside the project.
+
+    Args:
+        name: The ``name`` option, after ``--force_yml`` and ``--debug``.
+
+    Raises:
+        OptionFileError: Naming the problem.
+    """
+    if name is None or name == '':
+        raise OptionFileError('name: missing (the experiment name)')
+    if not isinstance(name, str):
+        raise OptionFileError(f'name: must be a string (the experiment name, one folder name), got {name!r}')
+    bad = [c for c in ('/', '\\', os.sep, os.altsep, '\0') if c and c in name]
+    if bad or name in ('.', '..') or any(ord(c) < 32 for c in name) or name != name.strip():
+        what = f'holds {bad[0]!r}' if bad else 'is not a folder name'
+        raise OptionFileError(f'name: {name!r} {what}; the experiment name must be one folder name (letters, '
+                              'digits, _ - . and the like), as it names experiments/<name> and results/<name>')
+    if len(os.fsencode(name)) > MAX_NAME_BYTES:
+        raise OptionFileError(f'name: {len(os.fsencode(name))} bytes long, more than an experiment name may be '
+                              f'({MAX_NAME_BYTES}: BasicSR makes longer file names from it)')
+
+
+def _force_yml_keys(entry):
+    return entry.split('=', 1)[0].strip().split(':')  # as BasicSR splits them
+
+
+def parse_force_yml(entry):
+    """Split a ``--force_yml a:b:c=value`` entry into its keys and its value, read as YAML.
+
+    Args:
+        entry (str): The entry.
+
+    Returns:
+        tuple: ``keys`` (list[str]), ``value`` (a YAML scalar or list; ``none``/``None`` is None as for BasicSR).
+
+    Raises:
+        OptionFileError: Not ``key:sub=value`` with one ``=``, a key that is not a plain name (BasicSR
+            passes it to ``exec``), or a value that is not a YAML scalar or flow list.
+    """
+    import re
+    if entry.count('=') != 1:
+        why = 'has no' if '=' not in entry else 'has more than one'
+        raise OptionFileError(f"--force_yml: '{entry}' {why} '=' (the form is key:sub=value; BasicSR splits at "
+                              "every '=')")
+    keys = _force_yml_keys(entry)
+    text = entry.split('=', 1)[1].strip()
+    for key in keys:
+        if not re.fullmatch(r'[\w.+-]+', key):
+            raise OptionFileError(f"--force_yml: '{entry}': key {key!r} is not a plain option name")
+    try:
+        return keys, force_yml_value(text)
+    except OptionFileError as e:
+        raise OptionFileError(f"--force_yml: '{entry}': {e}") from None
+
+
+def force_yml_value(text):
+    """A ``--force_yml`` value read as YAML (a scalar or a list); ``none``/``None`` is None, as for BasicSR.
+
+    Fix 8 puts this in place of BasicSR's ``_postprocess_yml_value``, which passes a value starting with ``[`` to
+    ``eval``.
+
+    Raises:
+        OptionFileError: Not a YAML scalar or list.
+    """
+    import yaml
+    text = text.strip()
+    if text.lower() == 'none':
+        return None
+    try:
+        value = yaml.load(text, Loader=safe_yaml_loader())
+    except (yaml.YAMLError, OptionFileError) as e:
+        raise OptionFileError(f"the value is not a YAML value ({getattr(e, 'problem', None) or e})") from None
+    if isinstance(value, dict):
+        raise OptionFileError('the value is a mapping; give a number, a string or a [list] (quote a string that '
+                              'holds ": ")')
+    return value
+
+
+def apply_force_yml(opt, entry):
+    """Apply one ``--force_yml a:b:c=value`` entry to ``opt`` in place, as BasicSR would (see
+    :func:`parse_force_yml`); the sections it goes through must exist.
+
+    Raises:
+        OptionFileError: A malformed entry or a section that does not exist.
+    """
+    keys, value = parse_force_yml(entry)
+    node = opt
+    for i, key in enumerate(keys[:-1]):
+        if not isinstance(node.get(key), dict):
+            raise OptionFileError(f"--force_yml: '{':'.join(keys[:i + 1])}' is not a section of the options")
+        node = node[key]
+    node[keys[-1]] = value
+
+
+def read_option_file(argv):
+    """Read ``-opt`` of ``argv`` with ``--force_yml`` and ``--debug`` applied as BasicSR does, and check the
+    experiment name (fix 8).
+
+    Args:
+        argv (list[str]): Command-line arguments.
+
+    Returns:
+        dict | None: The options; None without ``-opt`` (BasicSR's parser says so).
+
+    Raises:
+        OptionFileError: The file is missing, unreadable or refused, an entry is malformed, or the name is not one
+            folder name; the message starts with ``-opt:``, ``--force_yml:`` or ``name:``.
+    """
+    import argparse
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt', type=str)
+    parser.add_argument('--force_yml', nargs='+', default=None)
+    parser.add_argument('--debug', action='store_true')
+    args, _ = parser.parse_known_args(argv)
+    if args.opt is None:
+        return None
+    if not os.path.lexists(args.opt):
+        raise OptionFileError(f"-opt: option file '{args.opt}' does not exist")
+    try:
+        opt = read_yaml(args.opt)
+    except (OSError, OptionFileError) as e:
+        raise OptionFileError(f'-opt: {e}') from None
+    if not isinstance(opt, dict):
+        raise OptionFileError(f"-opt: '{args.opt}' does not hold a mapping of options")
+    for entry in args.force_yml or []:
+        apply_force_yml(opt, entry)
+    if args.debug and isinstance(opt.get('name'), str) and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    check_experiment_name(opt.get('name'))
+    return opt
 
 
 def _safe_ordered_yaml(original):
@@ -458,11 +718,12 @@ def _once(name, func):
 
 
 def fix_options():
-    """Fixes 3-7 in ``basicsr.utils.options``, before ``basicsr.train``/``basicsr.test`` bind ``parse_options``."""
+    """Fixes 3-8 in ``basicsr.utils.options``, before ``basicsr.train``/``basicsr.test`` bind ``parse_options``."""
     import basicsr.utils.options as bo
     _patch(bo, 'parse_options', _checked_parse_options)
     _patch(bo, 'osp', lambda osp: _ListAwarePath())
     _patch(bo, 'ordered_yaml', _safe_ordered_yaml)
+    _patch(bo, '_postprocess_yml_value', lambda _: force_yml_value)
     for name in ('basicsr.train', 'basicsr.test'):  # bound already when the hook was off
         if hasattr(sys.modules.get(name), 'parse_options'):
             _patch(sys.modules[name], 'parse_options', lambda _: bo.parse_options)

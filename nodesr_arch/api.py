@@ -8,6 +8,7 @@ Example::
     big = up.upscale(img, size=(1080, 1920))   # exactly that size
 """
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -192,7 +193,8 @@ class Upscaler:
         widths += [m.out_features for m in self.net.modules() if isinstance(m, torch.nn.Linear)]
         return max(widths + [self.channels])
 
-    def memory_estimate(self, out_size, channels=3, self_ensemble=False, tile=None, tile_pad=None, trajectory=None):
+    def memory_estimate(self, out_size, channels=3, self_ensemble=False, tile=None, tile_pad=None, trajectory=None,
+                        in_size=None):
         """About how many bytes :meth:`upscale` needs at its peak for an output of ``out_size``.
 
         Whole-image buffers (the bicubic input, the solver's states, float64 resizing, the result) take
@@ -200,12 +202,16 @@ class Upscaler:
         the network's activations about 8 bytes per pixel and feature channel, over one tile (grown by
         its pad) instead of the image when tiled. Peaks measured on CPU for the bundled NODEVDSR_S (32
         features) on RGB: 443 bytes per output pixel untiled, 218 with 256-pixel tiles, 551 with the
-        self-ensemble; these estimates give 496, 248 and 604.
+        self-ensemble; these estimates give 496, 248 and 604. The bicubic resizes also build dense float64
+        (out x in) weight matrices per axis, 8 bytes per output x input pixel of a side, which dominate for a
+        long thin strip (a 1x100000 input at x2: 160 GB); they are counted too.
 
         Args:
             out_size (tuple[int, int]): Output (H, W).
             channels (int): Image channels (alpha included). Default: 3.
             self_ensemble, tile, tile_pad, trajectory: As for :meth:`upscale`.
+            in_size (tuple[int, int] | None): Input (h, w); None assumes the output's (an upper bound when
+                enlarging).
 
         Returns:
             int: Bytes.
@@ -218,7 +224,19 @@ class Upscaler:
         if tile is not None:
             pad = tile_pad if tile_pad is not None else (self.contract.receptive_radius or 0)
             window = min(pixels, (int(tile) + 2 * int(pad)) ** 2)
-        return pixels * per_pixel + window * 8 * self.feature_width
+        return pixels * per_pixel + window * 8 * self.feature_width + self._resize_matrix_bytes(out_size, in_size)
+
+    def _resize_matrix_bytes(self, out_size, in_size):
+        """Bytes of the float64 weight matrices of the bicubic resizes (``scale_space.imresize`` builds each
+        axis's ``out_len x in_len`` matrix dense): enlarging the input (or alpha), and for a fixed-scale network
+        asked for another scale, resizing its output."""
+        out_h, out_w = (int(v) for v in out_size)
+        in_h, in_w = (int(v) for v in (in_size or out_size))
+        cells = out_h * in_h + out_w * in_w
+        factor = self.fixed_scale
+        if factor:
+            cells += out_h * math.ceil(in_h * factor) + out_w * math.ceil(in_w * factor)
+        return 8 * cells
 
     def trajectory_scales(self, trajectory, t0):
         """The scales ``t_i`` for ``trajectory`` (K, or a list) starting at ``t0``; None for None."""

@@ -62,20 +62,29 @@ def decode_image(content, name):
     return img
 
 
-def read_bytes(path):
-    """The contents of a file, with the file system's error naming it.
+#: The largest image file read (a 16-bit RGB PNG of 20000 x 20000 pixels stored raw is 2.4 GB).
+MAX_IMAGE_BYTES = 1 << 31
+
+
+def read_bytes(path, max_bytes=MAX_IMAGE_BYTES):
+    """The contents of a regular file of at most ``max_bytes``, with the file system's error naming it.
+
+    A fifo, a device (``/dev/zero``) or a folder, whatever its name and behind any symlink, is refused
+    without waiting on it or reading it.
 
     Args:
         path (str): A file.
+        max_bytes (int): Size bound. Default: :data:`MAX_IMAGE_BYTES`.
 
     Raises:
         FileNotFoundError: The file cannot be read (missing, a folder, permission denied...).
+        ImageReadError: It is not a regular file, or it is larger than ``max_bytes``.
     """
+    from nodesr_arch_compat import OptionFileError, read_regular_file
     try:
-        with open(path, 'rb') as f:
-            return f.read()
-    except OSError as e:
-        raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from e
+        return read_regular_file(path, max_bytes, what='image file')
+    except OptionFileError as e:
+        raise ImageReadError(str(e)) from None
 
 
 def read_image(path, check=False):

@@ -6,9 +6,8 @@ import glob
 import os
 
 import torch
-import yaml
 
-from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
+from nodesr_arch_compat import OptionFileError, read_yaml
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 DEFAULT_MODEL = 'NODEVDSR_S'
@@ -26,16 +25,9 @@ def bundled_models():
 
 def _read_yaml(path):
     try:
-        with open(path, encoding='utf-8') as f:
-            opt = yaml.load(f, Loader=safe_yaml_loader())
-    except yaml.constructor.ConstructorError as e:
-        raise ValueError(f'{path}: {python_object_refusal(e)}') from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
-        raise ValueError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
-    except UnicodeDecodeError:
-        raise ValueError(f'{path}: not a YAML text file (not UTF-8)') from None
+        opt = read_yaml(path, what='model YAML')
+    except OptionFileError as e:
+        raise ValueError(str(e)) from None
     if not isinstance(opt, dict):
         raise ValueError(f'{path}: not an option YAML (expected a mapping)')
     return opt
@@ -113,7 +105,7 @@ def _load_state_dict(ckpt, param_key=None):
     try:
         state = torch.load(ckpt, map_location='cpu', weights_only=True)
     except Exception as e:  # a truncated or foreign file: say which
-        raise ValueError(f'{ckpt}: cannot read checkpoint: {_checkpoint_error(e)}') from None
+        raise ValueError(f'{ckpt}: cannot read checkpoint: {_checkpoint_error(e, ckpt)}') from None
     if isinstance(state, dict):
         keys = [param_key, 'params'] if param_key else ['params_ema', 'params']
         for key in keys:
@@ -158,28 +150,57 @@ def _build_network(net_opt, source):
         raise ValueError(f'{source}: cannot build network_g {net_opt}: {type(e).__name__}: {e}') from None
 
 
-def _checkpoint_error(e):
-    """Why ``torch.load(..., weights_only=True)`` failed, in a line.
+def _checkpoint_error(e, path):
+    """Why ``torch.load(path, weights_only=True)`` failed, in a line: what the file is, not the unpickler's
+    internals (``pop from empty list``).
 
     torch's own message advises retrying with ``weights_only=False``, which runs any code the file holds:
     that advice is not passed on.
     """
-    import pickle
     import re
     text = str(e)
     if isinstance(e, OSError):
         return e.strerror or text
     if isinstance(e, EOFError):
         return 'the file is empty or truncated'
+    found = re.search(r'unsupported GLOBAL (\S+) whose module \S+ is blocked', text, re.IGNORECASE)
+    if found:
+        return (f'it holds a pickled call of {found.group(1)} (code, not weights): refused, nothing was run; '
+                'only weights are loaded (a state dict or BasicSR\'s {"params": ...})')
     found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
     if found:
         return (f'it holds Python objects ({found.group(1)}) besides tensors (a whole pickled model?); only '
                 'weights are loaded (a state dict or BasicSR\'s {"params": ...}), since unpickling objects can '
                 'run code')
-    if isinstance(e, pickle.UnpicklingError) or 'zip archive' in text:
-        return ('not a valid PyTorch checkpoint (corrupt, truncated or another kind of file); expected a .pth '
-                'written by torch.save')
-    return text.splitlines()[0] if text else type(e).__name__
+    return f'not a valid PyTorch checkpoint ({_file_kind(path)}); expected a .pth written by torch.save'
+
+
+#: First bytes of files that are often mistaken for checkpoints.
+_MAGIC = ((b'\x89PNG', 'a PNG image'), (b'\xff\xd8\xff', 'a JPEG image'), (b'GIF8', 'a GIF image'),
+          (b'\x1f\x8b', 'a gzip archive'), (b'\x7fELF', 'a program'), (b'%PDF', 'a PDF document'),
+          (b'PK\x03\x04', 'a zip archive torch cannot read: corrupt, truncated or not written by torch.save'),
+          (b'\x80', 'a pickle torch cannot read: corrupt or truncated'))
+
+
+def _file_kind(path):
+    """What a file that torch cannot load looks like, from its first bytes."""
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(64)
+    except OSError:
+        return 'unreadable'
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if len(head) > 8 and head[8:10] == b'{"':
+        return 'a safetensors file, not a torch.save checkpoint'
+    try:
+        sample = head.decode('utf-8')
+    except UnicodeDecodeError:  # maybe cut inside a character: text is still text
+        sample = head[:-3].decode('utf-8', errors='replace')
+    if sample and all(c.isprintable() or c in '\r\n\t' for c in sample) and '\ufffd' not in sample:
+        return f'a text file starting {sample.splitlines()[0][:40]!r}'
+    return 'binary data of another kind'
 
 
 def load_network(spec=None):

@@ -23,7 +23,7 @@ OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff'
 # largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
 MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
 
-Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image')
+Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image in_size', defaults=(None,))
 # decoded inputs kept from the checks for the run, so they are not decoded again, up to this many bytes in all
 KEEP_DECODED = 256 * 2**20
 
@@ -285,7 +285,7 @@ def plan(args):
     """Check every input and output name.
 
     Returns:
-        list[Job]: ``(path, out, t0, out_size, extras, channels, image)`` per input; ``extras`` are the
+        list[Job]: ``(path, out, t0, out_size, extras, channels, image, in_size)`` per input; ``extras`` are the
         trajectory strip and GIF; ``image`` is the decoded input while the inputs kept so far stay within
         :data:`KEEP_DECODED` bytes (else None: the run decodes it again).
 
@@ -337,7 +337,8 @@ def plan(args):
             check_encodable(target, size, hint)
         keep = kept + img.nbytes <= KEEP_DECODED
         kept += img.nbytes if keep else 0
-        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1, img if keep else None))
+        jobs.append(Job(path, out, t0, out_size, extras, img.shape[2] if img.ndim == 3 else 1, img if keep else None,
+                        img.shape[:2]))
     return jobs
 
 
@@ -359,6 +360,7 @@ def check_memory(up, jobs, args):
         return
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad, trajectory=args.trajectory)
     for job in jobs:
+        options['in_size'] = job.in_size
         need = up.memory_estimate(job.out_size, job.channels, **options)
         if need <= free:
             continue

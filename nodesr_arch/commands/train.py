@@ -6,11 +6,12 @@ BasicSR's flags work as they do in ``basicsr/train.py``: ``--auto_resume``, ``--
 ``--local-rank``). The options are checked before anything is written (option files are read with a safe
 YAML loader), and the run holds a lock on its experiment name (:mod:`nodesr_arch.commands.experiment_lock`).
 """
+import errno
 import os
 import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
-from nodesr_arch.commands.experiment_lock import ExperimentLocked, lock_experiment
+from nodesr_arch.commands.experiment_lock import LockError, lock_experiment
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
 from nodesr_arch_compat import mark_checked, normalize_argv
@@ -25,7 +26,8 @@ def run(argv, is_train, prog):
         prog (str): Program name for messages.
 
     Returns:
-        int: Exit status (0 on success; 2 for bad options; 1 when training stopped on non-finite losses).
+        int: Exit status (0 on success; 2 for bad options; 1 when training stopped on non-finite losses or a full
+        disk).
     """
     argv = normalize_argv(list(argv))
     sys.argv = [prog] + argv
@@ -36,7 +38,7 @@ def run(argv, is_train, prog):
             mark_checked(argv)
             if int(os.environ.get('RANK', '0')) == 0:
                 lock_experiment(os.path.join(root_path, 'experiments' if is_train else 'results'), opt['name'])
-    except (OptionError, ExperimentLocked) as e:
+    except (OptionError, LockError) as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2
     if is_train:
@@ -45,6 +47,12 @@ def run(argv, is_train, prog):
             train_pipeline(root_path)
         except NonFiniteLossError as e:
             print(f'{prog}: error: {e}', file=sys.stderr)
+            return 1
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            print(f'{prog}: error: {e.strerror} (free some space, then continue with --auto_resume from the last '
+                  'complete checkpoint)', file=sys.stderr)
             return 1
     else:
         from basicsr.test import test_pipeline

@@ -31,7 +31,8 @@ def to_python_numbers(obj):
 def atomic_torch_save(obj, path):
     """Write ``obj`` with ``torch.save`` through :func:`nodesr_arch.file_io.atomic_write` (synced to disk).
 
-    A kill at any moment leaves either the previous complete file or the new complete file.
+    A kill at any moment leaves either the previous complete file or the new complete file. A full disk is
+    an ``OSError`` (``ENOSPC``, "No space left on device"), not torch's ``unexpected pos`` RuntimeError.
 
     Args:
         obj: Object to save.
@@ -42,6 +43,29 @@ def atomic_torch_save(obj, path):
 
     def write(tmp):
         with open(tmp, 'wb') as f:
-            torch.save(obj, f)
+            try:
+                torch.save(obj, f)
+            except RuntimeError as e:
+                raise _write_error(e, path) from None
 
     atomic_write(path, write, sync=True)
+
+
+def _write_error(error, path):
+    """torch.save's ``RuntimeError: [enforce fail at inline_container.cc:672] unexpected pos ...`` as the
+    ``OSError`` it stands for: the file system's error that torch's writer hit (no space left on device...), or
+    ``ENOSPC`` when the disk is full; otherwise the error itself."""
+    import errno
+    cause = error
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None and cause.errno is not None:
+        return OSError(cause.errno, f'{cause.strerror}: cannot save {path}')
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return error
+    free = st.f_bavail * st.f_frsize
+    if free < (1 << 20):
+        return OSError(errno.ENOSPC, f'{os.strerror(errno.ENOSPC)} ({free} bytes free): cannot save {path}')
+    return error

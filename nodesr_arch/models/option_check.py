@@ -4,47 +4,21 @@ A wrong option (unknown arch, dataset or model type, a missing data folder, a sc
 with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a traceback after the
 experiment folders were made.
 """
-import argparse
 import inspect
 import numbers
 import os
 
 import torch
-import yaml
 
-from basicsr.utils.options import _postprocess_yml_value
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.image_io import list_images
 from nodesr_arch.scales import check_scale
-from nodesr_arch_compat import python_object_refusal, safe_yaml_loader
+from nodesr_arch_compat import OptionFileError, check_experiment_name, read_option_file
 
 
-class OptionError(ValueError):
+class OptionError(OptionFileError):
     """An option YAML is wrong; the message names the key."""
-
-
-def load_yaml(path):
-    """Read an option (or sidecar) YAML safely: mappings, lists, strings, numbers, ``~``/None; key order kept.
-
-    BasicSR reads option files with PyYAML's full loader, which builds Python objects from
-    ``!!python/...`` tags, so opening a shared option file could run code. This refuses them instead.
-
-    Args:
-        path (str): The YAML file.
-
-    Raises:
-        OptionError: The file is missing, not valid YAML, or holds a Python object tag.
-    """
-    if not os.path.isfile(path):
-        raise OptionError(f"'{path}' does not exist")
-    try:
-        with open(path) as f:
-            return yaml.load(f, Loader=safe_yaml_loader())
-    except yaml.constructor.ConstructorError as e:
-        raise OptionError(f"'{path}' {python_object_refusal(e)}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise OptionError(f"'{path}' is not valid YAML: {e}") from None
 
 
 def read_options(argv, is_train=True):
@@ -60,39 +34,14 @@ def read_options(argv, is_train=True):
     Raises:
         OptionError: The file is missing or unreadable, or an option is wrong.
     """
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt', type=str, required=True)
-    parser.add_argument('--force_yml', nargs='+', default=None)
-    parser.add_argument('--debug', action='store_true')
-    args, _ = parser.parse_known_args(argv)
-    if not os.path.isfile(args.opt):
-        raise OptionError(f"-opt: option file '{args.opt}' does not exist")
     try:
-        opt = load_yaml(args.opt)
-    except OptionError as e:
-        raise OptionError(f'-opt: {e}') from None
-    if not isinstance(opt, dict):
-        raise OptionError(f"-opt: '{args.opt}' does not hold a mapping of options")
-    for entry in args.force_yml or []:
-        apply_force_yml(opt, entry)
-    if args.debug and isinstance(opt.get('name'), str) and not opt['name'].startswith('debug'):
-        opt['name'] = 'debug_' + opt['name']
+        opt = read_option_file(argv)
+    except OptionFileError as e:
+        raise OptionError(str(e)) from None
+    if opt is None:
+        raise OptionError('-opt: missing (the option YAML)')
     check_options(opt, is_train=is_train)
     return opt
-
-
-def apply_force_yml(opt, entry):
-    """Apply one ``--force_yml a:b:c=value`` entry in place (BasicSR's semantics)."""
-    if '=' not in entry:
-        raise OptionError(f"--force_yml: '{entry}' is not of the form key:sub=value")
-    keys, value = (v.strip() for v in entry.split('=', 1))
-    keys = keys.split(':')
-    node = opt
-    for i, key in enumerate(keys[:-1]):
-        if not isinstance(node.get(key), dict):
-            raise OptionError(f"--force_yml: '{':'.join(keys[:i + 1])}' is not a section of the options")
-        node = node[key]
-    node[keys[-1]] = _postprocess_yml_value(value)
 
 
 def _is_number(v):
@@ -374,8 +323,10 @@ def check_options(opt, is_train=True, check_paths=True):
     Raises:
         OptionError: With the offending key, e.g. ``datasets:val_1:scale: the scale must be >= 1, got 0.5``.
     """
-    if not isinstance(opt.get('name'), str) or not opt['name']:
-        raise OptionError('name: missing (the experiment name)')
+    try:
+        check_experiment_name(opt.get('name'))
+    except OptionFileError as e:
+        raise OptionError(str(e)) from None
     model_type = opt.get('model_type', 'SRModel')
     if model_type not in MODEL_REGISTRY:
         raise OptionError(f"model_type: unknown model '{model_type}' (not in BasicSR's MODEL_REGISTRY; a model of "
