@@ -46,7 +46,8 @@ from basicsr.utils import get_root_logger, set_random_seed
 from benchmarks.gpu_speed import TINY_NETS, device_info, free, peak_memory, reset_peak, run_cases, sync
 from benchmarks.gpu_train_report import write_json
 from nodesr_arch.models.checkpoint import atomic_torch_save
-from nodesr_arch.models.option_check import check_options, load_yaml
+from nodesr_arch.models.option_check import check_options
+from nodesr_arch_compat import read_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = {'NODE-VDSR': 'options/train/train_NODEVDSR_T291_gpu.yml', 'VDSR+t': 'options/train/train_VDSRt_T291_gpu.yml'}
@@ -86,7 +87,7 @@ def training_options(path, out, data=DATA_PREFIX, dry_run=False, device=None):
     Returns:
         dict: The options.
     """
-    opt = load_yaml(os.path.join(ROOT, path))
+    opt = read_yaml(os.path.join(ROOT, path))
     cuda = (device or ('cuda' if torch.cuda.is_available() else 'cpu')) == 'cuda'
     opt.update(dist=False, rank=0, world_size=1, is_train=True, num_gpu=1 if cuda else 0, auto_resume=False)
     _relocate(opt['datasets'], data)
@@ -117,7 +118,7 @@ def speed_options(model, path, dry_run, device):
     opt['train'].update(ema_decay=0, compile=PATHS[path])
     train = opt['datasets']['train']
     if model == 'NODE-RDN':
-        rdn = load_yaml(os.path.join(ROOT, RDN_OPTIONS))
+        rdn = read_yaml(os.path.join(ROOT, RDN_OPTIONS))
         net = rdn['network_g']
         net['ode'] = {k: v for k, v in net['ode'].items() if k != 'step_size'}
         net['ode']['num_steps'] = 1
