@@ -41,6 +41,88 @@ def test_hook_is_off_with_the_environment_variable():
     assert python(LOADED, env={'NODESR_ARCH_HOOK': '0'}) == {'hooks': [], 'loaded': []}
 
 
+@pytest.mark.parametrize('value', ['0', ' 0', 'false', 'No', ' OFF\n'])
+def test_hook_is_off_with_each_off_value(value):
+    assert python(LOADED, env={'NODESR_ARCH_HOOK': value}) == {'hooks': [], 'loaded': []}
+
+
+@pytest.mark.parametrize('value', ['1', '', 'yes'])
+def test_hook_is_on_with_other_values(value):
+    assert python(LOADED, env={'NODESR_ARCH_HOOK': value})['hooks'] == ['BasicSRImportHook']
+
+
+def run_with_stderr(code, env=None, cwd=ROOT):
+    full_env = dict(os.environ)
+    full_env.pop('NODESR_ARCH_HOOK', None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=120)
+
+
+def test_a_start_up_file_left_behind_without_its_module_is_silent(tmp_path):
+    """An uninstall that left the ``.pth`` (or a copy of it in another site dir) prints nothing at start-up."""
+    site_dir = tmp_path / 'site'
+    site_dir.mkdir()
+    shutil.copy(os.path.join(ROOT, 'nodesr_arch_hook.pth'), site_dir)
+    proc = run_with_stderr(f'import site; site.addsitedir({str(site_dir)!r}); print("ok")',
+                           env={'PYTHONPATH': ''}, cwd=str(tmp_path))
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, 'ok', '')
+
+
+def fake_basicsr(tmp_path, version):
+    """A small BasicSR of another layout: its ``__init__`` records whether torch was imported before it."""
+    pkg = tmp_path / 'fake' / 'basicsr'
+    (pkg / 'utils').mkdir(parents=True)
+    (pkg / '__init__.py').write_text('import sys\n'
+                                     'BEFORE = sorted(m for m in ("torch", "torchvision") if m in sys.modules)\n'
+                                     'from basicsr.utils import registry  # noqa\n')
+    (pkg / 'utils' / '__init__.py').write_text('')
+    (pkg / 'utils' / 'registry.py').write_text('ARCH_REGISTRY = {}\n')
+    (pkg / 'version.py').write_text(f"__version__ = '{version}'\n")
+    return str(tmp_path / 'fake')
+
+
+@pytest.mark.parametrize('version, reason', [('1.3.5', 'version 1.3.5, not 1.4.2'),
+                                             ('1.4.2', 'another layout: utils/registry.py (DATASET_REGISTRY')])
+def test_another_basicsr_imports_untouched_and_is_named_once(tmp_path, version, reason):
+    """The hook fixes only the BasicSR it was written for; another one imports as without the plugin, with one
+    line saying so, and nothing of torch is imported for it."""
+    fake = fake_basicsr(tmp_path, version)
+    proc = run_with_stderr("""
+        import json, sys
+        import basicsr
+        import basicsr.utils.registry
+        import nodesr_arch_compat
+        nodesr_arch_compat.apply()  # what import nodesr_arch asks for: nothing either
+        print(json.dumps([basicsr.BEFORE, 'torch' in sys.modules, basicsr.__file__]))
+    """, env={'PYTHONPATH': fake + os.pathsep + ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [[], False, os.path.join(fake, 'basicsr', '__init__.py')]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and 'not the one its compatibility fixes were written for' in lines[0], proc.stderr
+    assert reason in lines[0] and 'none is applied' in lines[0]
+
+
+def test_the_hook_imports_nothing_of_torch_before_basicsr():
+    """The import shims run before BasicSR's ``__init__`` without importing torch or torchvision."""
+    got = python("""
+        import json, sys
+        import nodesr_arch_compat
+        seen = []
+        original = nodesr_arch_compat.before_import
+
+        def spy(name):
+            original(name)
+            if name == 'basicsr':
+                seen.extend(m for m in ('torch', 'torchvision') if m in sys.modules)
+
+        nodesr_arch_compat.before_import = spy
+        import basicsr.data.degradations
+        print(json.dumps(seen))
+    """)
+    assert got == []
+
+
 def test_import_basicsr_first_works_and_registers_node_sr_on_demand():
     got = python("""
         import json, sys
@@ -97,6 +179,11 @@ def test_a_wheel_carries_the_hook_and_it_works_from_there(tmp_path):
     wheel = next((tmp_path / 'dist').glob('nodesr_arch-*.whl'))
     names = zipfile.ZipFile(wheel).namelist()
     assert {'nodesr_arch_hook.pth', 'nodesr_arch_hook.py', 'nodesr_arch_compat.py'} <= set(names)
+    # BasicSR only through an extra, so installing the project keeps a basicsr-fixed the user has
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
+    requires = [line.split(':', 1)[1].strip() for line in metadata.splitlines() if line.startswith('Requires-Dist:')]
+    assert [r for r in requires if r.startswith('basicsr')] == ['basicsr==1.4.2; extra == "basicsr"',
+                                                                'basicsr-fixed==1.4.2; extra == "basicsr-fixed"']
     target = tmp_path / 'site'
     zipfile.ZipFile(wheel).extractall(target)  # what pip puts in site-packages
     # a fresh interpreter without this environment's start-up files: only the wheel's folder is a site dir
