@@ -104,6 +104,10 @@ _SHIMS = {
 }
 
 
+#: What to say when no BasicSR is installed (the project installs it through an extra: setup.py).
+BASICSR_MISSING = 'BasicSR is not installed: pip install "nodesr_arch[basicsr]" (or "nodesr_arch[basicsr-fixed]")'
+
+
 class BasicSRFit(collections.namedtuple('BasicSRFit', 'root version reason needs')):
     """Whether the BasicSR at ``root`` is the one the fixes were written for.
 

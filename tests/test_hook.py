@@ -197,3 +197,76 @@ def test_a_wheel_carries_the_hook_and_it_works_from_there(tmp_path):
         print(json.dumps([nodesr_arch_hook.__file__, ARCH_REGISTRY.get('NODEVDSR').__module__]))
     """, args=('-S', ), cwd=str(tmp_path))
     assert got[0].startswith(str(target)) and got[1] == 'nodesr_arch.archs.vdsr_arch'
+
+
+# ---- nodesr --version and a missing BasicSR -------------------------------------------------------------------
+
+
+def run_cli(args, env=None, prelude=''):
+    code = f'{prelude}\nimport sys\nfrom nodesr_arch.commands.cli import main\nsys.exit(main({list(args)!r}))'
+    return run_with_stderr(code, env=env)
+
+
+def test_version_names_each_package_and_where_it_is_loaded_from():
+    import torch
+    import torchdiffeq
+
+    import basicsr
+    for flag in ('--version', '-V'):
+        proc = run_cli([flag])
+        assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == f'nodesr_arch {importlib.import_module("nodesr_arch").__version__}  ' + \
+            os.path.join(ROOT, 'nodesr_arch')
+        assert lines[1] == f'  start-up hook  {ROOT}'
+        assert lines[2].startswith(f'BasicSR {basicsr.__version__} (') and os.path.dirname(basicsr.__file__) in lines[2]
+        assert 'compatibility fixes apply' in lines[2]
+        assert lines[3] == f'torch {torch.__version__.split("+")[0]}  {os.path.dirname(torch.__file__)}' or \
+            lines[3].startswith('torch ') and os.path.dirname(torch.__file__) in lines[3]
+        assert lines[4].startswith('torchdiffeq ') and os.path.dirname(torchdiffeq.__file__) in lines[4]
+        assert not any(line.startswith('warning:') for line in lines)
+
+
+def test_version_warns_when_the_hook_and_the_package_come_from_different_copies(tmp_path):
+    other = tmp_path / 'other'
+    other.mkdir()
+    shutil.copy(os.path.join(ROOT, 'nodesr_arch_hook.py'), other)
+    proc = run_cli(['--version'], env={'PYTHONPATH': str(other) + os.pathsep + ROOT})
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stdout.splitlines() if line.startswith('warning:')]
+    assert f'warning: the start-up hook ({other}) and the package ({ROOT}' in warning[0]
+    assert 'different copies' in warning[0]
+
+
+HIDE_BASICSR = """import sys
+class NoBasicSR:  # as if BasicSR were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'basicsr':
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+sys.meta_path.insert(0, NoBasicSR())
+"""
+
+
+@pytest.mark.parametrize('args', [['infer', '-i', 'x.png', '-o', 'out', '--scale', '2'], ['train', '-opt', 'x.yml'],
+                                  ['test', '-opt', 'x.yml'], ['demo']])
+def test_without_basicsr_each_command_says_to_install_it(tmp_path, args):
+    proc = run_with_stderr(f'{HIDE_BASICSR}\nfrom nodesr_arch.commands.cli import main\nsys.exit(main({args!r}))',
+                           cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr.splitlines() == [f'nodesr {args[0]}: error: BasicSR is not installed: '
+                                        'pip install "nodesr_arch[basicsr]" (or "nodesr_arch[basicsr-fixed]")']
+    assert os.listdir(tmp_path) == []
+
+
+def test_without_basicsr_version_says_so_and_the_api_raises_one_line():
+    proc = run_cli(['--version'], prelude=HIDE_BASICSR)
+    assert proc.returncode == 0 and 'BasicSR is not installed: pip install' in proc.stdout.splitlines()[2]
+    proc = run_with_stderr(HIDE_BASICSR + textwrap.dedent("""
+        from nodesr_arch.basicsr_source import basicsr_module
+        try:
+            basicsr_module('basicsr.utils.matlab_functions')
+        except ImportError as e:
+            print(e)
+    """))
+    assert proc.stdout.strip() == ('BasicSR is not installed: pip install "nodesr_arch[basicsr]" '
+                                   '(or "nodesr_arch[basicsr-fixed]")')
