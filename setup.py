@@ -87,6 +87,8 @@ setup(
         'lint': ['flake8', 'isort>=5'],  # the house rules of setup.cfg, as BasicSR's
         # nodesr export: torch.onnx.export(dynamo=True) needs onnx and onnxscript; onnxruntime checks the graph
         'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
+        # nodesr_arch.spandrel: the models load in spandrel hosts (ComfyUI, chaiNNer)
+        'spandrel': ['spandrel>=0.4'],
     },
     entry_points={'console_scripts': ['nodesr=nodesr_arch.commands.cli:main']},
     classifiers=[
