@@ -5,16 +5,17 @@ spandrel has no plugin discovery: a host runs one line once, before it loads mod
 
     import nodesr_arch.spandrel; nodesr_arch.spandrel.register_spandrel()
 
-Then ``spandrel.ModelLoader().load_from_file('net_g_latest.pth')`` returns an ``ImageModelDescriptor`` for
-the networks this project trains: NODE-VDSR, NODE-RDN, VDSR+t, RDN+t (at the integer scale the host asks for
-with ``register_spandrel(scale=...)``, default 4) and VDSR, RDN (VDSR at that scale too, RDN at the scale its
-upsampler was built for). Each is detected from its exact state-dict keys (every key, none missing, none
-extra, shapes consistent), and the architectures are added after spandrel's own, so a checkpoint that
-spandrel already knows (EDSR, RRDBNet, SwinIR...) loads as before and one it does not know stays
-unsupported unless it is one of these. Settings come from tensor shapes; the solver of a NODE network from
-the metadata this project stores in its checkpoints (:mod:`nodesr_arch.solver_metadata`), else rk4 with
-``step_size: 1.0``, the paper's. Not covered: ``NODESR`` (a NODE around a registry backbone: its backbone's
-settings are not all in its shapes) and the rivals; an architecture for them goes in :data:`ARCHITECTURES`.
+Then ``spandrel.ModelLoader().load_from_file('net_g_latest.pth')`` returns an ``ImageModelDescriptor`` for the
+networks this project trains: NODE-VDSR, NODE-RDN, NODESR (RRDBNet backbone), VDSR+t, RDN+t (at the integer
+scale the host asks for with ``register_spandrel(scale=...)``, default 4) and VDSR, RDN (VDSR at that scale too,
+RDN at the scale its upsampler was built for). Each is detected from its exact state-dict keys (every key, none
+missing, none extra, shapes consistent), and the architectures are added after spandrel's own, so a checkpoint
+that spandrel already knows (RRDBNet as ESRGAN, SwinIR...) loads as before and one it does not know stays
+unsupported unless it is one of these. Settings come from tensor shapes; the solver of a NODE network from the
+metadata this project stores in its checkpoints (:mod:`nodesr_arch.solver_metadata`), else rk4 with ``step_size:
+1.0``, the paper's. ``NODESR`` is covered with BasicSR's ``RRDBNet`` as its backbone (spandrel knows RRDBNet as
+ESRGAN); not covered: NODESR around SwinIR (options such as ``img_range`` are not in its shapes) and the rivals;
+an architecture for them goes in :data:`ARCHITECTURES`.
 
 The descriptor's call enlarges its input bicubically (MATLAB's kernel, as in training) to exactly ``scale``
 times its size, odd sizes included, and solves as :meth:`nodesr_arch.api.Upscaler.super_resolve` does.
@@ -204,10 +205,51 @@ class RDNArch(_NodeSRArchitecture):
         return dict(opt, num_out_ch=int(last.shape[0]), upscale=upscale)
 
 
+def _rrdbnet_options(state, prefix):
+    """BasicSR ``RRDBNet`` options at ``scale: 1`` (same resolution: pixel-unshuffle by 4, then x4) read from the
+    shapes under ``prefix``, with the keys it has; None if it is not one."""
+    first, last = _weight(state, f'{prefix}conv_first.weight'), _weight(state, f'{prefix}conv_last.weight')
+    grow = _weight(state, f'{prefix}body.0.rdb1.conv1.weight')
+    num_block = len({m.group(1) for k in state for m in [re.match(re.escape(prefix) + r'body\.(\d+)\.', k)] if m})
+    if first is None or last is None or grow is None or first.shape[1] % 16:
+        return None
+    opt = {'type': 'RRDBNet', 'num_in_ch': int(first.shape[1]) // 16, 'num_out_ch': int(last.shape[0]),
+           'num_feat': int(first.shape[0]), 'num_block': num_block, 'num_grow_ch': int(grow.shape[0]), 'scale': 1}
+    names = ['conv_first', 'conv_body', 'conv_up1', 'conv_up2', 'conv_hr', 'conv_last']
+    names += [f'body.{i}.rdb{r}.conv{c}' for i in range(num_block) for r in (1, 2, 3) for c in range(1, 6)]
+    return opt, {f'{prefix}{n}.{p}' for n in names for p in ('weight', 'bias')}
+
+
+class NODESRArch(_NodeSRArchitecture):
+    """``NODESR`` around BasicSR's ``RRDBNet`` (``scale: 1``), the one backbone whose settings its shapes
+    hold here; a backbone such as SwinIR needs options (``img_range``, ``img_size``...) read from more than
+    shapes and is not detected."""
+
+    kind, ode = 'NODESR', True
+
+    def options(self, state):
+        backbone = _rrdbnet_options(state, 'ode.field.func.net.')
+        if backbone is None:
+            return None
+        opt, keys = backbone
+        num_ch = opt['num_out_ch']
+        if set(state) - {'ode.field.func.gain'} != keys or opt['num_in_ch'] != num_ch + 1:
+            return None
+        gain = state.get('ode.field.func.gain')
+        if gain is not None and tuple(gain.shape) != (1, num_ch, 1, 1):
+            return None
+        return {'backbone': opt, 'num_in_ch': num_ch, 'num_out_ch': num_ch, 'num_feat': opt['num_feat'],
+                'num_block': opt['num_block']}
+
+    def build(self, opt):
+        from nodesr_arch.archs.nodesr_arch import NODESR
+        return NODESR(**{k: v for k, v in opt.items() if k not in ('num_feat', 'num_block')})
+
+
 #: The architectures :func:`register_spandrel` adds, in detection order. Another network of this project (the
-#: rivals, NODESR) joins by subclassing ``_NodeSRArchitecture`` (``kind``, ``options``, ``build``) and being
-#: listed here.
-ARCHITECTURES = (NODEVDSRArch, NODERDNArch, VDSRtArch, RDNtArch, VDSRArch, RDNArch)
+#: rivals, NODESR with another backbone) joins by subclassing ``_NodeSRArchitecture`` (``kind``, ``options``,
+#: ``build``) and being listed here.
+ARCHITECTURES = (NODEVDSRArch, NODERDNArch, NODESRArch, VDSRtArch, RDNtArch, VDSRArch, RDNArch)
 
 
 def register_spandrel(registry=MAIN_REGISTRY, scale=DEFAULT_SCALE):

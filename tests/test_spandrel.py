@@ -24,6 +24,8 @@ NETS = {
     'NODEVDSR_euler_sqrt': {'type': 'NODEVDSR', 'num_feat': 5, 'num_layer': 4,
                             'ode': {'method': 'euler', 'step_size': 0.5, 'time': 'sqrt'}},
     'NODERDN': dict(RDN_OPT, ode={'method': 'midpoint', 'num_steps': 2}),
+    'NODESR': {'backbone': {'type': 'RRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 1},
+               'ode': {'method': 'rk4', 'num_steps': 1}},
     'VDSRt': {'num_feat': 6, 'num_layer': 3},
     'RDNt': dict(RDN_OPT),
     'VDSR': {'num_feat': 6, 'num_layer': 3},
