@@ -8,11 +8,17 @@ first, or ``import nodesr_arch``); ``nodesr_arch`` itself is imported only when 
 registry lookup names one of its types. Without the hook (``NODESR_ARCH_HOOK=0``), ``import nodesr_arch``
 before ``basicsr`` applies the same fixes (:func:`apply`).
 
+The fixes apply only to the BasicSR they were written for: version 1.4.2 (PyPI's, BasicSR's master and
+``basicsr-fixed``) with the functions they replace where they expect them (:func:`basicsr_fit`, read from its
+files); the import shims only where its code needs them (master and basicsr-fixed need no fix 1). Another
+BasicSR gets none, and one line on stderr says so.
+
 The fixes are global because BasicSR 1.4.2 cannot run on today's stack without them; everything NODE-SR
 alone needs lives in ``NODESRModel`` and changes no other model:
 
 1. ``torchvision.transforms.functional_tensor`` is gone (torchvision >= 0.17); ``basicsr.data.degradations``
-   imports it (XPixelGroup/BasicSR#533, #650). Aliased to ``torchvision.transforms._functional_tensor``.
+   imports it (XPixelGroup/BasicSR#533, #650). Aliased to ``torchvision.transforms._functional_tensor`` when
+   it is imported (a finder last on ``sys.meta_path``: nothing of torch is imported before BasicSR).
 2. Python >= 3.12 has no ``distutils``; ``basicsr.archs.arch_util`` imports it (BasicSR#656). setuptools,
    a runtime dependency of this package, provides the shim.
 3. Resume (BasicSR#538): ``train.load_resume_state`` maps the state to ``torch.cuda.current_device()``
@@ -43,8 +49,10 @@ alone needs lives in ``NODESRModel`` and changes no other model:
    the key to ``exec``). Values are read as YAML; ``--force_yml manual_seed=N`` takes effect (BasicSR seeds before it
    applies the entries, so the run is seeded again).
 """
+import collections
 import importlib
 import os
+import re
 import sys
 import types
 
@@ -84,18 +92,141 @@ def original(owner, name):
     return _ORIGINALS.get(_key(owner, name), getattr(owner, name))
 
 
+# ---- which BasicSR: the fixes are for 1.4.2's code -------------------------------------------------------------
+
+#: The BasicSR release the fixes were written for (BasicSR's master and ``basicsr-fixed``, the maintained fork of
+#: 1.4.2, report it too and share its layout).
+BASICSR_VERSION = '1.4.2'
+#: What the fixes replace, per file below ``basicsr/``: a BasicSR without one of them has another layout.
+_LAYOUT = {
+    'utils/registry.py': ('ARCH_REGISTRY', 'DATASET_REGISTRY', 'MODEL_REGISTRY'),
+    'utils/options.py': ('def parse_options', 'def ordered_yaml', 'osp.expanduser'),
+    'utils/dist_util.py': ('def _init_dist_pytorch', 'def _init_dist_slurm'),
+    'models/base_model.py': ('def model_to_device', ),
+    'train.py': ('def load_resume_state', 'def train_pipeline'),
+}
+#: Each import shim (fixes 1, 2) and the text of BasicSR's file that needs it: master and basicsr-fixed import
+#: ``torchvision.transforms.functional`` and need no alias.
+_SHIMS = {
+    'functional_tensor': ('data/degradations.py', 'torchvision.transforms.functional_tensor'),
+    'distutils': ('archs/arch_util.py', 'distutils'),
+}
+
+
+#: What to say when no BasicSR is installed (the project installs it through an extra: setup.py).
+BASICSR_MISSING = 'BasicSR is not installed: pip install "nodesr_arch[basicsr]" (or "nodesr_arch[basicsr-fixed]")'
+
+
+class BasicSRFit(collections.namedtuple('BasicSRFit', 'root version reason needs')):
+    """Whether the BasicSR at ``root`` is the one the fixes were written for.
+
+    Attributes:
+        root (str | None): The ``basicsr`` package folder (None: BasicSR is not installed).
+        version (str | None): Its ``basicsr/version.py`` ``__version__``.
+        reason (str | None): Why the fixes do not apply to it; None when they do.
+        needs (frozenset[str]): The import shims it needs (``'functional_tensor'``, ``'distutils'``).
+    """
+
+
+_FITS = {}
+_SAID = []
+
+
+def _read(root, relative):
+    try:
+        with open(os.path.join(root, *relative.split('/')), encoding='utf-8') as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def basicsr_root():
+    """The folder of the ``basicsr`` package that is (or would be) imported, found without importing it."""
+    module = sys.modules.get('basicsr')
+    spec = getattr(module, '__spec__', None) if module is not None else None
+    if spec is None:
+        import importlib.util
+        try:
+            spec = importlib.util.find_spec('basicsr')
+        except (ImportError, ValueError):
+            spec = None
+    locations = list(getattr(spec, 'submodule_search_locations', None) or ())
+    return locations[0] if locations else None
+
+
+def basicsr_fit(root=None):
+    """Check, from its files (nothing is imported), whether this BasicSR is the one the fixes were written for:
+    version :data:`BASICSR_VERSION` with the functions they replace where they expect them.
+
+    Args:
+        root (str | None): A ``basicsr`` package folder; default :func:`basicsr_root`.
+
+    Returns:
+        BasicSRFit: The answer, cached per folder.
+    """
+    root = root or basicsr_root()
+    if root in _FITS:
+        return _FITS[root]
+    version = reason = None
+    needs = frozenset()
+    if root is None:
+        reason = 'BasicSR is not installed'
+    else:
+        match = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", _read(root, 'version.py') or '', re.M)
+        version = match.group(1) if match else None
+        missing = [f'{relative} ({", ".join(n for n in names if n not in text)})'
+                   for relative, names in _LAYOUT.items() for text in [_read(root, relative) or '']
+                   if not all(n in text for n in names)]
+        if version != BASICSR_VERSION:
+            reason = f'version {version or "unknown"}, not {BASICSR_VERSION}'
+        elif missing:
+            reason = 'another layout: ' + '; '.join(missing) + ' not found'
+        else:
+            needs = frozenset(shim for shim, (relative, text) in _SHIMS.items()
+                              if text in (_read(root, relative) or ''))
+    _FITS[root] = BasicSRFit(root, version, reason, needs)
+    return _FITS[root]
+
+
+def fits():
+    """True if this BasicSR gets the fixes; otherwise says once, on stderr, that none is applied and why."""
+    fit = basicsr_fit()
+    if fit.reason is None:
+        return True
+    if fit.root is not None and not _SAID:
+        _SAID.append(fit)
+        print(f'nodesr_arch: the BasicSR at {fit.root} is not the one its compatibility fixes were written for '
+              f'({fit.reason}); none is applied', file=sys.stderr)
+    return False
+
+
 # ---- 1, 2: import shims ---------------------------------------------------------------------------------------
 
 
+class _FunctionalTensorAlias:
+    """A ``sys.meta_path`` finder, last on the path, for ``torchvision.transforms.functional_tensor``: asked only
+    when no other finder has the module (torchvision >= 0.17), it answers with ``_functional_tensor``. Nothing
+    is imported before BasicSR asks for it."""
+
+    NAME = 'torchvision.transforms.functional_tensor'
+
+    def find_spec(self, name, path=None, target=None):
+        if name != self.NAME:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        return importlib.import_module('torchvision.transforms._functional_tensor')
+
+    def exec_module(self, module):
+        pass
+
+
 def fix_functional_tensor():
-    """Fix 1: alias ``torchvision.transforms.functional_tensor`` (BasicSR#533, #650)."""
-    name = 'torchvision.transforms.functional_tensor'
-    if name in sys.modules:
-        return
-    try:
-        importlib.import_module(name)
-    except ImportError:
-        sys.modules[name] = importlib.import_module('torchvision.transforms._functional_tensor')
+    """Fix 1: alias ``torchvision.transforms.functional_tensor`` when it is imported (BasicSR#533, #650)."""
+    if not any(isinstance(f, _FunctionalTensorAlias) for f in sys.meta_path):
+        sys.meta_path.append(_FunctionalTensorAlias())
 
 
 def fix_distutils():
@@ -108,9 +239,12 @@ def fix_distutils():
 
 
 def fix_imports():
-    """Fixes 1 and 2, needed before ``basicsr`` is imported."""
-    fix_functional_tensor()
-    fix_distutils()
+    """Fixes 1 and 2, needed before ``basicsr`` is imported, where this BasicSR needs them (:func:`basicsr_fit`)."""
+    fit = basicsr_fit()
+    if 'functional_tensor' in fit.needs:
+        fix_functional_tensor()
+    if 'distutils' in fit.needs:
+        fix_distutils()
 
 
 # ---- 3: resume --------------------------------------------------------------------------------------------------
@@ -760,7 +894,7 @@ _AFTER_IMPORT = {
 
 def before_import(name):
     """Called by ``nodesr_arch_hook`` before BasicSR's module ``name`` is first executed."""
-    if name == 'basicsr':
+    if name == 'basicsr' and fits():
         _once('imports', fix_imports)
 
 
@@ -768,16 +902,19 @@ def after_import(name):
     """Called by ``nodesr_arch_hook`` once BasicSR's module ``name`` has been executed.
 
     Once all of ``basicsr`` is, NODE-SR registers if ``nodesr_arch`` was imported before it (it imports no
-    BasicSR itself); otherwise it registers on demand (fix 6).
+    BasicSR itself); otherwise it registers on demand (fix 6). A BasicSR that :func:`fits` not gets no fix.
     """
-    if name in _AFTER_IMPORT:
+    if name in _AFTER_IMPORT and fits():
         _once(name, _AFTER_IMPORT[name])
     if name == 'basicsr' and hasattr(sys.modules.get('nodesr_arch'), 'register'):
         sys.modules['nodesr_arch'].register()
 
 
 def apply():
-    """Apply every fix once (``import nodesr_arch`` calls this; the hook applies the same on import)."""
+    """Apply every fix once (``import nodesr_arch`` calls this; the hook applies the same on import), to the
+    BasicSR they were written for only (:func:`fits`)."""
+    if not fits():
+        return
     _once('imports', fix_imports)
     for module, fix in _AFTER_IMPORT.items():
         importlib.import_module(module)

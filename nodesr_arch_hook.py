@@ -4,8 +4,9 @@
 interpreter start-up. It only puts a finder on ``sys.meta_path`` (no import, well under a millisecond):
 nothing else of the plugin, and nothing heavy, loads until a program imports ``basicsr``. Then BasicSR's
 own entry points (``python -m basicsr.train``, ``python .../basicsr/train.py``, a project ``train.py``
-that imports ``basicsr`` first) run on today's stack and find NODE-SR's types. Set ``NODESR_ARCH_HOOK=0``
-to turn it off.
+that imports ``basicsr`` first) run on today's stack and find NODE-SR's types. Set ``NODESR_ARCH_HOOK`` to
+``0``, ``false``, ``no`` or ``off`` to turn it off. A BasicSR the fixes were not written for gets none
+(``nodesr_arch_compat.basicsr_fit``); a ``.pth`` left behind by an uninstall does nothing.
 """
 import os
 import sys
@@ -26,7 +27,10 @@ class _FixingLoader:
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        import nodesr_arch_compat
+        try:
+            import nodesr_arch_compat
+        except ImportError:  # half uninstalled: BasicSR imports as it would without the plugin
+            return self.loader.exec_module(module)
         nodesr_arch_compat.before_import(module.__name__)
         self.loader.exec_module(module)
         nodesr_arch_compat.after_import(module.__name__)
@@ -52,16 +56,22 @@ class BasicSRImportHook:
         return None
 
 
+def hook_off():
+    """True if ``NODESR_ARCH_HOOK`` turns the hook off: ``0``, ``false``, ``no`` or ``off`` (any case, spaces
+    around allowed)."""
+    return os.environ.get(HOOK_ENV, '').strip().lower() in ('0', 'false', 'no', 'off')
+
+
 def install(force=False):
-    """Put :class:`BasicSRImportHook` first on ``sys.meta_path`` (once); nothing when ``NODESR_ARCH_HOOK=0``.
+    """Put :class:`BasicSRImportHook` first on ``sys.meta_path`` (once); nothing when :func:`hook_off`.
 
     If BasicSR is imported already, the fixes are applied at once instead.
 
     Args:
-        force (bool): Install even with ``NODESR_ARCH_HOOK=0`` (``import nodesr_arch`` asks for the fixes and
+        force (bool): Install even when :func:`hook_off` (``import nodesr_arch`` asks for the fixes and
             its registration whatever the start-up hook does).
     """
-    off = os.environ.get(HOOK_ENV, '1') == '0' and not force
+    off = hook_off() and not force
     if off or any(isinstance(f, BasicSRImportHook) for f in sys.meta_path):
         return
     if 'basicsr' in sys.modules:

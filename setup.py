@@ -61,8 +61,11 @@ setup(
     cmdclass=commands(),
     package_data={'nodesr_arch': ['weights/*.pth', 'weights/*.yml', 'weights/*.md']},
     include_package_data=True,
+    # BasicSR is an extra, not a requirement: PyPI's basicsr and basicsr-fixed (its maintained fork) install the
+    # same `basicsr` package under two distribution names, and pip matches requirements by name, so a hard
+    # `basicsr` requirement reinstalls PyPI's 1.4.2 over basicsr-fixed (docs/basicsr.md, Installing beside a
+    # BasicSR you have)
     install_requires=[
-        'basicsr==1.4.2',
         'torch>=2.0',
         'torchvision>=0.15',
         # archs/solvers.py reads torchdiffeq's private solver table (_impl.odeint.SOLVERS, _impl.solvers,
@@ -80,10 +83,14 @@ setup(
         'setuptools>=60',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
     ],
     extras_require={
+        'basicsr': ['basicsr==1.4.2'],  # pip install "nodesr_arch[basicsr]": PyPI's BasicSR, what the fixes are for
+        'basicsr-fixed': ['basicsr-fixed==1.4.2'],  # or the fork, code identical to BasicSR's master
         'test': ['pytest>=7', 'pytest-timeout'],
         'lint': ['flake8', 'isort>=5'],  # the house rules of setup.cfg, as BasicSR's
         # nodesr export: torch.onnx.export(dynamo=True) needs onnx and onnxscript; onnxruntime checks the graph
         'onnx': ['onnx', 'onnxscript', 'onnxruntime'],
+        # nodesr_arch.spandrel: the models load in spandrel hosts (ComfyUI, chaiNNer)
+        'spandrel': ['spandrel>=0.4'],
     },
     entry_points={'console_scripts': ['nodesr=nodesr_arch.commands.cli:main']},
     classifiers=[

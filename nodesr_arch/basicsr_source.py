@@ -21,11 +21,17 @@ def basicsr_module(name):
 
     Returns:
         module: The module.
+
+    Raises:
+        ImportError: BasicSR is not installed (one line saying how to install it).
     """
     if 'basicsr' in sys.modules:
         return importlib.import_module(name)
     if name not in _LOADED:
-        root = importlib.util.find_spec('basicsr').submodule_search_locations[0]
+        import nodesr_arch_compat
+        root = nodesr_arch_compat.basicsr_root()
+        if root is None:
+            raise ImportError(nodesr_arch_compat.BASICSR_MISSING)
         path = os.path.join(root, *name.split('.')[1:]) + '.py'
         spec = importlib.util.spec_from_file_location(f'{__name__}.{name}', path)
         module = importlib.util.module_from_spec(spec)

@@ -37,6 +37,7 @@ def run_python(code, env=None, cwd=None):
 # ---- fix 1: torchvision.transforms.functional_tensor (BasicSR#533, #650) ----------------------------------
 
 
+@pytest.mark.skipif('functional_tensor' not in compat.basicsr_fit().needs, reason='this BasicSR needs no alias')
 def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
     plain = run_python('import basicsr', env={'NODESR_ARCH_HOOK': '0'})  # without the start-up hook
     assert plain.returncode != 0 and 'functional_tensor' in plain.stderr  # the upstream breakage is real
@@ -51,10 +52,71 @@ def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
     assert fixed.stdout.strip().endswith('NODEVDSR')
 
 
+@pytest.mark.skipif('functional_tensor' not in compat.basicsr_fit().needs, reason='this BasicSR needs no alias')
 def test_functional_tensor_alias():
     import torchvision.transforms._functional_tensor as real
     from torchvision.transforms import functional_tensor
     assert functional_tensor is real
+
+
+def copy_of_basicsr(tmp_path, edit=None):
+    """The files of this BasicSR that :func:`compat.basicsr_fit` reads, with ``edit(relative, text)`` applied."""
+    root = os.path.dirname(bt.__file__)
+    copy = tmp_path / 'basicsr'
+    for relative in ['version.py', *compat._LAYOUT, *(f for f, _ in compat._SHIMS.values())]:
+        with open(os.path.join(root, relative)) as f:
+            text = f.read()
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_text(edit(relative, text) if edit else text)
+    return str(copy)
+
+
+def test_the_fixes_are_for_basicsr_1_4_2_and_the_alias_where_its_code_needs_it(tmp_path):
+    old, new = 'transforms.functional_tensor import', 'transforms.functional import'  # PyPI's / master's import
+    pypi = copy_of_basicsr(tmp_path / 'pypi', lambda relative, text: text.replace(new, old))
+    assert compat.basicsr_fit(pypi) == (pypi, '1.4.2', None, frozenset({'functional_tensor', 'distutils'}))
+    # BasicSR's master and basicsr-fixed import torchvision.transforms.functional: no alias there
+    master = copy_of_basicsr(tmp_path / 'master', lambda relative, text: text.replace(old, new))
+    assert compat.basicsr_fit(master).needs == {'distutils'}
+    newer = copy_of_basicsr(tmp_path / 'newer', lambda relative, text: text.replace("'1.4.2'", "'1.5.0'"))
+    assert compat.basicsr_fit(newer)[2:] == ('version 1.5.0, not 1.4.2', frozenset())
+    moved = copy_of_basicsr(tmp_path / 'moved', lambda relative, text: text.replace('def model_to_device', 'def to'))
+    assert compat.basicsr_fit(moved).reason == ('another layout: models/base_model.py (def model_to_device) '
+                                                'not found')
+
+
+def _basicsr_fixed():
+    """True if the ``basicsr`` this interpreter imports is basicsr-fixed's."""
+    import importlib.metadata
+    try:
+        files = importlib.metadata.distribution('basicsr-fixed').files or []
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    init = next((f for f in files if str(f).replace(os.sep, '/') == 'basicsr/__init__.py'), None)
+    return init is not None and os.path.realpath(init.locate()) == os.path.realpath(sys.modules['basicsr'].__file__)
+
+
+@pytest.mark.skipif(not _basicsr_fixed(), reason='basicsr-fixed is not the BasicSR of this environment')
+def test_basicsr_fixed_gets_the_fixes_but_no_alias_and_installing_the_project_keeps_it():
+    """With basicsr-fixed (the maintained fork: BasicSR master's code as 1.4.2) the plugin works, fix 1 is not
+    applied, and pip, asked to install this project, would not install PyPI's basicsr over it."""
+    proc = run_python("""
+        import json, sys
+        import basicsr.data.degradations
+        from basicsr.archs import build_network
+        from basicsr.utils import options
+        net = build_network({'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 2})
+        print(json.dumps(['torchvision.transforms.functional_tensor' in sys.modules,
+                          hasattr(options.parse_options, '__wrapped__'), type(net).__name__]))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == '[false, true, "NODEVDSR"]'
+    pip = subprocess.run([sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-build-isolation', '--no-index',
+                          '--quiet', '--report', '-', ROOT], capture_output=True, text=True, timeout=300)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    import json
+    names = [item['metadata']['name'] for item in json.loads(pip.stdout)['install']]
+    assert names == ['nodesr_arch'], names
 
 
 # ---- fix 2: distutils on Python >= 3.12 (BasicSR#656) -------------------------------------------------------

@@ -1,5 +1,6 @@
 """``nodesr export`` and the unrolled solve it exports: equal to torchdiffeq's, exportable with dynamic
 H x W, and (with onnxruntime) the ONNX graph equal to PyTorch within 1e-4."""
+import copy
 import importlib.util
 
 import pytest
@@ -8,7 +9,7 @@ import torch
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
 from helpers import one_thread_fixture, randomized, save_tiny_model
-from nodesr_arch.unrolled import TABLEAUS, UnrolledNODE
+from nodesr_arch.unrolled import MAX_STEPS, TABLEAUS, UnrolledNODE
 
 one_thread = one_thread_fixture()
 HAVE_ORT = all(importlib.util.find_spec(m) for m in ('onnx', 'onnxscript', 'onnxruntime'))
@@ -52,9 +53,48 @@ def test_unrolled_refuses_what_it_cannot_fix():
         UnrolledNODE(net, num_steps=1)(torch.rand(1, 3, 8, 8))
 
 
-def test_torch_export_has_no_data_dependent_guard():
+@pytest.mark.parametrize('time, step_size', [('linear', 1.0), ('sqrt', 0.6)])
+def test_scale_input_takes_the_steps_nodesr_infer_takes_at_each_scale(time, step_size):
+    """No fixed count: each sample takes the network's step_size count at its scale, as alone through the
+    network (what nodesr infer runs); the graph unrolls the count at max_scale, and larger scales take that."""
+    net = tiny(step_size=step_size, time=time)
+    module = UnrolledNODE(net, max_scale=4)
+    assert (module.step_size, module.num_steps) == (step_size, net.ode.steps_for(torch.tensor([4.0])))
+    x, scale = torch.rand(4, 3, 16, 18), torch.tensor([1.0, 1.7, 2.0, 3.9])
+    with torch.no_grad():
+        got = module(x, scale)
+        for i in range(4):
+            assert torch.allclose(got[i:i + 1], net(x[i:i + 1], scale[i:i + 1]), atol=1e-6)
+        capped = copy.deepcopy(net).set_ode(num_steps=module.num_steps)
+        assert torch.allclose(module(x[:1], torch.tensor([6.0])), capped(x[:1], 6.0), atol=1e-6)
+        assert (module(x[:1], torch.tensor([2.0])) - capped(x[:1], 2.0)).abs().max() > 1e-5  # not the capped count
+
+
+def test_the_step_count_is_bounded():
+    net = tiny(step_size=1.0)
+    with pytest.raises(ValueError, match=r'^999999 solver steps \(the count at scale 1e\+06\) is more than an '
+                       f'unrolled graph holds \\(at most {MAX_STEPS}'):
+        UnrolledNODE(net, 1e6)
+    with pytest.raises(ValueError, match=f'at most {MAX_STEPS}'):
+        UnrolledNODE(net, num_steps=MAX_STEPS + 1)
+    with pytest.raises(ValueError, match='the count at scale 500'):
+        UnrolledNODE(net, max_scale=500)
+    assert UnrolledNODE(net, num_steps=MAX_STEPS).num_steps == MAX_STEPS
+
+
+def test_nodesr_export_refuses_a_million_steps_in_one_line(tmp_path, capsys):
+    from nodesr_arch.commands import export
+    model = save_tiny_model(str(tmp_path / 'm'))
+    out = tmp_path / 'big.onnx'
+    assert export.main(['-o', str(out), '--model', model, '--scale', '1e6', '--no-check']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'more than an unrolled graph holds' in err[0] and not out.exists()
+
+
+@pytest.mark.parametrize('ode', [{'num_steps': 2}, {'step_size': 1.0}])
+def test_torch_export_has_no_data_dependent_guard(ode):
     """The scale as an input and H x W dynamic: the graph holds no decision on their values."""
-    module = UnrolledNODE(tiny(), num_steps=2)
+    module = UnrolledNODE(tiny(**ode), max_scale=4)
     dims = {2: torch.export.Dim('h', min=2), 3: torch.export.Dim('w', min=2)}
     program = torch.export.export(module, (torch.rand(1, 3, 16, 16), torch.tensor([2.0])), dynamic_shapes=(dims, None))
     x, scale = torch.rand(1, 3, 11, 23), torch.tensor([3.5])
@@ -87,3 +127,18 @@ def test_scale_input_graph_matches_pytorch_at_other_sizes_and_scales(tmp_path):
     module = export_onnx(net, path, num_steps=2)
     diff = check_onnx(path, net, module, sizes=((1, 21, 30), (3, 40, 19)))
     assert diff <= TOLERANCE
+
+
+@needs_ort
+def test_scale_input_graph_takes_the_step_rule_of_nodesr_infer(tmp_path, capsys):
+    import onnx
+
+    from nodesr_arch.commands import export
+    model = save_tiny_model(str(tmp_path / 'm'))  # ode: step_size 1, rk4
+    out = str(tmp_path / 's.onnx')
+    assert export.main(['-o', out, '--model', model, '--scale-input']) == 0  # checks it against PyTorch, per sample
+    printed = capsys.readouterr().out
+    assert 'steps ceil((s - 1) / 1) at scale s, as nodesr infer; at most 3 (x4' in printed
+    assert 'max abs difference' in printed
+    meta = {p.key: p.value for p in onnx.load(out).metadata_props}
+    assert meta['nodesr.scale'] == 'input' and meta['nodesr.num_steps'].startswith('ceil((s - 1) / 1)')

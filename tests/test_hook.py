@@ -41,6 +41,88 @@ def test_hook_is_off_with_the_environment_variable():
     assert python(LOADED, env={'NODESR_ARCH_HOOK': '0'}) == {'hooks': [], 'loaded': []}
 
 
+@pytest.mark.parametrize('value', ['0', ' 0', 'false', 'No', ' OFF\n'])
+def test_hook_is_off_with_each_off_value(value):
+    assert python(LOADED, env={'NODESR_ARCH_HOOK': value}) == {'hooks': [], 'loaded': []}
+
+
+@pytest.mark.parametrize('value', ['1', '', 'yes'])
+def test_hook_is_on_with_other_values(value):
+    assert python(LOADED, env={'NODESR_ARCH_HOOK': value})['hooks'] == ['BasicSRImportHook']
+
+
+def run_with_stderr(code, env=None, cwd=ROOT):
+    full_env = dict(os.environ)
+    full_env.pop('NODESR_ARCH_HOOK', None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=120)
+
+
+def test_a_start_up_file_left_behind_without_its_module_is_silent(tmp_path):
+    """An uninstall that left the ``.pth`` (or a copy of it in another site dir) prints nothing at start-up."""
+    site_dir = tmp_path / 'site'
+    site_dir.mkdir()
+    shutil.copy(os.path.join(ROOT, 'nodesr_arch_hook.pth'), site_dir)
+    proc = run_with_stderr(f'import site; site.addsitedir({str(site_dir)!r}); print("ok")',
+                           env={'PYTHONPATH': ''}, cwd=str(tmp_path))
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, 'ok', '')
+
+
+def fake_basicsr(tmp_path, version):
+    """A small BasicSR of another layout: its ``__init__`` records whether torch was imported before it."""
+    pkg = tmp_path / 'fake' / 'basicsr'
+    (pkg / 'utils').mkdir(parents=True)
+    (pkg / '__init__.py').write_text('import sys\n'
+                                     'BEFORE = sorted(m for m in ("torch", "torchvision") if m in sys.modules)\n'
+                                     'from basicsr.utils import registry  # noqa\n')
+    (pkg / 'utils' / '__init__.py').write_text('')
+    (pkg / 'utils' / 'registry.py').write_text('ARCH_REGISTRY = {}\n')
+    (pkg / 'version.py').write_text(f"__version__ = '{version}'\n")
+    return str(tmp_path / 'fake')
+
+
+@pytest.mark.parametrize('version, reason', [('1.3.5', 'version 1.3.5, not 1.4.2'),
+                                             ('1.4.2', 'another layout: utils/registry.py (DATASET_REGISTRY')])
+def test_another_basicsr_imports_untouched_and_is_named_once(tmp_path, version, reason):
+    """The hook fixes only the BasicSR it was written for; another one imports as without the plugin, with one
+    line saying so, and nothing of torch is imported for it."""
+    fake = fake_basicsr(tmp_path, version)
+    proc = run_with_stderr("""
+        import json, sys
+        import basicsr
+        import basicsr.utils.registry
+        import nodesr_arch_compat
+        nodesr_arch_compat.apply()  # what import nodesr_arch asks for: nothing either
+        print(json.dumps([basicsr.BEFORE, 'torch' in sys.modules, basicsr.__file__]))
+    """, env={'PYTHONPATH': fake + os.pathsep + ROOT})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [[], False, os.path.join(fake, 'basicsr', '__init__.py')]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and 'not the one its compatibility fixes were written for' in lines[0], proc.stderr
+    assert reason in lines[0] and 'none is applied' in lines[0]
+
+
+def test_the_hook_imports_nothing_of_torch_before_basicsr():
+    """The import shims run before BasicSR's ``__init__`` without importing torch or torchvision."""
+    got = python("""
+        import json, sys
+        import nodesr_arch_compat
+        seen = []
+        original = nodesr_arch_compat.before_import
+
+        def spy(name):
+            original(name)
+            if name == 'basicsr':
+                seen.extend(m for m in ('torch', 'torchvision') if m in sys.modules)
+
+        nodesr_arch_compat.before_import = spy
+        import basicsr.data.degradations
+        print(json.dumps(seen))
+    """)
+    assert got == []
+
+
 def test_import_basicsr_first_works_and_registers_node_sr_on_demand():
     got = python("""
         import json, sys
@@ -97,6 +179,11 @@ def test_a_wheel_carries_the_hook_and_it_works_from_there(tmp_path):
     wheel = next((tmp_path / 'dist').glob('nodesr_arch-*.whl'))
     names = zipfile.ZipFile(wheel).namelist()
     assert {'nodesr_arch_hook.pth', 'nodesr_arch_hook.py', 'nodesr_arch_compat.py'} <= set(names)
+    # BasicSR only through an extra, so installing the project keeps a basicsr-fixed the user has
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
+    requires = [line.split(':', 1)[1].strip() for line in metadata.splitlines() if line.startswith('Requires-Dist:')]
+    assert [r for r in requires if r.startswith('basicsr')] == ['basicsr==1.4.2; extra == "basicsr"',
+                                                                'basicsr-fixed==1.4.2; extra == "basicsr-fixed"']
     target = tmp_path / 'site'
     zipfile.ZipFile(wheel).extractall(target)  # what pip puts in site-packages
     # a fresh interpreter without this environment's start-up files: only the wheel's folder is a site dir
@@ -110,3 +197,76 @@ def test_a_wheel_carries_the_hook_and_it_works_from_there(tmp_path):
         print(json.dumps([nodesr_arch_hook.__file__, ARCH_REGISTRY.get('NODEVDSR').__module__]))
     """, args=('-S', ), cwd=str(tmp_path))
     assert got[0].startswith(str(target)) and got[1] == 'nodesr_arch.archs.vdsr_arch'
+
+
+# ---- nodesr --version and a missing BasicSR -------------------------------------------------------------------
+
+
+def run_cli(args, env=None, prelude=''):
+    code = f'{prelude}\nimport sys\nfrom nodesr_arch.commands.cli import main\nsys.exit(main({list(args)!r}))'
+    return run_with_stderr(code, env=env)
+
+
+def test_version_names_each_package_and_where_it_is_loaded_from():
+    import torch
+    import torchdiffeq
+
+    import basicsr
+    for flag in ('--version', '-V'):
+        proc = run_cli([flag])
+        assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0] == f'nodesr_arch {importlib.import_module("nodesr_arch").__version__}  ' + \
+            os.path.join(ROOT, 'nodesr_arch')
+        assert lines[1] == f'  start-up hook  {ROOT}'
+        assert lines[2].startswith(f'BasicSR {basicsr.__version__} (') and os.path.dirname(basicsr.__file__) in lines[2]
+        assert 'compatibility fixes apply' in lines[2]
+        assert lines[3] == f'torch {torch.__version__.split("+")[0]}  {os.path.dirname(torch.__file__)}' or \
+            lines[3].startswith('torch ') and os.path.dirname(torch.__file__) in lines[3]
+        assert lines[4].startswith('torchdiffeq ') and os.path.dirname(torchdiffeq.__file__) in lines[4]
+        assert not any(line.startswith('warning:') for line in lines)
+
+
+def test_version_warns_when_the_hook_and_the_package_come_from_different_copies(tmp_path):
+    other = tmp_path / 'other'
+    other.mkdir()
+    shutil.copy(os.path.join(ROOT, 'nodesr_arch_hook.py'), other)
+    proc = run_cli(['--version'], env={'PYTHONPATH': str(other) + os.pathsep + ROOT})
+    assert proc.returncode == 0, proc.stderr
+    warning = [line for line in proc.stdout.splitlines() if line.startswith('warning:')]
+    assert f'warning: the start-up hook ({other}) and the package ({ROOT}' in warning[0]
+    assert 'different copies' in warning[0]
+
+
+HIDE_BASICSR = """import sys
+class NoBasicSR:  # as if BasicSR were not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'basicsr':
+            raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+sys.meta_path.insert(0, NoBasicSR())
+"""
+
+
+@pytest.mark.parametrize('args', [['infer', '-i', 'x.png', '-o', 'out', '--scale', '2'], ['train', '-opt', 'x.yml'],
+                                  ['test', '-opt', 'x.yml'], ['demo']])
+def test_without_basicsr_each_command_says_to_install_it(tmp_path, args):
+    proc = run_with_stderr(f'{HIDE_BASICSR}\nfrom nodesr_arch.commands.cli import main\nsys.exit(main({args!r}))',
+                           cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr.splitlines() == [f'nodesr {args[0]}: error: BasicSR is not installed: '
+                                        'pip install "nodesr_arch[basicsr]" (or "nodesr_arch[basicsr-fixed]")']
+    assert os.listdir(tmp_path) == []
+
+
+def test_without_basicsr_version_says_so_and_the_api_raises_one_line():
+    proc = run_cli(['--version'], prelude=HIDE_BASICSR)
+    assert proc.returncode == 0 and 'BasicSR is not installed: pip install' in proc.stdout.splitlines()[2]
+    proc = run_with_stderr(HIDE_BASICSR + textwrap.dedent("""
+        from nodesr_arch.basicsr_source import basicsr_module
+        try:
+            basicsr_module('basicsr.utils.matlab_functions')
+        except ImportError as e:
+            print(e)
+    """))
+    assert proc.stdout.strip() == ('BasicSR is not installed: pip install "nodesr_arch[basicsr]" '
+                                   '(or "nodesr_arch[basicsr-fixed]")')

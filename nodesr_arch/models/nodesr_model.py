@@ -21,6 +21,7 @@ from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, 
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import center_crop, gather_records, image_metrics, trajectory_strip, write_summary
 from nodesr_arch.scales import output_size
+from nodesr_arch.solver_metadata import attach_solver
 
 
 class NonFiniteLossError(RuntimeError):
@@ -288,7 +289,8 @@ class NODESRModel(SRModel):
         save_dict = {}
         for net_, key_ in zip(nets, keys):
             state_dict = self.get_bare_model(net_).state_dict()
-            save_dict[key_] = {(k[7:] if k.startswith('module.') else k): v.cpu() for k, v in state_dict.items()}
+            save_dict[key_] = attach_solver({(k[7:] if k.startswith('module.') else k): v.cpu()  # spandrel reads it
+                                             for k, v in state_dict.items()}, self.get_bare_model(net_))
         self._save(save_dict, osp.join(self.opt['path']['models'], f'{net_label}_{current_iter}.pth'), 'model')
 
     @master_only
