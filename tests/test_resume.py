@@ -1,14 +1,13 @@
 """Exact resume (nodesr_arch_compat fix 8, nodesr_arch.data.exact_resume): a run resumed from iteration k
 trains on the batches an uninterrupted run would and ends with bit-identical weights, with 0 or 2 data
 workers and under 2-process gloo DDP; seeds change the data order; epochs draw new crops and scales; a
-stock EDSR run is BasicSR's; an old training state resumes with a warning."""
+stock EDSR run stays BasicSR's (tests/test_entry_points.py); an old training state resumes with a warning."""
 import glob
 import os
 import shutil
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import torch
 
@@ -229,6 +228,15 @@ def test_corrupt_or_changed_data_position_is_refused_with_its_reason(entry, reas
         assert 'exact resume lost' in records[0] and reason in records[0], records
 
 
+def test_exact_resume_is_for_nodesr_models_unless_turned_off():
+    import nodesr_arch  # noqa: F401
+    import nodesr_arch_compat as compat
+    assert compat.exact_resume({'model_type': 'NODESRModel', 'train': {}})
+    assert not compat.exact_resume({'model_type': 'NODESRModel', 'train': {'exact_resume': False}})
+    assert not compat.exact_resume({'model_type': 'SRModel', 'train': {'exact_resume': True}})
+    assert not compat.exact_resume({'model_type': 'NoSuchModel', 'train': {}})
+
+
 def test_resumed_epoch_skips_the_trained_batches(tmp_path):
     import nodesr_arch  # noqa: F401
     from nodesr_arch.data.exact_resume import ResumableSampler
@@ -242,55 +250,3 @@ def test_resumed_epoch_skips_the_trained_batches(tmp_path):
     resumed.set_epoch(5)
     full.set_epoch(5)
     assert list(resumed) == list(full)
-
-
-# ---- stock EDSR ------------------------------------------------------------------------------------------------
-
-BASICSR_ONLY = '''
-import sys
-import nodesr_arch_compat
-nodesr_arch_compat.fix_imports()  # BasicSR 1.4.2 cannot import on today's torchvision without it
-import basicsr.train
-basicsr.train.train_pipeline('.')
-if basicsr.train.EnlargedSampler.__module__ != 'basicsr.data.data_sampler':
-    print('the plugin rebound train.py', file=sys.stderr)
-'''
-
-
-def test_stock_edsr_run_is_basicsrs(tmp_path):
-    """EDSR with SRModel and PairedImageDataset, 2 workers: the plugin (all fixes) trains it bit for bit as
-    BasicSR alone does."""
-    import cv2
-    root = str(tmp_path)
-    write_data(root)
-    os.makedirs(os.path.join(root, 'data', 'lr'))
-    for name in os.listdir(os.path.join(root, 'data', 'hr')):
-        hr = cv2.imread(os.path.join(root, 'data', 'hr', name))
-        cv2.imwrite(os.path.join(root, 'data', 'lr', name), hr[::2, ::2])
-    with open(os.path.join(root, 'basicsr_only.py'), 'w') as f:
-        f.write(BASICSR_ONLY)
-    opt = {
-        'name': 'edsr', 'model_type': 'SRModel', 'scale': 2, 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {'train': {'name': 'toy', 'type': 'PairedImageDataset', 'dataroot_gt': 'data/hr',
-                               'dataroot_lq': 'data/lr', 'io_backend': {'type': 'disk'}, 'gt_size': 16,
-                               'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 2, 'batch_size_per_gpu': 2,
-                               'dataset_enlarge_ratio': 1}},
-        'network_g': {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'upscale': 2,
-                      'img_range': 1.0, 'rgb_mean': [0.5, 0.5, 0.5]},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}, 'total_iter': 5,
-                  'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 100, 'use_tb_logger': False},
-    }
-    results = []
-    for name, hook in (('plugin', '1'), ('basicsr', '0')):  # BasicSR's train.py with and without the hook
-        path = write_yml(root, dict(opt, name=name), f'{name}.yml')
-        proc = subprocess.run([sys.executable, 'basicsr_only.py', '-opt', path], cwd=root, capture_output=True,
-                              env=dict(ENV, NODESR_ARCH_HOOK=hook), text=True, timeout=300)
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-        assert ('the plugin rebound train.py' in proc.stderr) == (hook == '1')
-        state = torch.load(os.path.join(root, 'experiments', name, 'models', 'net_g_latest.pth'), weights_only=True)
-        results.append(state)
-    assert_equal_weights(*results)
-    assert any(float(np.abs(t.numpy()).max()) > 0 for t in results[0]['params'].values())
