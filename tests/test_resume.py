@@ -24,15 +24,16 @@ from nodesr_arch.models.nodesr_model import NODESRModel
 
 @MODEL_REGISTRY.register()
 class RecordingNODESRModel(NODESRModel):
-    """Appends 'iter epoch batch hash' of every trained batch to batches_rank{rank}.txt."""
+    """Appends 'iter epoch batch hash scales' of every trained batch to batches_rank{rank}.txt."""
 
     def optimize_parameters(self, current_iter):
         digest = hashlib.sha256(b''.join(t.detach().cpu().contiguous().numpy().tobytes() for t in
                                          (self.lq, self.gt, torch.as_tensor(self.scale)))).hexdigest()[:16]
         epoch, batch = self.data_position or (-1, -1)
+        scales = ','.join(f'{float(s):.2f}' for s in torch.as_tensor(self.scale).flatten())
         path = os.path.join(self.opt['path']['experiments_root'], f'batches_rank{self.opt["rank"]}.txt')
         with open(path, 'a') as f:
-            f.write(f'{current_iter} {epoch} {batch - 1} {digest}\\n')
+            f.write(f'{current_iter} {epoch} {batch - 1} {digest} {scales}\\n')
         super().optimize_parameters(current_iter)
 
 
@@ -142,9 +143,10 @@ def test_old_state_without_data_position_resumes_with_a_warning(uninterrupted):
 
 
 def test_two_process_gloo_resume_equals_uninterrupted_run(tmp_path):
+    """With scale_per_batch: the ranks share each iteration's scale, not its images."""
     root = str(tmp_path)
     opt = resume_options('ddp', total_iter=3)
-    opt['datasets']['train']['batch_size_per_gpu'] = 1  # 2 ranks x 1: 2 batches an epoch
+    opt['datasets']['train'].update(batch_size_per_gpu=1, scale_per_batch=True)  # 2 ranks x 1: 2 batches an epoch
     start(root, opt, torchrun=True)
     name = stopped_at(root, 'ddp', 1)
     out = start(root, dict(opt, name=name), ['--auto_resume'], torchrun=True)
@@ -152,7 +154,10 @@ def test_two_process_gloo_resume_equals_uninterrupted_run(tmp_path):
     assert_equal_weights(weights(root, 'ddp'), weights(root, name))
     for rank in (0, 1):
         assert batches(root, name, rank) == batches(root, 'ddp', rank)
-    assert batches(root, 'ddp', 0)[0][3] != batches(root, 'ddp', 1)[0][3], 'each rank trains its own share'
+    rank0, rank1 = batches(root, 'ddp', 0), batches(root, 'ddp', 1)
+    assert all(a[3] != b[3] for a, b in zip(rank0, rank1)), 'each rank trains its own share'
+    assert [a[4] for a in rank0] == [b[4] for b in rank1], 'scale_per_batch: one scale per iteration'
+    assert len({a[4] for a in rank0}) > 1
 
 
 # ---- the data alone (no training) -------------------------------------------------------------------------------
