@@ -48,6 +48,15 @@ alone needs lives in ``NODESRModel`` and changes no other model:
    not YAML or whose key is not a plain name (BasicSR passes values starting with ``[`` to ``eval`` and
    the key to ``exec``). Values are read as YAML; ``--force_yml manual_seed=N`` takes effect (BasicSR seeds before it
    applies the entries, so the run is seeded again).
+9. Exact resume (reported as xinntao/Real-ESRGAN#799, which trains with BasicSR's pipeline): ``train_pipeline``
+   restarts the current epoch on resume, ``EnlargedSampler`` seeds its shuffle with the epoch alone
+   (``manual_seed`` does not change the data order) and ``worker_init_fn`` seeds each worker alike at every
+   epoch, so a resumed run replays batches and every epoch repeats the last one's crops. The sampler is
+   made inside ``train_pipeline`` and never reaches the model, so ``EnlargedSampler`` and
+   ``build_dataloader`` are rebound in the namespace of BasicSR's ``train.py`` (with fix 3): for runs of a
+   model class with ``supports_exact_resume`` (``NODESRModel``) whose ``train: exact_resume`` is not false,
+   the training loader uses :mod:`nodesr_arch.data.exact_resume`; for every other run the rebound names
+   call BasicSR's own with the same arguments.
 """
 import collections
 import importlib
@@ -299,6 +308,7 @@ def load_resume_state(opt):
 
     from basicsr.utils.misc import check_resume
     _AUTO_RESUME[0] = bool(opt.get('auto_resume'))
+    _RUN['resume_state'] = None
     if not opt['auto_resume']:
         path = opt['path'].get('resume_state')
         if not path:
@@ -307,6 +317,7 @@ def load_resume_state(opt):
             raise FileNotFoundError(f"path:resume_state: training state '{path}' does not exist")
         state = _load_state(path, dict(opt, path={}))
         check_resume(opt, state['iter'])
+        _RUN['resume_state'] = state
         return state
     for path in resume_states(opt):
         try:
@@ -317,6 +328,7 @@ def load_resume_state(opt):
             continue
         opt['path']['resume_state'] = path
         check_resume(opt, state['iter'])
+        _RUN['resume_state'] = state
         return state
     return None
 
@@ -352,7 +364,7 @@ def _is_basicsr_train(namespace):
 
 def fix_train_namespace(namespace):
     """Fix 3 (BasicSR#538): rebind ``load_resume_state``, ``make_exp_dirs`` and ``mkdir_and_rename`` in the
-    namespace of BasicSR's ``train.py``.
+    namespace of BasicSR's ``train.py``; fix 9: ``EnlargedSampler`` and ``build_dataloader``.
 
     ``python -m basicsr.train`` and ``python .../basicsr/train.py`` run a second copy of that module as
     ``__main__``, whose functions no module attribute reaches; its ``train_pipeline`` calls
@@ -368,6 +380,54 @@ def fix_train_namespace(namespace):
     namespace['load_resume_state'] = load_resume_state
     namespace['make_exp_dirs'] = master_only(_keep_existing_on_auto_resume(namespace['make_exp_dirs']))
     namespace['mkdir_and_rename'] = _keep_existing_on_auto_resume(namespace['mkdir_and_rename'])
+    for name, wrap in (('EnlargedSampler', _exact_sampler), ('build_dataloader', _exact_loader)):  # fix 9
+        if name in namespace:
+            namespace[name] = wrap(namespace[name])
+
+
+# ---- 9: exact resume -------------------------------------------------------------------------------------------
+
+_RUN = {}  # this process's training run: its options (parse_options) and the state it resumes from
+
+
+def exact_resume(opt):
+    """Fix 9: True if the run's model class supports exact resume and ``train: exact_resume`` is not false.
+
+    Looks the class up without importing anything: only a registered plugin model can say yes.
+    """
+    from basicsr.utils.registry import MODEL_REGISTRY
+    cls = MODEL_REGISTRY._obj_map.get(opt.get('model_type'))
+    train = opt.get('train') or {}
+    return bool(getattr(cls, 'supports_exact_resume', False)) and train.get('exact_resume', True) is not False
+
+
+def _exact_sampler(original):
+
+    def EnlargedSampler(dataset, num_replicas, rank, ratio=1):
+        opt = _RUN.get('opt')
+        if opt is None or not opt.get('is_train') or not exact_resume(opt):
+            return original(dataset, num_replicas, rank, ratio)
+        from nodesr_arch.data.exact_resume import train_sampler
+        return train_sampler(opt, _RUN.get('resume_state'), dataset, num_replicas, rank, ratio)
+
+    EnlargedSampler.__wrapped__ = original
+    return EnlargedSampler
+
+
+def _exact_loader(original):
+
+    def build_dataloader(dataset, dataset_opt, num_gpu=1, dist=False, sampler=None, seed=None):
+        mod = sys.modules.get('nodesr_arch.data.exact_resume')
+        if mod is None or not isinstance(sampler, mod.ResumableSampler):
+            return original(dataset, dataset_opt, num_gpu, dist, sampler, seed)
+        import torch
+        loader = original(mod.SeededSamples(dataset), dataset_opt, num_gpu, dist, sampler, seed)
+        # the loader's own generator: a new epoch's iterator no longer draws from the model's torch stream
+        loader.generator = torch.Generator().manual_seed(mod.derived_seed(sampler.seed))
+        return loader
+
+    build_dataloader.__wrapped__ = original
+    return build_dataloader
 
 
 # ---- 4: distributed without CUDA ------------------------------------------------------------------------------
@@ -526,6 +586,7 @@ def _checked_parse_options(original):
         if any(_force_yml_keys(entry) == ['manual_seed'] for entry in args.force_yml or []):  # fix 8
             from basicsr.utils import set_random_seed
             set_random_seed(opt['manual_seed'] + opt['rank'])
+        _RUN['opt'] = opt  # fix 9
         return opt, args
 
     parse_options.__wrapped__ = original

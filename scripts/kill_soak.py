@@ -1,11 +1,19 @@
-"""kill -9 soak test of training: N random kills during a small NODE-VDSR training, each followed by
-``nodesr train --auto_resume``.
+"""kill -9 soak test of training: N kills during a small NODE-VDSR training, each followed by
+``nodesr train --auto_resume``; then the same training uninterrupted, for comparison.
 
-Prints, per kill, the last iteration logged before the kill, the iteration the next run resumed from
-(the iterations lost, which must not exceed the checkpoint interval) and the temporary files the kill
-left; at the end, the temporary and lock files left after a clean finish (must be 0).
+Kills cycle through three moments: a random time, inside a checkpoint save and inside a validation (the
+training model marks both with a flag file while it is in them; the soak kills as soon as it sees the flag,
+and says whether the flag was still there, i.e. whether the kill really landed inside).
 
-    python scripts/kill_soak.py [--kills 20] [--freq 4] [--seed 0] [--keep DIR]
+Prints, per kill, the iteration the run had resumed from, the last iteration logged before the kill, the
+iteration the next run resumed from (iterations lost: at most the checkpoint interval), the temporary files
+the kill left, and the batches the next run replayed and skipped: every trained batch is recorded with its
+data position (epoch, batch) and a hash of its pixels and scales, and the first batch after a resume from
+iteration c must be batch c of the uninterrupted run's data stream. At the end: the batches of the resumed
+runs that differ from the uninterrupted run's at the same iteration, whether the final weights equal the
+uninterrupted run's (``torch.equal``, every tensor), and the temporary and lock files left (all must be 0).
+
+    python scripts/kill_soak.py [--kills 21] [--freq 4] [--workers 2] [--seed 0] [--keep DIR]
 """
 import argparse
 import os
@@ -23,25 +31,76 @@ import yaml
 from skimage import data as skdata
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+MOMENTS = ('random', 'save', 'validation')
+
+HOOK = '''
+import hashlib, os, sys
+import torch
+import nodesr_arch.train
+from basicsr.utils.registry import MODEL_REGISTRY
+from nodesr_arch.models.nodesr_model import NODESRModel
+
+FLAGS = os.environ['SOAK_FLAGS']
 
 
-def write_project(root, freq):
-    """Training images and a tiny NODE-VDSR option file (checkpoint every ``freq`` iterations, no validation)."""
-    folder = os.path.join(root, 'hr')
-    os.makedirs(folder)
-    for i, pic in enumerate((skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket())):
-        cv2.imwrite(os.path.join(folder, f'img{i}.png'), cv2.resize(pic, (48, 48))[..., ::-1])
+def flagged(name, func):
+    path = os.path.join(FLAGS, name)
+    open(path, 'w').close()
+    func()
+    os.remove(path)
+
+
+@MODEL_REGISTRY.register()
+class SoakNODESRModel(NODESRModel):
+    """Records every trained batch (iter epoch batch hash) in $SOAK_BATCHES; flags its saves and validations."""
+
+    def optimize_parameters(self, current_iter):
+        digest = hashlib.sha256(b''.join(t.detach().cpu().contiguous().numpy().tobytes() for t in
+                                         (self.lq, self.gt, torch.as_tensor(self.scale)))).hexdigest()[:16]
+        epoch, batch = self.data_position or (-1, 0)
+        with open(os.environ['SOAK_BATCHES'], 'a') as f:
+            f.write(f'{current_iter} {epoch} {batch - 1} {digest}\\n')
+        super().optimize_parameters(current_iter)
+
+    def save(self, epoch, current_iter):
+        flagged('save', lambda: super(SoakNODESRModel, self).save(epoch, current_iter))
+
+    def validation(self, *args, **kwargs):
+        flagged('validation', lambda: super(SoakNODESRModel, self).validation(*args, **kwargs))
+
+
+if __name__ == '__main__':
+    sys.exit(nodesr_arch.train.main())
+'''
+
+
+def write_project(root, freq, workers):
+    """Training images, a validation image, the recording model and a tiny NODE-VDSR option file (checkpoint
+    every ``freq`` iterations, validation every ``freq + 1``, 10 batches an epoch)."""
+    for sub, pics in (('hr', (skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket())),
+                      ('val', (skdata.astronaut(), ))):
+        os.makedirs(os.path.join(root, sub))
+        for i, pic in enumerate(pics):
+            cv2.imwrite(os.path.join(root, sub, f'img{i}.png'), cv2.resize(pic, (48, 48))[..., ::-1])
+    with open(os.path.join(root, 'hook.py'), 'w') as f:
+        f.write(HOOK)
     opt = {
-        'name': 'soak', 'model_type': 'NODESRModel', 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {'train': {
-            'name': 'toy', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr', 'io_backend': {'type': 'disk'},
-            'scale_range': [1.1, 4.0], 'scale_step': 0.1, 'gt_size': 16, 'num_worker_per_gpu': 0,
-            'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 1}},
+        'name': 'soak', 'model_type': 'SoakNODESRModel', 'num_gpu': 0, 'manual_seed': 0,
+        'datasets': {
+            'train': {
+                'name': 'toy', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr',
+                'io_backend': {'type': 'disk'},
+                'scale_range': [1.1, 4.0], 'scale_step': 0.1, 'gt_size': 16, 'num_worker_per_gpu': workers,
+                'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 5},
+            'val': {'name': 'val', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'val',
+                    'io_backend': {'type': 'disk'}, 'scale': 3.0}},
         'network_g': {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 3, 'ode': {'method': 'rk4', 'step_size': 1.0}},
         'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
         'train': {'ema_decay': 0.9, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 6], 'gamma': 0.5}, 'total_iter': 10 ** 6,
                   'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
+        'val': {'val_freq': freq + 1, 'save_img': False, 'trajectory': False,
+                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale'}}},
         'logger': {'print_freq': 1, 'save_checkpoint_freq': freq, 'use_tb_logger': False},
     }
     path = os.path.join(root, 'soak.yml')
@@ -51,10 +110,12 @@ def write_project(root, freq):
 
 
 def leftovers(root):
-    """Temporary save files and lock files anywhere under ``root/experiments``."""
+    """Temporary save files (``.*.partial.*``, older ``*.tmp``) and lock files under ``root/experiments``."""
+    from nodesr_arch.file_io import is_partial
     found = []
     for folder, _, files in os.walk(os.path.join(root, 'experiments')):
-        found += [os.path.join(folder, n) for n in files if n.endswith(('.tmp', '.lock'))]
+        found += [os.path.join(folder, n) for n in files
+                  if n.endswith(('.tmp', '.lock')) or is_partial(n) is not None]
     return found
 
 
@@ -62,65 +123,149 @@ def logged_iters(text):
     return [int(m) for m in re.findall(r'iter:\s+(\d+), lr:', text)]
 
 
+def read_batches(path):
+    """{iter: (epoch, batch, hash)} of a run's record (a killed run's last line may be cut)."""
+    out = {}
+    if os.path.isfile(path):
+        for line in open(path):
+            parts = line.split()
+            if len(parts) == 4:
+                out[int(parts[0])] = (int(parts[1]), int(parts[2]), parts[3])
+    return out
+
+
+def wait_for_training(proc, log_path):
+    """The iteration this run started from, once it has trained one more (None if it ended first)."""
+    start_iter = None
+    while proc.poll() is None:
+        with open(log_path) as f:
+            text = f.read()
+        m = re.search(r'Resuming training from epoch: \d+, iter: (\d+)\.', text)
+        if start_iter is None and (m or 'Start training from epoch' in text):
+            start_iter = int(m.group(1)) if m else 0
+        if start_iter is not None and any(i > start_iter for i in logged_iters(text)):
+            return start_iter
+        time.sleep(0.05)
+    return None
+
+
+def kill_at(proc, moment, flags, rng, timeout=30.0):
+    """SIGKILL at ``moment``; returns (seconds waited, whether the kill landed inside the flagged moment)."""
+    t0 = time.time()
+    if moment == 'random':
+        time.sleep(rng.uniform(0.0, 3.0))
+    else:
+        flag = os.path.join(flags, moment)
+        while not os.path.exists(flag) and time.time() - t0 < timeout:
+            time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    inside = moment != 'random' and os.path.exists(os.path.join(flags, moment))
+    return time.time() - t0, inside
+
+
+def weights_equal(a, b):
+    import torch
+    sa, sb = (torch.load(p, map_location='cpu', weights_only=True) for p in (a, b))
+    return sa.keys() == sb.keys() and all(
+        sa[k].keys() == sb[k].keys() and all(torch.equal(sa[k][n], sb[k][n]) for n in sa[k]) for k in sa)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--kills', type=int, default=20)
+    parser.add_argument('--kills', type=int, default=21)
     parser.add_argument('--freq', type=int, default=4, help='save_checkpoint_freq')
+    parser.add_argument('--workers', type=int, default=2, help='num_worker_per_gpu')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--keep', help='run in this folder and keep it (default: a temporary folder)')
     args = parser.parse_args()
     rng = random.Random(args.seed)
     root = args.keep or tempfile.mkdtemp(prefix='kill_soak_')
     os.makedirs(root, exist_ok=True)
-    opt_path = write_project(root, args.freq)
-    cmd = [sys.executable, '-m', 'nodesr_arch.commands.cli', 'train', '-opt', opt_path, '--auto_resume']
-    print(f'kill -9 soak: {args.kills} kills, checkpoint every {args.freq} iterations, in {root}')
-    print('kill | resumed from | last logged | killed at (s after first iteration) | lost | '
-          'temp files left by the kill')
-    rows, resumed = [], 0
-    for k in range(args.kills + 1):
-        log_path = os.path.join(root, f'run{k}.log')
+    opt_path = write_project(root, args.freq, args.workers)
+    flags = os.path.join(root, 'flags')
+    os.makedirs(flags)
+    cmd = [sys.executable, 'hook.py', '-opt', opt_path, '--auto_resume']
+    env = dict(ENV, SOAK_FLAGS=flags)
+    print(f'kill -9 soak: {args.kills} kills at {"/".join(MOMENTS)} moments in turn, checkpoint every {args.freq} '
+          f'iterations, validation every {args.freq + 1}, {args.workers} data workers, in {root}')
+    print('kill | moment     | inside | resumed from | last logged | next resumed from | lost | temp files | '
+          'replayed | skipped')
+    rows, runs = [], []
+    for k in range(args.kills):
+        for name in os.listdir(flags):  # a killed run's flag
+            os.remove(os.path.join(flags, name))
+        log_path, batches = (os.path.join(root, f'run{k}.{ext}') for ext in ('log', 'batches'))
         with open(log_path, 'w') as log:
-            proc = subprocess.Popen(cmd, cwd=root, env=ENV, stdout=log, stderr=subprocess.STDOUT)
-        start_iter = None
-        while proc.poll() is None:  # wait for the first trained iteration of this run
-            with open(log_path) as f:
-                text = f.read()
-            m = re.search(r'Resuming training from epoch: \d+, iter: (\d+)\.', text)
-            if start_iter is None and (m or 'Start training from epoch' in text):
-                start_iter = int(m.group(1)) if m else 0
-            if start_iter is not None and any(i > start_iter for i in logged_iters(text)):
-                break
-            time.sleep(0.05)
-        if proc.poll() is not None:
+            proc = subprocess.Popen(cmd, cwd=root, env=dict(env, SOAK_BATCHES=batches), stdout=log,
+                                    stderr=subprocess.STDOUT)
+        start_iter = wait_for_training(proc, log_path)
+        if start_iter is None:
             sys.exit(f'run {k} ended (exit {proc.returncode}) before training: see {log_path}')
+        runs.append(dict(start=start_iter, batches=batches))
         if k > 0:
-            lost = rows[-1]['last'] - start_iter
-            rows[-1].update(resumed=start_iter, lost=lost)
-            r = rows[-1]
-            print(f"{k:4d} | {r['prev']:12d} | {r['last']:11d} | {r['delay']:35.2f} | {lost:4d} | {r['temp']}")
-            resumed += 1
-        if k == args.kills:
-            break
-        delay = rng.uniform(0.0, 3.0)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+            rows[-1].update(resumed=start_iter, lost=rows[-1]['last'] - start_iter)
+        moment = MOMENTS[k % len(MOMENTS)]
+        _, inside = kill_at(proc, moment, flags, rng)
         with open(log_path) as f:
             last = max(logged_iters(f.read()) or [start_iter])
-        temp = len([p for p in leftovers(root) if p.endswith('.tmp')])
-        rows.append(dict(prev=start_iter, last=last, delay=delay, temp=temp))
-    # the last run: let it finish 2 iterations past where it is, then count what is left
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    final = subprocess.run(cmd + ['--force_yml', f'train:total_iter={rows[-1]["last"] + args.freq}'], cwd=root,
-                           env=ENV, capture_output=True, text=True)
+        temp = len([p for p in leftovers(root) if not p.endswith('.lock')])  # a dead run's lock is expected
+        rows.append(dict(moment=moment, inside=inside, prev=start_iter, last=last, temp=temp))
+    # the last kill's resume runs to `freq` iterations past the last one logged
+    total = rows[-1]['last'] + args.freq
+    final_batches = os.path.join(root, 'final.batches')
+    final = subprocess.run(cmd + ['--force_yml', f'train:total_iter={total}'], cwd=root,
+                           env=dict(env, SOAK_BATCHES=final_batches), capture_output=True, text=True)
+    with open(os.path.join(root, 'final.log'), 'w') as f:
+        f.write(final.stdout + final.stderr)
+    m = re.search(r'Resuming training from epoch: \d+, iter: (\d+)\.', final.stdout + final.stderr)
+    runs.append(dict(start=int(m.group(1)) if m else -1, batches=final_batches))
+    rows[-1].update(resumed=runs[-1]['start'], lost=rows[-1]['last'] - runs[-1]['start'])
     left = leftovers(root)
+    # the same training, uninterrupted
+    with open(opt_path) as f:
+        opt = yaml.safe_load(f)
+    opt['name'], opt['train']['total_iter'] = 'soak_reference', total
+    ref_opt = os.path.join(root, 'reference.yml')
+    with open(ref_opt, 'w') as f:
+        yaml.safe_dump(opt, f, sort_keys=False)
+    ref_batches = os.path.join(root, 'reference.batches')
+    ref = subprocess.run([sys.executable, 'hook.py', '-opt', ref_opt], cwd=root,
+                         env=dict(env, SOAK_BATCHES=ref_batches), capture_output=True, text=True)
+    reference = read_batches(ref_batches)
+    per_epoch = int(re.search(r'Require iter number per epoch: (\d+)', ref.stdout + ref.stderr).group(1))
+    stream = {(e, b): i - 1 for i, (e, b, _) in reference.items()}  # data position -> place in the stream
+    differing = 0
+    for k, (row, run) in enumerate(zip(rows, runs[1:])):
+        trained = read_batches(run['batches'])
+        first = trained.get(run['start'] + 1)
+        place = stream.get(first[:2]) if first else None
+        if place is None:
+            row.update(replayed='?', skipped='?')
+        else:
+            row.update(replayed=max(0, run['start'] - place), skipped=max(0, place - run['start']))
+        differing += sum(1 for i, b in trained.items() if reference.get(i) != b)
+        print(f"{k + 1:4d} | {row['moment']:10s} | {'yes' if row['inside'] else 'no':6s} | {row['prev']:12d} | "
+              f"{row['last']:11d} | {row['resumed']:17d} | {row['lost']:4d} | {row['temp']:10d} | "
+              f"{row['replayed']:>8} | {row['skipped']:>7}")
+    equal = ref.returncode == 0 and weights_equal(
+        *(os.path.join(root, 'experiments', n, 'models', 'net_g_latest.pth') for n in ('soak', 'soak_reference')))
     lost = [r['lost'] for r in rows]
-    print(f'kills: {len(rows)}, resumes: {resumed}, iterations lost per kill: min {min(lost)}, max {max(lost)}, '
-          f'mean {sum(lost) / len(lost):.2f} (checkpoint interval {args.freq}), kills that left temp files: '
-          f'{sum(1 for r in rows if r["temp"])}, final run exit {final.returncode}, files left after it: {len(left)}')
-    ok = final.returncode == 0 and not left and max(lost) <= args.freq and resumed == len(rows)
+    replayed = [r['replayed'] for r in rows if r['replayed'] != '?']
+    skipped = [r['skipped'] for r in rows if r['skipped'] != '?']
+    for moment in MOMENTS[1:]:
+        tried = [r for r in rows if r['moment'] == moment]
+        print(f'kills aimed at {moment}: {len(tried)}, landed inside: {sum(r["inside"] for r in tried)}')
+    print(f'kills: {len(rows)}, iterations lost per kill: min {min(lost)}, max {max(lost)}, mean '
+          f'{sum(lost) / len(lost):.2f} (checkpoint interval {args.freq}); {per_epoch} batches an epoch, '
+          f'{total} iterations; kills that left temp files: {sum(1 for r in rows if r["temp"])}, final run exit '
+          f'{final.returncode}, files left after it: {len(left)}')
+    print(f'batches replayed per resume: max {max(replayed, default="?")}, total {sum(replayed)}; skipped: max '
+          f'{max(skipped, default="?")}, total {sum(skipped)}; resumes without a readable first batch: '
+          f'{len(rows) - len(replayed)}; trained batches that differ from the uninterrupted run\'s: {differing}; '
+          f'final weights equal the uninterrupted run\'s: {equal}')
+    ok = (final.returncode == 0 and not left and max(lost) <= args.freq and len(replayed) == len(rows)
+          and not any(replayed) and not any(skipped) and differing == 0 and equal)
     print('PASS' if ok else 'FAIL')
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

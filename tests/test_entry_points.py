@@ -130,8 +130,9 @@ if sys.argv.pop(1) == 'plugin':
 else:  # BasicSR alone: only the import shims, without which it cannot be imported at all
     import nodesr_arch_compat
     nodesr_arch_compat.fix_imports()
-from basicsr.train import train_pipeline
-train_pipeline(osp.abspath(osp.dirname(__file__)))
+import basicsr.train
+basicsr.train.train_pipeline(osp.abspath(osp.dirname(__file__)))
+print('train.py sampler:', basicsr.train.EnlargedSampler.__module__)  # nodesr_arch_compat: fix 9 rebound it
 '''
 
 
@@ -185,6 +186,8 @@ def test_stock_edsr_training_is_identical_with_the_plugin(tmp_path):
         out = run(root, [sys.executable, 'runner.py', mode, '-opt', opt_path], env=env)
         if mode == 'basicsr':
             assert 'nodesr_arch' not in out
+        else:  # fix 9 was in place, and handed this run to BasicSR's own sampler
+            assert 'train.py sampler: nodesr_arch_compat' in out
         exp = os.path.join(root, 'experiments', 'edsr')
         runs[mode] = {
             'losses': re.findall(r'iter:\s+(\d+), lr:.*l_pix: ([0-9.e+-]+)', out),

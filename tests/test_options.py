@@ -92,6 +92,7 @@ def write_train_yml(tmp_path, **changes):
     ({'datasets:train:type': 'NoSuchDataset'}, 'datasets:train:type'),
     ({'model_type': 'NoSuchModel'}, 'model_type'),
     ({'train:max_nonfinite': 0}, 'train:max_nonfinite'),
+    ({'train:exact_resume': 'yes'}, 'train:exact_resume'),
     ({'val:tile': -4}, 'val:tile'),
     ({'model_type': 'SRModel'}, 'network_g:type'),  # NODEVDSR needs the scale SRModel does not feed
     ({'model_type': 'SRModel', 'network_g': {'type': 'VDSR', 'num_feat': 4, 'num_layer': 3}}, 'datasets:train:type'),

@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils import data as data
 from torch.utils.data import get_worker_info
 
+from nodesr_arch.data.exact_resume import SampleKey
 from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
                                           scale_space_patch)
@@ -70,8 +71,10 @@ class ContinuousScalePairedDataset(data.Dataset):
             scale_per_batch (bool): Train: one ``t0`` per batch (as Meta-SR draws it) instead of one per
                 sample, so a NODE with ``step_size`` takes the step count of that scale, not of the batch's
                 largest. Needs ``batch_size_per_gpu`` (BasicSR's training options have it). The scale of
-                batch ``b`` of an epoch is drawn from ``(scale_seed, b)`` alone, so every DDP rank (and
-                every data worker) draws the same scale for the same iteration. Default: False.
+                batch ``b`` of epoch ``e`` is drawn from ``(scale_seed, manual_seed, e, b)`` alone in
+                training runs with exact resume (:mod:`nodesr_arch.data.exact_resume`), else from
+                ``(scale_seed, b)``, so every DDP rank (and every data worker) draws the same scale for the
+                same iteration. Default: False.
             scale_seed (int): Train, with ``scale_per_batch``: seed of the per-batch scales. Default: 0.
             gt_size (int): Train: patch size (None: whole images).
             skip_small (bool): Train: leave out images smaller than ``gt_size`` instead of failing on
@@ -86,6 +89,9 @@ class ContinuousScalePairedDataset(data.Dataset):
             lq_size (str): Val/test: 'output' (``I(t0)`` at output size) or 'lr' (the LR image itself,
                 for one-shot archs with an upsampler). Default: 'output'.
 
+    In training runs with exact resume the items are :data:`~nodesr_arch.data.exact_resume.SampleKey`
+    (``takes_sample_keys``), and the crop, flips and scale of each sample come from its key alone.
+
     Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB; ``lq`` is not
     clipped, so bicubic overshoot can leave it slightly outside, exactly as at inference), ``scale``
     (float), ``out_size`` and ``lr_size`` (int64 tensors ``[h, w]``: the output (GT) size and the
@@ -93,6 +99,8 @@ class ContinuousScalePairedDataset(data.Dataset):
     training ``lr_size`` is the patch shrunk by ``1 / t0``, ``ceil(h / t0)``), ``lq_path``, ``gt_path``
     and ``grey`` (the file had one channel).
     """
+
+    takes_sample_keys = True
 
     def __init__(self, opt):
         super().__init__()
@@ -215,10 +223,13 @@ class ContinuousScalePairedDataset(data.Dataset):
         return decode_image(self.file_client.get(path, client_key), display)
 
     def __getitem__(self, index):
+        key = index if isinstance(index, SampleKey) else None
+        if key is not None:
+            index = key.index
         gt_path, client_key, display, lq_path = self.paths[index]
         img, grey, levels = self._read(gt_path, client_key, display)
         if self.train:
-            t, lq, gt = self._train_sample(img, levels, display)
+            t, lq, gt = self._train_sample(img, levels, display, key)
             lr_size = [math.ceil(n * (1.0 / t)) for n in gt.shape[:2]]  # what shrink (imresize) gives
         elif lq_path is not None:
             t = self.scale
@@ -244,15 +255,18 @@ class ContinuousScalePairedDataset(data.Dataset):
             'grey': bool(grey),
         }
 
-    def _draw_scale(self):
+    def _draw_scale(self, key=None):
         """``t0`` of the next training sample: random per sample, or shared by the batch.
 
-        With ``scale_per_batch`` the batch index is counted, not received: a DataLoader hands whole batches
-        to its workers in turn (batch ``b`` to worker ``b % num_workers``) and each worker makes its
-        batches' samples in order, so worker ``w``'s ``k``-th batch is batch ``k * num_workers + w``.
+        With ``scale_per_batch`` the batch index is the sample key's (exact resume), else counted: a
+        DataLoader hands whole batches to its workers in turn (batch ``b`` to worker ``b % num_workers``) and
+        each worker makes its batches' samples in order, so worker ``w``'s ``k``-th batch is batch
+        ``k * num_workers + w``.
         """
         rng = random
-        if self.per_batch:
+        if self.per_batch and key is not None:
+            rng = random.Random(f'{self.scale_seed}:{key.seed}:{key.epoch}:{key.batch}')
+        elif self.per_batch:
             info = get_worker_info()
             worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
             batch = self._drawn // self.batch_size * workers + worker
@@ -260,8 +274,8 @@ class ContinuousScalePairedDataset(data.Dataset):
             rng = random.Random(f'{self.scale_seed}:{batch}')
         return rng.choice(self.grid) if self.grid else rng.uniform(*self.scale_range)
 
-    def _train_sample(self, img, levels, display):
-        t = self._draw_scale()
+    def _train_sample(self, img, levels, display, key=None):
+        t = self._draw_scale(key)
         size = self.opt.get('gt_size')
         if size is None:
             lq, gt = scale_space(img, t, self.quantize, levels), img

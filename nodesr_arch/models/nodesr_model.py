@@ -61,13 +61,22 @@ class NODESRModel(SRModel):
       atomically (temporary file, then rename), so a kill never leaves a truncated file; training states
       hold plain Python numbers, so they load with ``torch.load(..., weights_only=True)``. A save that still
       fails after 3 tries raises instead of being skipped.
+    - Exact resume (``supports_exact_resume``; ``train: exact_resume: false`` turns it off): the training
+      data comes from :mod:`nodesr_arch.data.exact_resume` (shuffle from ``manual_seed`` and the epoch, each
+      sample's draws from its place in the epoch), and training states also hold ``data_position`` (the
+      epoch and the batches of it trained) and every rank's Python, numpy and torch random states, so a
+      run resumed with ``--auto_resume`` trains on exactly the batches an uninterrupted run would.
 
     Args:
         opt (dict): BasicSR options.
     """
 
+    supports_exact_resume = True  # nodesr_arch_compat fix 9
+
     def __init__(self, opt):
         self.nonfinite_count = 0
+        self.data_position = None  # (epoch, batches of it trained), from the batches' data_position
+        self._rng_states = None
         self.train_amp = None
         self.batch_out_size = None  # the fed batch's own out_size, if it has one
         self.set_scale = None  # the `scale` option of the set being validated (for batches that carry none)
@@ -125,6 +134,7 @@ class NODESRModel(SRModel):
                 at output size exactly when the batch has ``scale``, as ``ContinuousScalePairedDataset``'s
                 default) and optional ``grey``.
         """
+        self._note_data_position(data)
         self.lq = data['lq'].to(self.device)
         if 'gt' in data:
             self.gt = data['gt'].to(self.device)
@@ -241,6 +251,66 @@ class NODESRModel(SRModel):
                 f'in a row (train:max_nonfinite = {self.max_nonfinite}). Nothing was saved after the last good '
                 f'step; last checkpoint: {last}. Lower the learning rate or set train:grad_clip.')
 
+    # ---------------------------------------------------------- exact resume
+    def _note_data_position(self, data):
+        pos = data.get('data_position')
+        if pos is not None:  # [epoch, batch] per sample, the same for the whole batch
+            epoch, batch = (int(v) for v in torch.as_tensor(pos).reshape(-1, 2)[0])
+            self.data_position = (epoch, batch + 1)
+
+    def save(self, epoch, current_iter):
+        """Save as SRModel does; with exact resume every rank's random states go into the training state."""
+        self._rng_states = None
+        if current_iter != -1 and self.data_position is not None:
+            self._rng_states = self._gathered_rng_states()
+        super().save(epoch, current_iter)
+
+    def _gathered_rng_states(self):
+        import random
+
+        import numpy as np
+        own = {'python': random.getstate(), 'numpy': np.random.get_state(), 'torch': torch.get_rng_state()}
+        if self.device.type == 'cuda':
+            own['cuda'] = torch.cuda.get_rng_state(self.device)
+        if not self.opt.get('dist'):
+            return [own]
+        states = [None] * dist.get_world_size()
+        dist.all_gather_object(states, {k: v.cpu() if torch.is_tensor(v) else v for k, v in own.items()})
+        return states
+
+    def _exact_resume_entries(self):
+        """The training-state entries of exact resume (none for batches without a data position)."""
+        if getattr(self, 'data_position', None) is None:
+            return {}
+        from nodesr_arch.data.exact_resume import STATE_KEY, state_entry
+        train = self.opt['datasets']['train']
+        return {STATE_KEY: state_entry(self.data_position, self.opt['manual_seed'], self.opt.get('world_size', 1),
+                                       train['batch_size_per_gpu']),
+                'rng_states': self._rng_states}
+
+    def resume_training(self, resume_state):
+        """Reload optimizers and schedulers; with exact resume also this rank's random states."""
+        super().resume_training(resume_state)
+        states = resume_state.get('rng_states')
+        rank, world_size = get_dist_info()
+        if not states or not self.opt['train'].get('exact_resume', True):
+            return
+        if len(states) != world_size:
+            get_root_logger().warning(f'exact resume: the training state holds the random states of {len(states)} '
+                                      f'processes, this run has {world_size}: they are not restored')
+            return
+        import random
+
+        import numpy as np
+        own = states[rank]
+        py = own['python']
+        random.setstate((py[0], tuple(py[1]), py[2]))
+        npy = own['numpy']
+        np.random.set_state((npy[0], np.asarray(npy[1], dtype=np.uint32), *npy[2:]))
+        torch.set_rng_state(own['torch'].cpu())
+        if 'cuda' in own and self.device.type == 'cuda':
+            torch.cuda.set_rng_state(own['cuda'].cpu(), self.device)
+
     # ----------------------------------------------------------- checkpoints
     def _remove_partial_saves(self):
         """Remove the temporary files of saves a killed run left: ``.net_g_8.PID.partial.pth`` and
@@ -304,7 +374,7 @@ class NODESRModel(SRModel):
         if current_iter == -1:
             return
         state = {'epoch': epoch, 'iter': current_iter, 'optimizers': [o.state_dict() for o in self.optimizers],
-                 'schedulers': [s.state_dict() for s in self.schedulers]}
+                 'schedulers': [s.state_dict() for s in self.schedulers], **self._exact_resume_entries()}
         path = osp.join(self.opt['path']['training_states'], f'{current_iter}.state')
         self._save(to_python_numbers(state), path, 'training state')
 

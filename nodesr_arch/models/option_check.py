@@ -222,6 +222,8 @@ def _check_train(opt):
     nf = train.get('max_nonfinite', 10)
     if not _is_positive_int(nf):
         raise OptionError(f'train:max_nonfinite: must be an integer >= 1, got {nf!r}')
+    if not isinstance(train.get('exact_resume', True), bool):
+        raise OptionError(f"train:exact_resume: must be true or false, got {train['exact_resume']!r}")
     if 'datasets' in opt and 'train' not in opt['datasets']:
         raise OptionError('datasets:train: missing')
     logger = opt.get('logger')
