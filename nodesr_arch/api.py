@@ -154,13 +154,18 @@ class Upscaler:
         self.net.set_ode(**kwargs)
         return self
 
-    def set_tiling(self, tile, tile_pad=None):
-        """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
+    def tiling_for(self, tile, tile_pad=None):
+        """The tiling of one call (``tile=None``: off, None returned), checked; the network is left unchanged.
+
+        Raises:
+            ValueError: The network cannot tile, or ``tile``/``tile_pad`` are bad
+                (:func:`nodesr_arch.archs.contract.check_tiling`).
+        """
         if not self.contract.tiles:
             if tile is not None:
                 raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
-            return
-        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.contract.check_tiling)
+            return None
+        return None if tile is None else self.net.tiling_for(tile, tile_pad)
 
     @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
@@ -173,12 +178,9 @@ class Upscaler:
             x = x.expand(b, 3, *x.shape[-2:])
         elif c != self.channels:
             raise ValueError(f'{self.name} takes {self.channels}-channel images, got {c} channels')
-        self.set_tiling(tile, tile_pad)
-        try:
-            out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp)
-        finally:
-            if tile is not None:
-                self.set_tiling(None, None)
+        # the tiling goes with this call, not onto the shared network (threads may tile differently)
+        out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp,
+                          tiling=self.tiling_for(tile, tile_pad))
         if self.channels == 1:
             out = out.reshape(*out.shape[:-4], b, c, *out.shape[-2:])
         elif c == 1 and self.channels == 3:

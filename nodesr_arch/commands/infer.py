@@ -409,8 +409,7 @@ def run(args):
     try:
         up = load_model(args.model, device=args.device, ode=ode or None, amp=args.amp)
         if args.tile is not None:  # fail now, not after the first image
-            up.set_tiling(args.tile, args.tile_pad)
-            up.set_tiling(None)
+            up.tiling_for(args.tile, args.tile_pad)
         if args.trajectory:
             up.trajectory_scales(args.trajectory, 2.0)
         resized = sorted({job.t0 for job in jobs if up.label(job.t0) != up.name})
