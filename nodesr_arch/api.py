@@ -19,11 +19,12 @@ from nodesr_arch.archs.contract import contract
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    run_network)
 from nodesr_arch.loading import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models, load_network  # noqa: F401
+from nodesr_arch.runtime import check_runtime, choose_runtime, default_runtime
 from nodesr_arch.scales import Plan, check_out_size, check_scale, plan_size  # noqa: F401  (part of the API)
 from nodesr_arch.scales import trajectory_scales as _trajectory_scales
 
 
-def load_model(spec=None, device='cpu', ode=None, amp=None):
+def load_model(spec=None, device='cpu', ode=None, amp=None, runtime=None):
     """Load a super-resolution model for inference.
 
     Args:
@@ -39,12 +40,16 @@ def load_model(spec=None, device='cpu', ode=None, amp=None):
         ode (dict | None): Solver overrides for NODE models, e.g. ``{'method': 'euler', 'num_steps': 8}``.
         amp (str | None): ``'bf16'`` or ``'fp16'``: run the network under autocast (mixed precision, the
             ODE state stays fp32; see :mod:`nodesr_arch.amp`). Default: None (fp32).
+        runtime (str | None): Where the network's field ``f`` runs (:mod:`nodesr_arch.runtime`): ``'torch'``,
+            ``'onnxruntime'`` (the ``[onnx]`` extra, CPU, fp32) or ``'auto'`` (onnxruntime where it is
+            installed and measured faster on this network and CPU, else torch). :attr:`Upscaler.runtime`
+            says which runs. Default: None, the ``NODESR_RUNTIME`` environment variable, else ``'auto'``.
 
     Returns:
         Upscaler: The model, in eval mode.
     """
     name, net, net_opt = load_network(spec)
-    return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt, amp=amp)
+    return Upscaler(net, device=device, ode=ode, name=name, opt=net_opt, amp=amp, runtime=runtime)
 
 
 def resolve_device(device):
@@ -110,19 +115,26 @@ class Upscaler:
         opt (dict | None): The ``network_g`` options it was built from.
         amp (str | None): ``'bf16'`` / ``'fp16'`` autocast for the network, checked to work on ``device``
             (:attr:`amp` holds the dtype). Default: None (fp32).
+        runtime (str | None): ``'torch'``, ``'onnxruntime'`` or ``'auto'`` (see :func:`load_model`);
+            :attr:`runtime` holds the one that runs and :attr:`runtime_reason` why. Default: None
+            (``NODESR_RUNTIME``, else ``'auto'``).
     """
 
-    def __init__(self, net, device='cpu', ode=None, name='model', opt=None, amp=None):
+    def __init__(self, net, device='cpu', ode=None, name='model', opt=None, amp=None, runtime=None):
         self.device = resolve_device(device)
         # channels_last + inference_mode: 1.7x faster on CPU (docs/benchmarks.md, section 5)
         self.net = net.to(self.device, memory_format=torch.channels_last).eval()
         self.name = name
         self.opt = dict(opt or {})
         self.channels = int(self.opt.get('num_in_ch', 3))
+        self._runner = self.net
         if ode:
             self.set_ode(**ode)
         self.amp = parse_amp(amp)
         check_amp_device(self.amp, self.device)
+        runtime = default_runtime() if runtime is None else check_runtime(runtime)
+        # the network called: self.net itself, or a copy (taking the solver options) whose f runs in onnxruntime
+        self._runner, self.runtime, self.runtime_reason = choose_runtime(self.net, runtime, self.device, self.amp)
 
     @property
     def contract(self):
@@ -132,6 +144,11 @@ class Upscaler:
     @property
     def is_ode(self):
         return self.contract.is_ode
+
+    @property
+    def nfe(self):
+        """Evaluations of ``f`` in the last solve (whichever runtime ran it); 0 for a one-shot network."""
+        return self._runner.ode.nfe if self.is_ode else 0
 
     @functools.cached_property
     def fixed_scale(self):
@@ -153,15 +170,22 @@ class Upscaler:
             raise ValueError(f'{self.name} ({type(self.net).__name__}) is not a NODE model; solver '
                              'options (steps, method) do not apply')
         self.net.set_ode(**kwargs)
+        if self._runner is not self.net:
+            self._runner.set_ode(**kwargs)
         return self
 
-    def set_tiling(self, tile, tile_pad=None):
-        """Evaluate the network on tiles (``tile=None``: off); raises ValueError if it cannot."""
+    def tiling_for(self, tile, tile_pad=None):
+        """The tiling of one call (``tile=None``: off, None returned), checked; the network is left unchanged.
+
+        Raises:
+            ValueError: The network cannot tile, or ``tile``/``tile_pad`` are bad
+                (:func:`nodesr_arch.archs.contract.check_tiling`).
+        """
         if not self.contract.tiles:
             if tile is not None:
                 raise ValueError(f'{self.name} ({type(self.net).__name__}) does not support tiling')
-            return
-        self.net.set_tiling(tile, tile_pad)  # checks tile and tile_pad (archs.contract.check_tiling)
+            return None
+        return None if tile is None else self.net.tiling_for(tile, tile_pad)
 
     @torch.inference_mode()
     def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
@@ -174,12 +198,9 @@ class Upscaler:
             x = x.expand(b, 3, *x.shape[-2:])
         elif c != self.channels:
             raise ValueError(f'{self.name} takes {self.channels}-channel images, got {c} channels')
-        self.set_tiling(tile, tile_pad)
-        try:
-            out = run_network(self.net, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp)
-        finally:
-            if tile is not None:
-                self.set_tiling(None, None)
+        # the tiling goes with this call, not onto the shared network (threads may tile differently)
+        out = run_network(self._runner, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp,
+                          tiling=self.tiling_for(tile, tile_pad))
         if self.channels == 1:
             out = out.reshape(*out.shape[:-4], b, c, *out.shape[-2:])
         elif c == 1 and self.channels == 3:

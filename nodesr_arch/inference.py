@@ -99,7 +99,7 @@ def fixed_scale_message(name, factor, scales):
             f'"{fixed_scale_label(name, factor, scales[0])}")')
 
 
-def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None):
+def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None, tiling=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
@@ -116,6 +116,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
         amp (torch.dtype | None): Run the network under autocast to this dtype (bf16/fp16; see
             :mod:`nodesr_arch.amp`); the bicubic enlargement stays fp32 and the result is cast back to
             ``lq``'s dtype. Default: None (full precision).
+        tiling (Tiling | None): This call's tiling (``net.tiling_for(tile, tile_pad)``), passed to a network
+            whose contract ``tiles``; the network itself is left unchanged, so threads sharing it may tile
+            differently. Default: None (the network's own default, untiled unless ``set_tiling`` was called).
 
     Returns:
         Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``. A fixed-scale
@@ -127,6 +130,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
         out_size = output_size(lq.shape[-2:], s_max)
     out_size = (int(out_size[0]), int(out_size[1]))
     c = contract(net)
+    if tiling is not None and not c.tiles:
+        raise ValueError(f'{type(net).__name__} does not support tiling')
+    kwargs = {} if tiling is None else {'tiling': tiling}
     x = lq
     if c.input_size == 'output' and tuple(lq.shape[-2:]) != out_size:
         x = enlarge_to(lq, s_max, out_size)
@@ -134,9 +140,9 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     def call(inp):
         with autocast(inp.device, amp):
             if t_eval is not None:
-                out = net(inp, scale, t_eval=t_eval)
+                out = net(inp, scale, t_eval=t_eval, **kwargs)
             else:
-                out = net(inp, scale) if c.takes_scale else net(inp)
+                out = net(inp, scale, **kwargs) if c.takes_scale else net(inp, **kwargs)
         return out.to(inp.dtype)
 
     out = self_ensemble(call, x) if ensemble else call(x)

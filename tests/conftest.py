@@ -10,6 +10,9 @@ import pytest
 import torch
 
 DEVICE_ENV = 'NODESR_TEST_DEVICE'
+# the suite runs the networks in PyTorch (subprocesses too) unless a test asks for another runtime
+# (tests/test_runtime.py): 'auto' would export and time every tiny test model into the user's cache
+os.environ.setdefault('NODESR_RUNTIME', 'torch')
 
 
 def device_under_test():

@@ -2,6 +2,7 @@
 import glob
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -241,7 +242,36 @@ def test_tiled_equals_untiled(up):
         assert np.abs(tiled - whole).max() < 1e-5, (tile, pad)
     rough = up.super_resolve(img, 2.6, tile=10, tile_pad=0)
     assert np.abs(rough - whole).max() > 1e-5  # too little padding shows the seams
-    assert up.net.tile is None  # tiling is switched off again after the call
+    assert up.net.tile is None  # the call's tiling is never stored on the network
+
+
+def test_threads_sharing_one_upscaler_tile_independently(models):
+    """A tiled self-ensemble (8 calls of the network) paused inside its first while another thread runs
+    untiled: each gets its own result (a tiling stored on the network changed the other 7 calls)."""
+    up = load_model(models['node'])
+    img = _rng().random((23, 19, 3)).astype(np.float32)
+    whole, rough = up.super_resolve(img, 2.6), up.super_resolve(img, 2.6, self_ensemble=True, tile=10, tile_pad=0)
+    inside, other_done, results = threading.Event(), threading.Event(), {}
+
+    def pause_first_tiled_evaluation(module, args):
+        if threading.current_thread().name == 'tiled' and not inside.is_set():
+            inside.set()
+            other_done.wait(30)
+
+    def tiled():
+        results['tiled'] = up.super_resolve(img, 2.6, self_ensemble=True, tile=10, tile_pad=0)
+
+    handle = up.net.func.register_forward_pre_hook(pause_first_tiled_evaluation)
+    worker = threading.Thread(target=tiled, name='tiled')
+    worker.start()
+    try:
+        assert inside.wait(30)
+        results['whole'] = up.super_resolve(img, 2.6)
+    finally:
+        other_done.set()
+        worker.join(30)
+        handle.remove()
+    assert np.array_equal(results['whole'], whole) and np.array_equal(results['tiled'], rough)
 
 
 def test_ode_overrides_and_one_shot_models(models):

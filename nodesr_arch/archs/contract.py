@@ -7,7 +7,9 @@ networks declare nothing and get the defaults):
 - ``input_size``: ``'output'`` (its input is the LR enlarged bicubically to the output size) or ``'lr'``;
 - ``is_ode``: it integrates NODE-SR's ODE (``set_ode``, ``forward(x, scale, t_eval)``: trajectories);
 - ``receptive_radius()``: the pixels ``f`` sees on each side, or None when unknown;
-- ``set_tiling(tile, tile_pad)``: evaluate ``f`` on overlapping tiles; the state is one :class:`Tiling`.
+- ``tiling_for(tile, tile_pad)``: the :class:`Tiling` of one call, passed as ``forward(..., tiling=...)``
+  (:func:`nodesr_arch.inference.run_network` does), so calls sharing one network tile independently;
+  ``set_tiling`` stores a default for calls that pass none.
 
 :func:`contract` reads it off any network. :func:`with_scale` builds ``f``'s input, the image plus one channel
 holding each sample's scale, for the ODE's field and the one-shot ``+t`` networks alike.
@@ -36,12 +38,12 @@ def contract(net):
 
     Returns:
         Contract: ``takes_scale`` (bool), ``input_size`` ('output' or 'lr'), ``is_ode`` (bool),
-        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``set_tiling``).
+        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``tiling_for`` and takes ``tiling=``).
     """
     radius = getattr(net, 'receptive_radius', None)
     radius = radius() if callable(radius) and not isinstance(net, type) else None
     return Contract(bool(getattr(net, 'takes_scale', False)), getattr(net, 'input_size', 'lr'),
-                    bool(getattr(net, 'is_ode', False)), radius, hasattr(net, 'set_tiling'))
+                    bool(getattr(net, 'is_ode', False)), radius, hasattr(net, 'tiling_for'))
 
 
 def with_scale(x, t):
@@ -107,8 +109,8 @@ class SRNetwork:
         or None when unknown."""
         return self.radius
 
-    def set_tiling(self, tile=None, tile_pad=None):
-        """Evaluate ``f`` on overlapping tiles to bound memory.
+    def tiling_for(self, tile=None, tile_pad=None):
+        """The tiling of one call: pass it as ``forward(..., tiling=...)``; the network is left unchanged.
 
         Each evaluation of ``f`` runs on tiles of at most ``tile`` x ``tile`` pixels grown by ``tile_pad``
         on each side and keeps their centres (the image itself, i.e. the ODE state, stays whole). With
@@ -119,8 +121,19 @@ class SRNetwork:
             tile_pad (int | None): Overlap; None uses :meth:`receptive_radius`.
 
         Returns:
-            The network itself.
+            Tiling: Validated, rounded up to ``size_multiple``.
+
+        Raises:
+            ValueError: A bad ``tile``/``tile_pad``, or no ``tile_pad`` when the radius is unknown.
         """
         tile, tile_pad = check_tiling(tile, tile_pad, self.receptive_radius(), self.size_multiple)
-        self.tiling = NO_TILING if tile is None else Tiling(tile, tile_pad, self.size_multiple)
+        return NO_TILING if tile is None else Tiling(tile, tile_pad, self.size_multiple)
+
+    def set_tiling(self, tile=None, tile_pad=None):
+        """Store the default tiling (:meth:`tiling_for`) of calls that pass no ``tiling``; returns the network.
+
+        It is state of the network, shared by every caller: code that may share one network between threads
+        passes ``tiling=`` per call instead.
+        """
+        self.tiling = self.tiling_for(tile, tile_pad)
         return self

@@ -67,16 +67,17 @@ class NODEBase(SRNetwork, nn.Module):
         self.ode_opt = opt
         return self
 
-    def forward(self, x, scale, t_eval=None):
+    def forward(self, x, scale, t_eval=None, tiling=None):
         """Super-resolve.
 
         Args:
             x (Tensor): ``I(t0)``: the LR image enlarged bicubically to the output size, (B, 3, H, W).
             scale (float | Tensor): ``t0`` per batch or per sample, >= 1.
             t_eval (list[float] | None): Also return the states at these scales (K, B, 3, H, W).
+            tiling (Tiling | None): This call's tiling (:meth:`tiling_for`); None: the network's default.
         """
         x, (h, w) = pad_to_multiple(x, self.size_multiple)
-        out = self.ode(x, scale, t_eval=t_eval, tiling=self.tiling)
+        out = self.ode(x, scale, t_eval=t_eval, tiling=self.tiling if tiling is None else tiling)
         return out[..., :h, :w]
 
 
@@ -95,6 +96,8 @@ class OneShotBase(SRNetwork, nn.Module):
         self.func = func
         self.radius = receptive_radius
 
-    def forward(self, x, scale):
+    def forward(self, x, scale, tiling=None):
+        """``I(s) + g(cat(I(s), s))``; ``tiling``: this call's (:meth:`tiling_for`), None: the network's default."""
         t = check_scales(scale, x.shape[0], device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
-        return x + apply_tiled(lambda window: self.func(with_scale(window, t)), x, self.tiling)
+        return x + apply_tiled(lambda window: self.func(with_scale(window, t)), x,
+                               self.tiling if tiling is None else tiling)

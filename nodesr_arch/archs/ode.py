@@ -89,7 +89,7 @@ class _ScaledField(nn.Module):
         """The vector field for a batch with scales ``t0`` (B,), as a module torchdiffeq can call.
 
         Binding per call (rather than storing ``t0`` here) keeps an adjoint backward correct when the
-        network ran on another batch in between. ``time``: see :func:`scale_at`; ``tiling``: the network's.
+        network ran on another batch in between. ``time``: see :func:`scale_at`; ``tiling``: the call's.
         """
         return _BoundField(self, t0, time, tiling)
 
@@ -213,8 +213,8 @@ class ODEIntegrator(nn.Module):
             t_eval (list[float] | None): Scales at which to also return states (trajectory), each in
                 [1, t0]; all samples must then share one scale. Fixed-grid solvers step exactly through
                 these scales (the grid is refined there).
-            tiling (Tiling): How to evaluate ``f``: the network's ``tiling`` (the integrator keeps none of
-                its own). Default: whole.
+            tiling (Tiling): How to evaluate ``f`` in this call (the integrator keeps none of its own).
+                Default: whole.
 
         Returns:
             Tensor: ``I(1)``, or with ``t_eval`` a tensor (K, B, C, H, W) of states at ``t_eval``.

@@ -55,8 +55,9 @@ class VDSR(SRNetwork, nn.Module):
         self.body = VDSRBody(num_in_ch, num_out_ch, num_feat, num_layer)
         self.radius = num_layer
 
-    def forward(self, x):
-        return x + apply_tiled(self.body, x, self.tiling)
+    def forward(self, x, tiling=None):
+        """``x + body(x)``; ``tiling``: this call's (:meth:`tiling_for`), None: the network's default."""
+        return x + apply_tiled(self.body, x, self.tiling if tiling is None else tiling)
 
 
 @ARCH_REGISTRY.register()

@@ -44,6 +44,7 @@ from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
 from nodesr_arch.inference import FixedScaleWarning, fixed_scale_label, fixed_scale_message
 from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.runtime import RUNTIMES
 from nodesr_arch.scales import num_steps, output_size
 
 
@@ -69,9 +70,10 @@ def takes_output_size(model):
     return getattr(getattr(model, 'net', None), 'input_size', None) == 'output'
 
 
-def load_models(specs, device='cpu', amp=None):
+def load_models(specs, device='cpu', amp=None, runtime=None):
     """``[(name, model)]`` from ``--model`` entries: 'bicubic', or ``[NAME=]SPEC`` for ``api.load_model``
-    (on ``device``, with mixed precision ``amp``: 'bf16', 'fp16' or None)."""
+    (on ``device``, with mixed precision ``amp``: 'bf16', 'fp16' or None, and ``runtime``: see
+    :mod:`nodesr_arch.runtime`)."""
     models = []
     for spec in specs:
         name, sep, target = spec.partition('=')
@@ -81,7 +83,7 @@ def load_models(specs, device='cpu', amp=None):
             model = Bicubic()
         else:
             from nodesr_arch.api import load_model  # lazy: bicubic runs without the network stack
-            model = load_model(target, device=device, amp=amp)
+            model = load_model(target, device=device, amp=amp, **({} if runtime is None else {'runtime': runtime}))
         name = name or getattr(model, 'name', None) or os.path.splitext(os.path.basename(target))[0]
         while name in [n for n, _ in models]:
             name += "'"
@@ -247,7 +249,8 @@ def _job_argv(args, scales, out, threads, position):
         argv += ['--lr-dir', *args.lr_dir]
     if args.solver:
         argv += ['--solver', *args.solver]
-    for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad), ('--amp', args.amp)):
+    for flag, value in (('--tile', args.tile), ('--tile-pad', args.tile_pad), ('--amp', args.amp),
+                        ('--runtime', args.runtime)):
         if value is not None:
             argv += [flag, str(value)]
     for flag, on in (('--self-ensemble', args.self_ensemble), ('--per-image', args.per_image),
@@ -304,6 +307,9 @@ def build_parser():
     parser.add_argument('--tile-pad', type=int, help='tile overlap (default: the receptive radius)')
     parser.add_argument('--device', default='cpu', help="cpu, cuda or auto (default: cpu)")
     parser.add_argument('--amp', choices=['bf16', 'fp16'], help='mixed precision for the networks (default: fp32)')
+    parser.add_argument('--runtime', choices=RUNTIMES, default=None,
+                        help='where the networks run on the CPU: torch, onnxruntime (the [onnx] extra) or auto '
+                             '(default: $NODESR_RUNTIME, else auto)')
     parser.add_argument('--per-image', action='store_true', help='also write per_image.csv')
     parser.add_argument('--cell', choices=['psnr', 'psnr-ssim'], default='psnr-ssim',
                         help='table cells: PSNR, or PSNR / SSIM (default)')
@@ -360,13 +366,19 @@ def main(argv=None):
             if not list_images(hr_dir):
                 raise ValueError(f'no images found in {hr_dir}')
         lr_dirs = _lr_dirs(args.lr_dir, datasets, scales)
-        models = solver_settings.expand(load_models(args.model, args.device, args.amp), args.solver)
+        if args.threads:  # before loading: the runtime is chosen for the threads it will run on
+            torch.set_num_threads(args.threads)
+        loaded = load_models(args.model, args.device, args.amp, args.runtime)
+        models = solver_settings.expand(loaded, args.solver)
         done, done_images = _read_run(args.out) if args.resume and os.path.isfile(
             os.path.join(args.out, 'results.csv')) else ([], [])
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f'nodesr benchmark: error: {e}', file=sys.stderr)
         return 2
     if not args.worker:
+        for name, model in loaded:
+            if getattr(model, 'runtime_reason', '').startswith('auto') and not args.quiet:  # what auto chose
+                print(f'nodesr benchmark: {name}: runtime {model.runtime} ({model.runtime_reason})', file=sys.stderr)
         for line in fixed_scale_warnings(models, scales):
             print(f'nodesr benchmark: warning: {line}', file=sys.stderr)
     protocol = None if lr_dirs else args.protocol
@@ -379,8 +391,6 @@ def main(argv=None):
             return 1
         rows, per_image, _ = _merge(dirs)
     else:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         have = {(r['dataset'], scale_key(r['scale']), r['model']) for r in done}
         skip = {(d, s) for d, s, _ in have if all((d, s, row_name(n, m, s)) in have for n, m in models)}
         done = [r for r in done if (r['dataset'], scale_key(r['scale'])) in skip

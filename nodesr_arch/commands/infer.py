@@ -15,6 +15,7 @@ import warnings
 
 from nodesr_arch import file_io
 from nodesr_arch.file_io import IMG_EXTENSIONS, remove_stale_partials
+from nodesr_arch.runtime import RUNTIMES
 from nodesr_arch.scales import Plan, check_scale, plan_size
 
 # extensions that hold each depth; other inputs (no extension, .gif...) are written as PNG (TIFF for float)
@@ -104,6 +105,9 @@ def build_parser():
     p.add_argument('--device', default='auto', help="cpu, cuda, cuda:1, ... (default: auto)")
     p.add_argument('--amp', choices=['bf16', 'fp16'], default=None,
                    help='mixed precision: the network under autocast, the ODE state in fp32 (default: fp32)')
+    p.add_argument('--runtime', choices=RUNTIMES, default=None,
+                   help='where the network runs on the CPU: torch, onnxruntime (the [onnx] extra) or auto (the '
+                        'faster of the two, measured once per model; default: $NODESR_RUNTIME, else auto)')
     p.add_argument('--suffix', default=None,
                    help="added to output names (default: _x<scale>, or _<H>x<W> with --size/--width)")
     p.add_argument('-f', '--force', action='store_true', help='overwrite existing outputs (never inputs)')
@@ -409,18 +413,19 @@ def run(args):
     ode = {k: v for k, v in (('num_steps', args.steps), ('step_size', args.step_size), ('method', args.method))
            if v is not None}
     try:
-        up = load_model(args.model, device=args.device, ode=ode or None, amp=args.amp)
+        up = load_model(args.model, device=args.device, ode=ode or None, amp=args.amp, runtime=args.runtime)
         if args.tile is not None:  # fail now, not after the first image
-            up.set_tiling(args.tile, args.tile_pad)
-            up.set_tiling(None)
+            up.tiling_for(args.tile, args.tile_pad)
         if args.trajectory:
             up.trajectory_scales(args.trajectory, 2.0)
         resized = sorted({job.t0 for job in jobs if up.label(job.t0) != up.name})
-    except (OSError, ValueError, RuntimeError) as e:
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
         if isinstance(e, OSError) and e.strerror:
             raise InferError(f'{e.filename or args.model}: {e.strerror}') from None
         raise InferError(str(e)) from None
     check_memory(up, jobs, args)
+    if up.runtime_reason.startswith('auto') and not args.quiet:  # say what auto chose (and why)
+        print(f'nodesr infer: runtime {up.runtime} ({up.runtime_reason})', file=sys.stderr)
     if resized:  # the loop below silences UserWarnings (FixedScaleWarning among them): say it once here
         print(f'nodesr infer: warning: {fixed_scale_message(up.name, up.fixed_scale, resized)}', file=sys.stderr)
     try:

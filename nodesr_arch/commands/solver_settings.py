@@ -79,7 +79,7 @@ class SolverSetting:
         start = time.perf_counter()
         sr = self.up.super_resolve(lr, scale, out_size, self_ensemble=self_ensemble, **kwargs)
         self.seconds.setdefault(scale, []).append(time.perf_counter() - start)
-        self.nfe.setdefault(scale, []).append(self.up.net.ode.nfe)
+        self.nfe.setdefault(scale, []).append(self.up.nfe)
         return sr
 
 

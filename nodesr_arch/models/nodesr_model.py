@@ -52,7 +52,7 @@ class NODESRModel(SRModel):
       the batch) are measured on channel 0 without YCbCr. Per-set metrics go to the console and to
       TensorBoard as ``metrics/<set>/<metric>``.
     - ``val`` options: ``self_ensemble: true`` (x8 flips/transposes); ``tile``/``tile_pad`` (tiles each
-      evaluation of ``f``, see ``net.set_tiling``; without ``tile_pad`` the receptive radius: exact);
+      evaluation of ``f``, see ``net.tiling_for``; without ``tile_pad`` the receptive radius: exact);
       ``trajectory`` (``true``/``false`` or ``{num: 5, max_size: 192}``: a strip of ``I(t_i)`` for the
       first image of each set, to TensorBoard as ``trajectory/<set>`` and to ``visualization/trajectory``).
       In test runs (``nodesr test``) a ``metrics.json`` and ``metrics.csv`` summary is written to the
@@ -394,23 +394,22 @@ class NODESRModel(SRModel):
         self._check_input(net, out_size)
         in_size = tuple(self.lq.shape[-2:])
 
-        def forward(x):
-            size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
-            return run_network(net, x, self.scale, out_size=size, amp=self._val_amp())
-
         val_opt = self.opt.get('val') or {}
-        tile = val_opt.get('tile')
+        tile, tiling = val_opt.get('tile'), None
         if tile:
             if not contract(net).tiles:
-                raise ValueError(f'val:tile: {type(net).__name__} has no set_tiling (NODE-SR archs have it)')
+                raise ValueError(f'val:tile: {type(net).__name__} cannot tile (NODE-SR archs can)')
             pad = val_opt.get('tile_pad')  # None: the network's receptive radius (exact tiling)
-            net.set_tiling(int(tile), None if pad is None else int(pad))
+            tiling = net.tiling_for(int(tile), None if pad is None else int(pad))
+
+        def forward(x):
+            size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
+            return run_network(net, x, self.scale, out_size=size, amp=self._val_amp(), tiling=tiling)
+
         try:
             with torch.no_grad():
                 self.output = self_ensemble(forward, self.lq) if val_opt.get('self_ensemble') else forward(self.lq)
         finally:
-            if tile:
-                net.set_tiling(None)
             if was_training:
                 net.train()
 
