@@ -99,13 +99,33 @@ def fixed_scale_message(name, factor, scales):
             f'"{fixed_scale_label(name, factor, scales[0])}")')
 
 
+def call_network(net, x, scale, out_size, terms=None):
+    """``net``'s forward, called as its contract asks: ``net(x)``, ``net(x, scale)``, or, for networks that
+    take the scale and the LR itself (Meta-SR, LIIF), ``net(x, scale, out_size=out_size)``.
+
+    Args:
+        net (nn.Module): The network (or its DDP wrapper, with ``terms`` read off the bare one).
+        x (Tensor): (B, C, h, w) input.
+        scale (float | Tensor): The scale, one or one per sample.
+        out_size (tuple[int, int]): Output (H, W).
+        terms (Contract | None): ``net``'s contract; default :func:`contract` of ``net``.
+    """
+    c = contract(net) if terms is None else terms
+    if not c.takes_scale:
+        return net(x)
+    if c.input_size == 'lr':
+        return net(x, scale, out_size=(int(out_size[0]), int(out_size[1])))
+    return net(x, scale)
+
+
 def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
         net (nn.Module): A network. ``net.input_size == 'output'`` (all NODE-SR archs, VDSR): the input
             is the LR enlarged bicubically to the output size; ``'lr'`` (default for other archs, e.g.
-            BasicSR's EDSR/RCAN): the LR itself. ``net.takes_scale``: call ``net(x, scale)``, else ``net(x)``.
+            BasicSR's EDSR/RCAN): the LR itself. ``net.takes_scale``: call ``net(x, scale)`` (and
+            ``out_size`` for ``'lr'`` networks, Meta-SR and LIIF), else ``net(x)`` (:func:`call_network`).
         lq (Tensor): (B, C, h, w), float in [0, 1]. Already at ``out_size`` for ``'output'`` networks
             is fine too (then it is used as it is).
         scale (float | Tensor): The scale (``t0``), one or one per sample.
@@ -135,8 +155,8 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
         with autocast(inp.device, amp):
             if t_eval is not None:
                 out = net(inp, scale, t_eval=t_eval)
-            else:
-                out = net(inp, scale) if c.takes_scale else net(inp)
+            else:  # a transposed input (self-ensemble) has the transposed output size
+                out = call_network(net, inp, scale, out_size if inp.shape[-2:] == x.shape[-2:] else out_size[::-1], c)
         return out.to(inp.dtype)
 
     out = self_ensemble(call, x) if ensemble else call(x)

@@ -5,6 +5,7 @@ with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a
 experiment folders were made.
 """
 import argparse
+import difflib
 import inspect
 import numbers
 import os
@@ -176,6 +177,8 @@ def _check_dataset(phase, d, is_train, check_paths=True):
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
     if d['type'] in _PAIRED_TYPES and d.get('dataroot_gt') is None:
         raise OptionError(f"{key}:dataroot_gt: missing (the {d['type']}'s ground-truth folder or LMDB)")
+    if d['type'] == 'ContinuousScalePairedDataset':
+        _check_continuous_dataset(key, d, phase)
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
         if d.get(root) is not None and backend != 'memcached' and check_paths:
@@ -203,6 +206,30 @@ def _check_dataset(phase, d, is_train, check_paths=True):
                 raise OptionError(f'{key}:{k}: missing')
         if not _is_positive_int(d['batch_size_per_gpu']):
             raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
+
+
+def _check_continuous_dataset(key, d, phase):
+    """``ContinuousScalePairedDataset`` sections: every key one it (or BasicSR's loader) reads, so a misspelt
+    ``sample_q`` does not silently train another mode; the training set's LR-patch mode (Meta-SR, LIIF) checked
+    without reading any image."""
+    from nodesr_arch.data.continuous_scale_dataset import LOADER_KEYS, OPTION_KEYS, lr_patch_mode, train_scale_range
+    known = OPTION_KEYS | LOADER_KEYS
+    for k in d:
+        if k not in known:
+            near = difflib.get_close_matches(str(k), sorted(known), n=1)
+            hint = f' (did you mean {near[0]}?)' if near else ''
+            raise OptionError(f'{key}:{k}: not an option of ContinuousScalePairedDataset{hint}')
+    if phase.split('_')[0] != 'train':
+        lq = d.get('lq_size', 'output')
+        if lq not in ('output', 'lr'):
+            raise OptionError(f"{key}:lq_size: in val/test 'output' or 'lr' (the LR image: Meta-SR, LIIF), got {lq!r}")
+        if d.get('sample_q') is not None:
+            raise OptionError(f'{key}:sample_q: a training option (LIIF samples GT pixels in training only)')
+        return
+    try:
+        lr_patch_mode(d, train_scale_range(d), bool(d.get('scale_per_batch', False)))
+    except ValueError as e:
+        raise OptionError(f'{key}: {e}') from None
 
 
 def _count_images(d):
