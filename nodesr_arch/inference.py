@@ -151,15 +151,12 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     if c.input_size == 'output' and tuple(lq.shape[-2:]) != out_size:
         x = enlarge_to(lq, s_max, out_size)
 
-    def call(inp):
+    def call(inp, size):
         with autocast(inp.device, amp):
-            if t_eval is not None:
-                out = net(inp, scale, t_eval=t_eval)
-            else:  # a transposed input (self-ensemble) has the transposed output size
-                out = call_network(net, inp, scale, out_size if inp.shape[-2:] == x.shape[-2:] else out_size[::-1], c)
+            out = net(inp, scale, t_eval=t_eval) if t_eval is not None else call_network(net, inp, scale, size, c)
         return out.to(inp.dtype)
 
-    out = self_ensemble(call, x) if ensemble else call(x)
+    out = self_ensemble(call, x, out_size) if ensemble else call(x, out_size)
     if tuple(out.shape[-2:]) != out_size:  # a fixed-scale 'lr' network enlarges by its own factor
         (ih, iw), (nh, nw), (oh, ow) = x.shape[-2:], out.shape[-2:], out_size
         if _consistent(ih, oh, nh / ih) and _consistent(iw, ow, nw / iw):
@@ -188,19 +185,24 @@ def _inverse_aug(y, transpose, flip_h, flip_w):
     return y.transpose(-2, -1) if transpose else y
 
 
-def self_ensemble(fn, x):
+def self_ensemble(fn, x, out_size=None):
     """The x8 self-ensemble: mean of ``fn`` over the flips and transposes of ``x``, each mapped back.
 
     Args:
         fn (callable): BCHW tensor -> BCHW tensor, equivariant in layout (a transposed input gives a
-            transposed output; e.g. ``lambda t: run_network(net, t, s)`` without a fixed ``out_size``).
+            transposed output; e.g. ``lambda t: run_network(net, t, s)`` without a fixed ``out_size``);
+            with ``out_size``, ``fn(x, size)`` with the size of the output for that input, ``out_size``
+            transposed for the transposed inputs (a square input may have a non-square output).
         x (Tensor): (B, C, H, W).
+        out_size (tuple[int, int] | None): The output size of ``x`` itself, passed on as above.
 
     Returns:
         Tensor: The mean of the 8 mapped-back outputs.
     """
     total = None
     for aug in _D8:
-        y = _inverse_aug(fn(_forward_aug(x, *aug)), *aug)
+        inp = _forward_aug(x, *aug)
+        out = fn(inp) if out_size is None else fn(inp, tuple(out_size)[::-1] if aug[0] else tuple(out_size))
+        y = _inverse_aug(out, *aug)
         total = y if total is None else total + y
     return total / len(_D8)

@@ -1,6 +1,9 @@
 """The one-shot arbitrary-scale methods (Meta-SR, LIIF) through NODE-SR's pipeline: the LR-patch training mode
 of ContinuousScalePairedDataset, networks fed ``(lq, scale, out_size)`` by run_network and NODESRModel."""
+import json
+import os
 import random
+import re
 
 import numpy as np
 import pytest
@@ -111,3 +114,121 @@ def test_lr_patch_mode_skip_small(hr_folder):
     with pytest.warns(UserWarning, match='3 of 3|skip_small'):
         with pytest.raises(ValueError, match='no images'):
             build_dataset(_opt(hr_folder, lq_size=20, skip_small=True))
+
+
+# ------------------------------------------------------------------ the rivals end to end, through YAMLs
+TINY_RIVALS = {
+    'MetaSR': ({'type': 'MetaSR', 'encoder': {'type': 'EDSRBody', 'num_feat': 4, 'num_block': 1}, 'hidden': 8},
+               {'scale_range': [1.1, 4.0], 'scale_step': 0.1, 'scale_per_batch': True}),
+    'LIIF': ({'type': 'LIIF', 'encoder': {'type': 'EDSRBody', 'num_feat': 4, 'num_block': 1}, 'hidden_list': [8, 8]},
+             {'scale_range': [1.0, 4.0], 'scale_step': 0, 'sample_q': 40}),
+}
+
+
+def rival_options(rival):
+    """A 4-iteration training of a tiny rival in the LR-patch mode, validated at x2 and x3.5 on LR inputs, with EMA."""
+    from test_train import train_options
+    net, mode = TINY_RIVALS[rival]
+    train_ds = dict(name='toy', type='ContinuousScalePairedDataset', dataroot_gt='data/hr', io_backend={'type': 'disk'},
+                    lq_size=8, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=2,
+                    dataset_enlarge_ratio=1, **mode)
+    opt = train_options(rival, train_ds=train_ds)
+    for phase in ('val_1', 'val_2'):
+        opt['datasets'][phase]['lq_size'] = 'lr'
+    opt['network_g'] = dict(net)
+    opt['train']['ema_decay'] = 0.9
+    return opt
+
+
+@pytest.fixture(scope='module', params=sorted(TINY_RIVALS))
+def trained_rival(request, tmp_path_factory):
+    from test_train import run, write_data, write_yml
+    rival = request.param
+    root = str(tmp_path_factory.mktemp(rival))
+    write_data(root)
+    out = run(root, ['-opt', write_yml(root, rival_options(rival))])
+    return rival, root, out
+
+
+def test_rival_trains_validates_and_resumes(trained_rival):
+    from test_train import logged_lrs, run
+    rival, root, out = trained_rival
+    for name in ('val_x2', 'val_x3.5'):
+        assert re.search(rf'Validation {re.escape(name)}\s+# psnr: \d+\.\d+', out), out[-3000:]
+    models = os.path.join(root, 'experiments', rival, 'models')
+    saved = torch.load(os.path.join(models, 'net_g_4.pth'), weights_only=True)
+    assert set(saved) == {'params', 'params_ema'} and saved['params'].keys() == saved['params_ema'].keys()
+    out = run(root, ['-opt', os.path.join(root, 'opt.yml'), '--auto_resume', '--force_yml', 'train:total_iter=6'])
+    assert 'Resuming training from epoch' in out and min(logged_lrs(out)) == 5, out[-3000:]
+    assert os.path.isfile(os.path.join(models, 'net_g_6.pth'))
+
+
+def test_rival_nodesr_test(trained_rival):
+    """``nodesr test`` at x2 (mod-crop) and x6.3 (beyond training, Meta-SR protocol), with the self-ensemble."""
+    from test_train import run, write_yml
+    rival, root, _ = trained_rival
+    sets = {f'test_{i}': {'name': f'val_x{s:g}', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'data/val',
+                          'io_backend': {'type': 'disk'}, 'scale': s, 'protocol': p, 'lq_size': 'lr'}
+            for i, (s, p) in enumerate([(2, 'modcrop'), (6.3, 'metasr')])}
+    opt = {'name': f'{rival}_test', 'model_type': 'NODESRModel', 'num_gpu': 0, 'manual_seed': 0, 'datasets': sets,
+           'network_g': TINY_RIVALS[rival][0],
+           'path': {'pretrain_network_g': f'experiments/{rival}/models/net_g_4.pth', 'param_key_g': 'params_ema',
+                    'strict_load_g': True},
+           'val': {'save_img': True, 'suffix': None, 'self_ensemble': True, 'trajectory': False,
+                   'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}}}
+    run(root, ['test', '-opt', write_yml(root, opt, 'test.yml')], module='nodesr_arch.commands.cli')
+    summary = json.load(open(os.path.join(root, 'results', f'{rival}_test', 'metrics.json')))
+    assert set(summary) == {'val_x2', 'val_x6.3'}
+    assert all(s['num_images'] == 3 and 5 < s['metrics']['psnr'] < 60 for s in summary.values())
+
+
+def test_rival_benchmark_infer_api_export(trained_rival, tmp_path, capsys):
+    from nodesr_arch.api import load_model
+    from nodesr_arch.commands import benchmark, export, infer
+    rival, root, _ = trained_rival
+    ckpt = os.path.join(root, 'experiments', rival, 'models', 'net_g_latest.pth')
+    out = str(tmp_path / 'bench')
+    assert benchmark.main(['--model', f'{rival}={ckpt}', 'bicubic', '--data', os.path.join(root, 'data', 'val'),
+                           '--scales', '2', '3.5', '--protocol', 'metasr', '--out', out, '--quiet']) == 0
+    rows = open(os.path.join(out, 'results.csv')).read()
+    assert rows.count(f',{rival},') == 2 and ' + bicubic' not in rows
+    # the API and nodesr infer: any real scale, outputs at floor(h s)
+    up = load_model(ckpt)
+    assert up.contract.takes_scale and up.contract.input_size == 'lr'
+    img = (np.random.default_rng(0).random((11, 13, 3)) * 255).astype(np.uint8)
+    assert up.upscale(img, scale=2.5).shape == (27, 32, 3)
+    assert up.upscale(img, scale=1.7, self_ensemble=True).shape == (18, 22, 3)
+    src = write_images(str(tmp_path / 'in'), [(15, 17)])[0]
+    assert infer.main(['-i', src, '-o', str(tmp_path / 'sr'), '-s', '3.3', '--model', ckpt, '-q']) == 0
+    assert read_image(os.path.join(tmp_path, 'sr', os.listdir(tmp_path / 'sr')[0]))[0].shape[:2] == (49, 56)
+    # nodesr export writes NODE-SR solves only: one clear line
+    capsys.readouterr()
+    assert export.main(['--model', ckpt, '-o', str(tmp_path / 'x.onnx'), '--scale', '2']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'is not a NODE model' in err[0] and not os.path.exists(tmp_path / 'x.onnx')
+
+
+@pytest.mark.parametrize('rival, changes, line', [
+    ('LIIF', {'network_g': {'hiden_list': [8]}}, "network_g: LIIF: got an unexpected keyword argument 'hiden_list'"),
+    ('LIIF', {'datasets:train': {'sampel_q': 40}},
+     'datasets:train:sampel_q: not an option of ContinuousScalePairedDataset (did you mean sample_q?)'),
+    ('LIIF', {'datasets:train': {'sample_q': 0}}, 'datasets:train: sample_q must be a positive integer'),
+    ('LIIF', {'datasets:val_1': {'lq_size': 48}}, "datasets:val_1:lq_size: in val/test 'output' or 'lr'"),
+    ('MetaSR', {'datasets:train': {'scale_per_batch': False}}, 'set scale_per_batch: true'),
+    ('MetaSR', {'network_g': {'encoder': {'type': 'NoSuchEncoder'}}}, "encoder type 'NoSuchEncoder' is not in"),
+])
+def test_rival_option_check_one_line(tmp_path, monkeypatch, capsys, rival, changes, line):
+    from nodesr_arch.commands import train as nodesr_train
+    from test_train import write_data, write_yml
+    write_data(str(tmp_path))
+    opt = rival_options(rival)
+    for key, value in changes.items():
+        node = opt
+        for k in key.split(':'):
+            node = node[k]
+        node.update(value)
+    monkeypatch.chdir(tmp_path)
+    assert nodesr_train.main(['-opt', write_yml(str(tmp_path), opt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and line in err[0], err
+    assert not (tmp_path / 'experiments').exists()

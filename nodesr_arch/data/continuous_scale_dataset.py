@@ -11,6 +11,7 @@ from PIL import Image
 from torch.utils import data as data
 from torch.utils.data import get_worker_info
 
+from nodesr_arch.archs.encoder import gather_pixels
 from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
                                           scale_space_patch, shrink_to)
@@ -237,7 +238,7 @@ class ContinuousScalePairedDataset(data.Dataset):
                 'lr_size': torch.tensor([n, n], dtype=torch.int64)}
         if self.sample_q is not None:
             pixels = torch.tensor(random.sample(range(size * size), self.sample_q), dtype=torch.int64)
-            item.update(gt=item['gt'].flatten(1)[:, pixels].contiguous(), pixels=pixels)
+            item.update(gt=gather_pixels(item['gt'][None], pixels)[0], pixels=pixels)
         return item
 
     def _drop_small(self, entries):

@@ -338,10 +338,8 @@ class NODESRModel(SRModel):
         net.eval()
         out_size = self._out_size()
         self._check_input(net, out_size)
-        in_size = tuple(self.lq.shape[-2:])
 
-        def forward(x):
-            size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
+        def forward(x, size):
             return run_network(net, x, self.scale, out_size=size, amp=self._val_amp())
 
         val_opt = self.opt.get('val') or {}
@@ -353,7 +351,10 @@ class NODESRModel(SRModel):
             net.set_tiling(int(tile), None if pad is None else int(pad))
         try:
             with torch.no_grad():
-                self.output = self_ensemble(forward, self.lq) if val_opt.get('self_ensemble') else forward(self.lq)
+                if val_opt.get('self_ensemble'):
+                    self.output = self_ensemble(forward, self.lq, out_size)
+                else:
+                    self.output = forward(self.lq, out_size)
         finally:
             if tile:
                 net.set_tiling(None)
