@@ -232,3 +232,15 @@ def test_rival_option_check_one_line(tmp_path, monkeypatch, capsys, rival, chang
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and line in err[0], err
     assert not (tmp_path / 'experiments').exists()
+
+
+def test_rival_and_table2_recipes_exist():
+    """Every row of the paper's Table 2 and LIIF have a training recipe and Table 2's test files."""
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'options')
+    names = set(os.listdir(os.path.join(root, 'train'))) | set(os.listdir(os.path.join(root, 'test')))
+    for model in ('MetaRDN', 'LIIF_EDSR', 'LIIF_RDN'):
+        assert {f'train_{model}_DIV2K.yml', f'test_{model}_DIV2K_x1.1-4.0.yml', f'test_{model}_DIV2K_x2x3x4.yml',
+                f'test_{model}_DIV2K_x6x8.yml'} <= names
+    for arch in ('VDSR', 'RDN'):
+        for s in (2, 3, 4):
+            assert {f'train_{arch}_x{s}_DIV2K.yml', f'test_{arch}_x{s}_DIV2K.yml'} <= names
