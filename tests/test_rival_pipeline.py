@@ -216,6 +216,9 @@ def test_rival_benchmark_infer_api_export(trained_rival, tmp_path, capsys):
     ('LIIF', {'datasets:val_1': {'lq_size': 48}}, "datasets:val_1:lq_size: in val/test 'output' or 'lr'"),
     ('MetaSR', {'datasets:train': {'scale_per_batch': False}}, 'set scale_per_batch: true'),
     ('MetaSR', {'network_g': {'encoder': {'type': 'NoSuchEncoder'}}}, "encoder type 'NoSuchEncoder' is not in"),
+    ('MetaSR', {'val': {'tile': 16}}, 'val:tile: MetaSR does not tile'),
+    ('MetaSR', {'datasets:train': {'scale_per_batch': False, 'sample_q': 40}},
+     'datasets:train:scale_per_batch: MetaSR takes one scale per batch'),
 ])
 def test_rival_option_check_one_line(tmp_path, monkeypatch, capsys, rival, changes, line):
     from nodesr_arch.commands import train as nodesr_train

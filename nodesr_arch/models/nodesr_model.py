@@ -160,6 +160,8 @@ class NODESRModel(SRModel):
         bare = self.get_bare_model(self.net_g)
         terms = contract(bare)
         out_size = self.batch_out_size if self.pixels is not None else tuple(self.gt.shape[-2:])
+        if self.cri_perceptual and self.pixels is not None:
+            raise ValueError('perceptual_opt needs whole images; sampled GT pixels (sample_q) have none')
         self._check_input(bare, out_size)
         x = self.lq
         if terms.input_size == 'output' and tuple(x.shape[-2:]) != out_size:
@@ -182,8 +184,6 @@ class NODESRModel(SRModel):
             l_pix = self.cri_pix(self.output, self.gt)
             l_total += l_pix
             loss_dict['l_pix'] = l_pix
-        if self.cri_perceptual and self.pixels is not None:
-            raise ValueError('perceptual_opt needs whole images; sampled GT pixels (sample_q) have none')
         if self.cri_perceptual:
             l_percep, l_style = self.cri_perceptual(self.output, self.gt)
             for name, value in (('l_percep', l_percep), ('l_style', l_style)):

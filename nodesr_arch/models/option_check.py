@@ -375,6 +375,40 @@ def _check_top_level_scale(opt, model_cls):
                           'scale)')
 
 
+def _check_batch_scales(opt, arch_cls, is_train):
+    """A network that takes one scale per batch (``mixed_scales = False``: Meta-SR) trained on scales drawn
+    per sample stops here, not at its first step."""
+    d = (opt.get('datasets') or {}).get('train')
+    if not is_train or getattr(arch_cls, 'mixed_scales', True) or not isinstance(d, dict):
+        return
+    if d.get('type') != 'ContinuousScalePairedDataset' or d.get('scale_per_batch'):
+        return
+    from nodesr_arch.data.continuous_scale_dataset import train_scale_range
+    lo, hi = train_scale_range(d)
+    if lo != hi:
+        raise OptionError(f"datasets:train:scale_per_batch: {opt['network_g']['type']} takes one scale per batch "
+                          f'(it predicts one set of upsampling weights per scale), but scales {lo}-{hi} are drawn '
+                          'per sample: set scale_per_batch: true')
+
+
+def _check_val_tiling(opt, arch_cls):
+    """``val: tile`` for a network that refuses tiles (Meta-SR, LIIF: they evaluate in chunks of output
+    pixels instead) stops here, not at the first validation; the network is built on the meta device."""
+    tile = (opt.get('val') or {}).get('tile') if isinstance(opt.get('val'), dict) else None
+    if tile is None or not contract(arch_cls).tiles:
+        return
+    kwargs = {k: v for k, v in opt['network_g'].items() if k != 'type'}
+    try:
+        with torch.device('meta'):
+            net = arch_cls(**kwargs)
+    except Exception:  # noqa: BLE001  (what cannot be built on the meta device is checked when it runs)
+        return
+    try:
+        net.set_tiling(tile, opt['val'].get('tile_pad'))
+    except ValueError as e:
+        raise OptionError(f'val:tile: {e}') from None
+
+
 def _check_amp(opt, is_train):
     """``train: amp`` and ``val: amp``: a known precision that autocast really runs on the device used."""
     from nodesr_arch.amp import check_amp_device, parse_amp
@@ -433,4 +467,6 @@ def check_options(opt, is_train=True, check_paths=True):
     if is_train:
         _check_train(opt)
     _check_val(opt, is_train)
+    _check_val_tiling(opt, arch_cls)
+    _check_batch_scales(opt, arch_cls, is_train)
     _check_amp(opt, is_train)
