@@ -36,7 +36,7 @@ def tiny(name, seed=0, **kwargs):
 def test_contract_and_shapes_at_any_scale_on_odd_sizes(name):
     net = tiny(name)
     c = contract(net)
-    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius) == (True, 'lr', False, None)
+    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius, c.tiles) == (True, 'lr', False, None, False)
     x = torch.rand(2, 3, 5, 7)
     with torch.no_grad():
         for s, size in ((1.0, (5, 7)), (1.7, (8, 11)), (2.5, (12, 17)), (4, (20, 28)), (6.3, (31, 44))):
@@ -246,10 +246,13 @@ def test_small_rivals_match_node_vdsr_s_in_parameters_and_their_macs_count_by_ha
     target = bench.count_params(build_network(bench.small_config('NODE-VDSR-S')))
     assert target == 57539
     enc = 3 * 32 * 9 + 3 * 32 * 32 * 9  # MACs per LR pixel of the 4-conv encoder
-    for name, upsampler in (('MetaSR-S', 3 * 32 + 32 * 864 + 864), ('LIIF-S', 4 * (292 * 60 + 3 * 60 * 60 + 60 * 3))):
+    # Meta-SR: Pos2Weight and the predicted conv per output pixel; LIIF: the feature part of the first layer per
+    # LR pixel, the rest of the MLP 4 times per output pixel (local ensemble)
+    for name, per_lr, per_out in (('MetaSR-S', 0, 3 * 32 + 32 * 864 + 864),
+                                  ('LIIF-S', 288 * 60, 4 * (4 * 60 + 3 * 60 * 60 + 60 * 3))):
         net = build_network(bench.small_config(name)).eval()
         assert abs(bench.count_params(net) / target - 1) < 0.01, name
         for scale in (2.0, 4.0):
-            assert bench.macs_per_pixel(net, scale, side=24) == pytest.approx(enc / scale ** 2 + upsampler), name
+            assert bench.macs_per_pixel(net, scale, side=24) == pytest.approx((enc + per_lr) / scale ** 2 + per_out)
     vdsrt = build_network(bench.small_config('VDSR+t-S')).eval()
     assert bench.macs_per_pixel(vdsrt, 3.0, side=24) == 57312  # its weights, once per output pixel
