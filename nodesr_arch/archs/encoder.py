@@ -166,7 +166,8 @@ class EncoderUpsampler(SRNetwork, nn.Module):
                 (``nodesr_arch.scales.output_size``).
             pixels (Tensor | None): (B, Q) or (Q,) int64 flat indices ``row * W + col`` of the output pixels
                 to predict (training on random GT pixels: compare with ``gather_pixels(gt, pixels)``); None:
-                all of them.
+                all of them. A pixel is placed by its row, its column and its sample's scale alone (``out_size``
+                only bounds the indices), so samples with different output sizes can share one index grid.
 
         Returns:
             Tensor: (B, C, H, W); with ``pixels``, (B, C, Q).
