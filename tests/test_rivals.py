@@ -36,7 +36,7 @@ def tiny(name, seed=0, **kwargs):
 def test_contract_and_shapes_at_any_scale_on_odd_sizes(name):
     net = tiny(name)
     c = contract(net)
-    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius) == (True, 'lr', False, None)
+    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius, c.tiles) == (True, 'lr', False, None, False)
     x = torch.rand(2, 3, 5, 7)
     with torch.no_grad():
         for s, size in ((1.0, (5, 7)), (1.7, (8, 11)), (2.5, (12, 17)), (4, (20, 28)), (6.3, (31, 44))):
@@ -160,13 +160,14 @@ def reference_liif(feat, imnet, out_size):
     return ret.permute(0, 2, 1).reshape(b, -1, *out_size).float()
 
 
-@pytest.mark.parametrize('scale, lr_size', [(2, (5, 7)), (3, (4, 3)), (1, (6, 5))])
-def test_liif_equals_the_authors_query_at_integer_scales(scale, lr_size):
+@pytest.mark.parametrize('scale, lr_size', [(2, (5, 7)), (3, (4, 3)), (1, (6, 5)), (2.5, (4, 6)), (1.5, (6, 4))])
+def test_liif_equals_the_authors_query_where_h_s_is_whole(scale, lr_size):
+    """Where ``h * s`` is a whole number (every integer scale; x2.5 on 4 and 6 px) the authors' geometry is ours."""
     torch.manual_seed(1)
     net = build_network({'type': 'LIIF', 'encoder': {**TINY_ENC, 'num_out_ch': 3}, 'hidden_list': [16, 16]})
     net.encoder = nn.Identity()  # a known encoder output: the normalised image itself
     x = torch.rand(2, 3, *lr_size)
-    out_size = (lr_size[0] * scale, lr_size[1] * scale)
+    out_size = (round(lr_size[0] * scale), round(lr_size[1] * scale))
     with torch.no_grad():
         got = net(x, float(scale))
         want = reference_liif((x - 0.5) / 0.5, net.imnet, out_size) * 0.5 + 0.5
@@ -246,10 +247,89 @@ def test_small_rivals_match_node_vdsr_s_in_parameters_and_their_macs_count_by_ha
     target = bench.count_params(build_network(bench.small_config('NODE-VDSR-S')))
     assert target == 57539
     enc = 3 * 32 * 9 + 3 * 32 * 32 * 9  # MACs per LR pixel of the 4-conv encoder
-    for name, upsampler in (('MetaSR-S', 3 * 32 + 32 * 864 + 864), ('LIIF-S', 4 * (292 * 60 + 3 * 60 * 60 + 60 * 3))):
+    # Meta-SR: Pos2Weight and the predicted conv per output pixel; LIIF: the feature part of the first layer per
+    # LR pixel, the rest of the MLP 4 times per output pixel (local ensemble)
+    for name, per_lr, per_out in (('MetaSR-S', 0, 3 * 32 + 32 * 864 + 864),
+                                  ('LIIF-S', 288 * 60, 4 * (4 * 60 + 3 * 60 * 60 + 60 * 3))):
         net = build_network(bench.small_config(name)).eval()
         assert abs(bench.count_params(net) / target - 1) < 0.01, name
         for scale in (2.0, 4.0):
-            assert bench.macs_per_pixel(net, scale, side=24) == pytest.approx(enc / scale ** 2 + upsampler), name
+            assert bench.macs_per_pixel(net, scale, side=24) == pytest.approx((enc + per_lr) / scale ** 2 + per_out)
     vdsrt = build_network(bench.small_config('VDSR+t-S')).eval()
     assert bench.macs_per_pixel(vdsrt, 3.0, side=24) == 57312  # its weights, once per output pixel
+
+
+def authors_meta_upscale(feat, p2w, scale):
+    """Meta-SR's upsampling as the authors compute it: ``trainer.input_matrix_wpn`` (positions and mask on a
+    ``ceil(s)``-fold grid), ``MetaRDN.forward`` after the features (``repeat_x``, unfold, matmul) and the
+    trainer's ``masked_select``; transcribed from XuecaiHu/Meta-SR-Pytorch (CPU)."""
+    import math
+    n, c, in_h, in_w = feat.shape
+    out_h, out_w = int(scale * in_h), int(scale * in_w)
+    r = int(math.ceil(scale))
+    h_offset, mask_h = torch.ones(in_h, r, 1), torch.zeros(in_h, r, 1)
+    w_offset, mask_w = torch.ones(1, in_w, r), torch.zeros(1, in_w, r)
+    scale_mat = torch.full((in_h * in_w * r ** 2, 1), 1.0 / scale)
+
+    def project(length):
+        coord = torch.arange(0, length, 1).float().mul(1.0 / scale)
+        whole = torch.floor(coord)
+        return coord - whole, whole.int()
+
+    off, whole = project(out_h)
+    flag, number = 0, 0
+    for i in range(out_h):
+        if whole[i] == number:
+            h_offset[whole[i], flag, 0] = off[i]
+            mask_h[whole[i], flag, 0] = 1
+            flag += 1
+        else:
+            h_offset[whole[i], 0, 0] = off[i]
+            mask_h[whole[i], 0, 0] = 1
+            number += 1
+            flag = 1
+    off, whole = project(out_w)
+    flag, number = 0, 0
+    for i in range(out_w):
+        if whole[i] == number:
+            w_offset[0, whole[i], flag] = off[i]
+            mask_w[0, whole[i], flag] = 1
+            flag += 1
+        else:
+            w_offset[0, whole[i], 0] = off[i]
+            mask_w[0, whole[i], 0] = 1
+            number += 1
+            flag = 1
+    h_coord = torch.cat([h_offset] * (r * in_w), 2).view(-1, r * in_w, 1)
+    w_coord = torch.cat([w_offset] * (r * in_h), 0).view(-1, r * in_w, 1)
+    mask_h = torch.cat([mask_h] * (r * in_w), 2).view(-1, r * in_w, 1)
+    mask_w = torch.cat([mask_w] * (r * in_h), 0).view(-1, r * in_w, 1)
+    pos_mat = torch.cat((h_coord, w_coord), 2).contiguous().view(1, -1, 2)
+    pos_mat = torch.cat((scale_mat.view(1, -1, 1), pos_mat), 2)
+    mask = torch.sum(torch.cat((mask_h, mask_w), 2), 2).view(r * in_h, r * in_w).eq(2)
+
+    local_weight = p2w(pos_mat.view(pos_mat.size(1), -1))
+    up_x = feat.view(n, c, in_h, 1, in_w, 1)
+    up_x = torch.cat([torch.cat([up_x] * r, 3)] * r, 5).permute(0, 3, 5, 1, 2, 4).contiguous().view(-1, c, in_h, in_w)
+    cols = F.unfold(up_x, 3, padding=1)
+    cols = cols.contiguous().view(cols.size(0) // r ** 2, r ** 2, cols.size(1), cols.size(2), 1).permute(0, 1, 3, 4, 2)
+    local_weight = local_weight.contiguous().view(in_h, r, in_w, r, -1, 3).permute(1, 3, 0, 2, 4, 5).contiguous()
+    local_weight = local_weight.view(r ** 2, in_h * in_w, -1, 3)
+    out = torch.matmul(cols.contiguous(), local_weight).permute(0, 1, 4, 2, 3)
+    out = out.contiguous().view(n, r, r, 3, in_h, in_w).permute(0, 3, 4, 1, 5, 2)
+    out = out.contiguous().view(n, 3, r * in_h, r * in_w)
+    return torch.masked_select(out, mask).view(n, 3, out_h, out_w)
+
+
+@pytest.mark.parametrize('scale', [1.5, 2.0, 2.5, 3.0])
+def test_metasr_equals_the_authors_upscaling(scale):
+    torch.manual_seed(2)
+    net = build_network({'type': 'MetaSR', 'encoder': {**TINY_ENC, 'num_out_ch': 3}, 'hidden': 16, 'img_mean': 0.0,
+                         'img_std': 1.0})
+    net.encoder = nn.Identity()  # a known encoder output: the image itself
+    x = torch.rand(2, 3, 3, 4)
+    with torch.no_grad():
+        got = net(x, scale)
+        want = authors_meta_upscale(x, net.p2w, scale)
+    assert got.shape == want.shape
+    assert torch.allclose(got, want, atol=1e-5)

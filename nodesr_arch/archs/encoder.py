@@ -76,8 +76,9 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     memory of the upsampler is bounded at any output size; the result does not depend on the chunk size), and
     de-normalised (``* img_std + img_mean``).
 
-    Tiling does not apply: the encoder runs on the whole LR image and the chunks replace tiles.
-    :meth:`set_tiling` with a tile raises ValueError (``set_tiling(None)`` is accepted and does nothing).
+    Tiling does not apply: the encoder runs on the whole LR image and the chunks replace tiles. The contract
+    says so (``can_tile = False``: ``contract(net).tiles`` is False) and :meth:`set_tiling` with a tile raises
+    ValueError (``set_tiling(None)`` is accepted and does nothing).
 
     Args:
         encoder (dict): Registry option dict of the LR encoder (see :func:`build_encoder`).
@@ -91,6 +92,7 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     takes_scale = True
     input_size = 'lr'
     is_ode = False
+    can_tile = False
     #: True: a batch may mix scales (one per sample); False: :meth:`forward` refuses a mixed batch.
     mixed_scales = True
 
@@ -164,7 +166,8 @@ class EncoderUpsampler(SRNetwork, nn.Module):
                 (``nodesr_arch.scales.output_size``).
             pixels (Tensor | None): (B, Q) or (Q,) int64 flat indices ``row * W + col`` of the output pixels
                 to predict (training on random GT pixels: compare with ``gather_pixels(gt, pixels)``); None:
-                all of them.
+                all of them. A pixel is placed by its row, its column and its sample's scale alone (``out_size``
+                only bounds the indices), so samples with different output sizes can share one index grid.
 
         Returns:
             Tensor: (B, C, H, W); with ``pixels``, (B, C, Q).

@@ -78,13 +78,13 @@ class MetaSR(EncoderUpsampler):
         hidden (int): Width of Pos2Weight's hidden layer. Default: 256.
         img_mean (float | list[float]): Default: the DIV2K mean (Meta-SR's ``MeanShift``).
         img_std (float | list[float]): Default: 1.
-        eval_chunk (int): Output pixels per evaluation of the upsampler. Default: 30000.
+        eval_chunk (int): Output pixels per evaluation of the upsampler. Default: 8192.
     """
 
     mixed_scales = False
 
     def __init__(self, encoder, num_in_ch=3, num_out_ch=3, kernel_size=3, hidden=256, img_mean=DIV2K_MEAN,
-                 img_std=1.0, eval_chunk=30000):
+                 img_std=1.0, eval_chunk=8192):
         super().__init__(encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'{type(self).__name__}: kernel_size must be a positive odd integer, got {kernel_size!r}')
@@ -92,15 +92,20 @@ class MetaSR(EncoderUpsampler):
         self.p2w = Pos2Weight(self.num_feat, kernel_size, num_out_ch, hidden)
 
     def prepare(self, feat):
-        # the k x k neighbourhood of every LR pixel: (B, C*k*k, h*w), rows in F.unfold's order
-        return F.unfold(feat, self.kernel_size, padding=self.kernel_size // 2), feat.shape[-2:]
+        # the k x k neighbourhood of every LR pixel, one row per pixel: (B, h*w, C*k*k) in F.unfold's order
+        return F.unfold(feat, self.kernel_size, padding=self.kernel_size // 2).transpose(1, 2).contiguous(), \
+            feat.shape[-2:]
 
     def query(self, state, scales, out_size, rowcol):
         cols, lr_size = state
         index, pos = meta_positions(*rowcol, float(scales[0]), lr_size)
-        weight = self.p2w(pos).view(*pos.shape[:2], cols.shape[1], self.num_out_ch)  # (B', Q, C*k*k, out)
-        patches = cols.gather(2, index.unsqueeze(1).expand(cols.shape[0], cols.shape[1], -1))  # (B, C*k*k, Q)
-        return torch.matmul(patches.permute(0, 2, 1).unsqueeze(2), weight).squeeze(2)
+        weight = self.p2w(pos.to(cols.dtype)).view(*pos.shape[:2], cols.shape[2], self.num_out_ch)  # (B', Q, M, out)
+        b, m = cols.shape[0], cols.shape[2]
+        index = (index + (torch.arange(b, device=index.device) * cols.shape[1]).view(b, 1)).flatten()
+        patches = cols.reshape(-1, m).index_select(0, index).view(b, -1, m)  # (B, Q, M)
+        if weight.shape[0] == 1:  # the same pixels in every image: one set of weights for the batch
+            return torch.einsum('bqm,qmo->bqo', patches, weight[0])
+        return torch.einsum('bqm,bqmo->bqo', patches, weight)
 
 
 @ARCH_REGISTRY.register()
@@ -116,6 +121,6 @@ class MetaRDN(MetaSR):
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_conv=8, num_grow=64,
-                 kernel_size=3, hidden=256, img_mean=DIV2K_MEAN, img_std=1.0, eval_chunk=30000):
+                 kernel_size=3, hidden=256, img_mean=DIV2K_MEAN, img_std=1.0, eval_chunk=8192):
         encoder = dict(type='RDNBody', num_feat=num_feat, num_block=num_block, num_conv=num_conv, num_grow=num_grow)
         super().__init__(encoder, num_in_ch, num_out_ch, kernel_size, hidden, img_mean, img_std, eval_chunk)
