@@ -392,21 +392,17 @@ def _check_batch_scales(opt, arch_cls, is_train):
 
 
 def _check_val_tiling(opt, arch_cls):
-    """``val: tile`` for a network that refuses tiles (Meta-SR, LIIF: they evaluate in chunks of output
-    pixels instead) stops here, not at the first validation; the network is built on the meta device."""
-    tile = (opt.get('val') or {}).get('tile') if isinstance(opt.get('val'), dict) else None
-    if tile is None or not contract(arch_cls).tiles:
+    """``val: tile`` for a network that cannot be tiled stops here, not at the first validation: Meta-SR and
+    LIIF (``can_tile = False``) bound their memory with chunks of output pixels instead; BasicSR's networks
+    have no ``set_tiling``."""
+    tile = opt['val'].get('tile') if isinstance(opt.get('val'), dict) else None
+    if tile is None or contract(arch_cls).tiles:
         return
-    kwargs = {k: v for k, v in opt['network_g'].items() if k != 'type'}
-    try:
-        with torch.device('meta'):
-            net = arch_cls(**kwargs)
-    except Exception:  # noqa: BLE001  (what cannot be built on the meta device is checked when it runs)
-        return
-    try:
-        net.set_tiling(tile, opt['val'].get('tile_pad'))
-    except ValueError as e:
-        raise OptionError(f'val:tile: {e}') from None
+    name = opt['network_g']['type']
+    if hasattr(arch_cls, 'set_tiling'):
+        raise OptionError(f'val:tile: {name} does not tile: it evaluates its output in chunks of eval_chunk pixels, '
+                          'so its memory is bounded already; remove val:tile (network_g:eval_chunk sets the chunk)')
+    raise OptionError(f'val:tile: {name} has no set_tiling (NODE-SR archs have it); remove val:tile')
 
 
 def _check_amp(opt, is_train):
