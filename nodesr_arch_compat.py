@@ -67,7 +67,8 @@ import types
 
 #: Every name ``nodesr_arch`` registers, per BasicSR registry (a test keeps this in step with the package).
 PLUGIN_TYPES = {
-    'ARCH_REGISTRY': ('NODERDN', 'NODESR', 'NODEVDSR', 'RDN', 'RDNt', 'VDSR', 'VDSRt'),
+    'ARCH_REGISTRY': ('EDSRBody', 'LIIF', 'MetaRDN', 'MetaSR', 'NODERDN', 'NODESR', 'NODEVDSR', 'RDN', 'RDNBody',
+                      'RDNt', 'VDSR', 'VDSRBody', 'VDSRt'),
     'DATASET_REGISTRY': ('ContinuousScalePairedDataset', ),
     'MODEL_REGISTRY': ('NODESRModel', ),
 }

@@ -19,7 +19,15 @@ This is an estimate, not a measurement (allocator caching and cuDNN workspaces c
 memory; the utilisation is an assumption): the H100 run of docs/gpu.md measured the memory within 7 % of
 it and ran at 11 % to 16 % of the peak, so its hours are 2 to 4 times these.
 
-    python -m benchmarks.paper_cost [--patch 24]
+The rivals (``--rivals``: Meta-RDN, LIIF-EDSR, LIIF-RDN and the classic RDN x2/x3/x4 of Table 2, each with its
+own recipe: LR patch, batch, 1M iterations) take the LR image and predict every output pixel (Meta-SR, RDN) or
+``sample_q`` of them (LIIF). Their cost is fitted, not scaled by one factor: a step of Meta-RDN or RDN costs
+``P^2 (a + b s^2)`` (LR-resolution work plus per-output-pixel work, P the LR patch), measured at two scales
+(its mean over Meta-SR's scales gives the FLOPs, x4 the memory); a step of LIIF ``a P^2 + b Q`` (the encoder
+plus ``Q`` queries), measured at two query counts. Saved activations are all tensors autograd keeps, less
+those shaped like a parameter (weights and their bf16 copies).
+
+    python -m benchmarks.paper_cost [--patch 24] [--rivals]
 """
 import argparse
 import json
@@ -115,12 +123,106 @@ def estimate(model, patch):
     return row
 
 
+# ------------------------------------------------------------------ the rivals (LR-input networks)
+#: batch, LR patch, GT pixels per sample (None: all) and iterations of each rival's recipe
+RIVALS = {'MetaRDN': (16, 50, None, 1_000_000), 'LIIF_EDSR': (16, 48, 2304, 1_000_000),
+          'LIIF_RDN': (16, 48, 2304, 1_000_000), 'RDN_x2': (16, 32, None, 1_000_000),
+          'RDN_x3': (16, 32, None, 1_000_000), 'RDN_x4': (16, 32, None, 1_000_000)}
+
+
+def lr_step(net, patch, scale, queries=None, amp=False):
+    """FLOPs (forward + backward) and saved activation bytes of one step of an LR-input network at batch 1.
+
+    Args:
+        net (nn.Module): The network (``takes_scale``: ``net(x, scale, pixels=...)``; else ``net(x)``).
+        patch (int): LR side.
+        scale (float): The scale (ignored by fixed-scale networks).
+        queries (int | None): Output pixels predicted (LIIF's ``sample_q``); None: all.
+        amp (bool): Under bf16 autocast.
+    """
+    x = torch.rand(1, 3, patch, patch)
+    shapes = {tuple(p.shape) for p in net.parameters()}
+    kept = []
+
+    def pack(t):
+        if tuple(t.shape) not in shapes:
+            kept.append(weakref.ref(t))
+        return t
+
+    kwargs = {}
+    if queries is not None:
+        out_side = int(patch * scale)
+        kwargs = dict(out_size=(out_side, out_side), pixels=torch.randperm(out_side * out_side)[:queries])
+    with FlopCounterMode(display=False) as counter:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.autocast('cpu', dtype=torch.bfloat16, enabled=amp):
+                out = net(x, scale, **kwargs) if getattr(net, 'takes_scale', False) else net(x)
+        alive = [t for t in (r() for r in kept) if t is not None]
+        nbytes = sum({t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in alive}.values())
+        out.float().abs().mean().backward()
+    return counter.get_total_flops(), nbytes
+
+
+def estimate_rival(model, patch):
+    """The row of one rival's recipe: parameters, TFLOP per iteration, GB, H100-hours (see the module doc)."""
+    batch, size, queries, iterations = RIVALS[model]
+    with open(os.path.join(REPO, 'options', 'train', f'train_{model}_DIV2K.yml')) as f:
+        opt = yaml.safe_load(f)['network_g']
+    torch.manual_seed(0)
+    net = build_network(opt)
+    row = dict(model=model, batch=batch, patch=size, params=sum(p.numel() for p in net.parameters()))
+    p2 = (size / patch) ** 2
+    for amp in (False, True):
+        if queries is not None:  # a p^2 + b Q: b from 64 and 128 queries (at x4), a from the rest
+            (f1, m1), (f2, m2) = (lr_step(net, patch, 4.0, q, amp) for q in (64, 128))
+            per_q = ((f2 - f1) / 64, (m2 - m1) / 64)
+            flops, mem = ((v - 64 * b) * p2 + b * queries for v, b in zip((f1, m1), per_q))
+            row['scale_note'] = f'{queries} GT pixels per sample'
+        elif getattr(net, 'takes_scale', False):  # p^2 (a + b s^2): b from x2 and x3
+            (f2, m2), (f3, m3) = (lr_step(net, patch, s, None, amp) for s in (2.0, 3.0))
+            mean_s2 = sum(s * s for s in SCALES) / len(SCALES)
+            per_s2 = ((f3 - f2) / 5, (m3 - m2) / 5)
+            flops = (f2 + per_s2[0] * (mean_s2 - 4)) * p2  # the mean over Meta-SR's scales
+            mem = (m2 + per_s2[1] * (16 - 4)) * p2  # at x4
+            row['scale_note'] = 'mean over x1.1-x4.0 (memory at x4)'
+        else:  # a fixed-scale network: everything in proportion to the LR pixels
+            flops, mem = (v * p2 for v in lr_step(net, patch, 2.0, None, amp))
+            row['scale_note'] = f"x{opt['upscale']}"
+        row[f"gb_{'bf16' if amp else 'fp32'}"] = (mem * batch + row['params'] * 16) / 1e9
+        if not amp:
+            row['tflop'] = flops * batch / 1e12
+    for name, peak in PEAK_TFLOPS.items():
+        for util in (0.25, 0.5):
+            row[f'h_{name}_{int(util * 100)}'] = row['tflop'] * iterations / (util * peak) / 3600
+    row['iterations'] = iterations
+    return row
+
+
+def print_rivals(rows, patch):
+    print(f'\nrivals: measured at batch 1 x {patch}^2 LR pixels on the CPU, fitted and scaled to each recipe\n')
+    print('| model | batch x LR patch | parameters | per iteration | TFLOP per iteration '
+          '| peak memory fp32 / bf16 (GB) '
+          '| iterations | H100-hours bf16 (50 % - 25 %) | H100-hours TF32 (50 % - 25 %) |')
+    print('|---' * 9 + '|')
+    for r in rows:
+        print(f"| {r['model']} | {r['batch']} x {r['patch']}^2 | {r['params'] / 1e6:.2f} M | {r['scale_note']} "
+              f"| {r['tflop']:.2f} | {r['gb_fp32']:.1f} / {r['gb_bf16']:.1f} | {r['iterations']:,} "
+              f"| {r['h_bf16_50']:.1f} - {r['h_bf16_25']:.1f} | {r['h_tf32_50']:.1f} - {r['h_tf32_25']:.1f} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--patch', type=int, default=24, help='side of the CPU measurement patch (default 24)')
     parser.add_argument('--models', nargs='+', default=list(PAPER), choices=list(PAPER))
+    parser.add_argument('--rivals', action='store_true',
+                        help="estimate the rivals' recipes instead (Meta-RDN, LIIF, classic RDN; LR patch --patch / 2)")
     args = parser.parse_args()
     print(machine())
+    if args.rivals:
+        rows = [estimate_rival(m, max(4, args.patch // 2)) for m in RIVALS]
+        print_rivals(rows, max(4, args.patch // 2))
+        print('\n' + json.dumps(rows))
+        return
     rows = [estimate(m, args.patch) for m in args.models]
     print(f'\nmeasured at batch 1 x {args.patch}^2 on the CPU, scaled to the paper\'s batch and patch\n')
     print('| model | batch x patch | parameters | evaluations of f per iteration (mean / max) '

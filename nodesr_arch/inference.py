@@ -99,13 +99,34 @@ def fixed_scale_message(name, factor, scales):
             f'"{fixed_scale_label(name, factor, scales[0])}")')
 
 
+def call_network(net, x, scale, out_size, terms=None, **kwargs):
+    """``net``'s forward, called as its contract asks: ``net(x)``, ``net(x, scale)``, or, for networks that
+    take the scale and the LR itself (Meta-SR, LIIF), ``net(x, scale, out_size=out_size)``.
+
+    Args:
+        net (nn.Module): The network (or its DDP wrapper, with ``terms`` read off the bare one).
+        x (Tensor): (B, C, h, w) input.
+        scale (float | Tensor): The scale, one or one per sample.
+        out_size (tuple[int, int]): Output (H, W).
+        terms (Contract | None): ``net``'s contract; default :func:`contract` of ``net``.
+        **kwargs: More keyword arguments of ``net`` (``tiling=``).
+    """
+    c = contract(net) if terms is None else terms
+    if not c.takes_scale:
+        return net(x, **kwargs)
+    if c.input_size == 'lr':
+        return net(x, scale, out_size=(int(out_size[0]), int(out_size[1])), **kwargs)
+    return net(x, scale, **kwargs)
+
+
 def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None, tiling=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
         net (nn.Module): A network. ``net.input_size == 'output'`` (all NODE-SR archs, VDSR): the input
             is the LR enlarged bicubically to the output size; ``'lr'`` (default for other archs, e.g.
-            BasicSR's EDSR/RCAN): the LR itself. ``net.takes_scale``: call ``net(x, scale)``, else ``net(x)``.
+            BasicSR's EDSR/RCAN): the LR itself. ``net.takes_scale``: call ``net(x, scale)`` (and
+            ``out_size`` for ``'lr'`` networks, Meta-SR and LIIF), else ``net(x)`` (:func:`call_network`).
         lq (Tensor): (B, C, h, w), float in [0, 1]. Already at ``out_size`` for ``'output'`` networks
             is fine too (then it is used as it is).
         scale (float | Tensor): The scale (``t0``), one or one per sample.
@@ -137,15 +158,15 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     if c.input_size == 'output' and tuple(lq.shape[-2:]) != out_size:
         x = enlarge_to(lq, s_max, out_size)
 
-    def call(inp):
+    def call(inp, size):
         with autocast(inp.device, amp):
             if t_eval is not None:
                 out = net(inp, scale, t_eval=t_eval, **kwargs)
             else:
-                out = net(inp, scale, **kwargs) if c.takes_scale else net(inp, **kwargs)
+                out = call_network(net, inp, scale, size, c, **kwargs)
         return out.to(inp.dtype)
 
-    out = self_ensemble(call, x) if ensemble else call(x)
+    out = self_ensemble(call, x, out_size) if ensemble else call(x, out_size)
     if tuple(out.shape[-2:]) != out_size:  # a fixed-scale 'lr' network enlarges by its own factor
         (ih, iw), (nh, nw), (oh, ow) = x.shape[-2:], out.shape[-2:], out_size
         if _consistent(ih, oh, nh / ih) and _consistent(iw, ow, nw / iw):
@@ -174,19 +195,24 @@ def _inverse_aug(y, transpose, flip_h, flip_w):
     return y.transpose(-2, -1) if transpose else y
 
 
-def self_ensemble(fn, x):
+def self_ensemble(fn, x, out_size=None):
     """The x8 self-ensemble: mean of ``fn`` over the flips and transposes of ``x``, each mapped back.
 
     Args:
         fn (callable): BCHW tensor -> BCHW tensor, equivariant in layout (a transposed input gives a
-            transposed output; e.g. ``lambda t: run_network(net, t, s)`` without a fixed ``out_size``).
+            transposed output; e.g. ``lambda t: run_network(net, t, s)`` without a fixed ``out_size``);
+            with ``out_size``, ``fn(x, size)`` with the size of the output for that input, ``out_size``
+            transposed for the transposed inputs (a square input may have a non-square output).
         x (Tensor): (B, C, H, W).
+        out_size (tuple[int, int] | None): The output size of ``x`` itself, passed on as above.
 
     Returns:
         Tensor: The mean of the 8 mapped-back outputs.
     """
     total = None
     for aug in _D8:
-        y = _inverse_aug(fn(_forward_aug(x, *aug)), *aug)
+        inp = _forward_aug(x, *aug)
+        out = fn(inp) if out_size is None else fn(inp, tuple(out_size)[::-1] if aug[0] else tuple(out_size))
+        y = _inverse_aug(out, *aug)
         total = y if total is None else total + y
     return total / len(_D8)

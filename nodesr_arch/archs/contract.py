@@ -9,7 +9,8 @@ networks declare nothing and get the defaults):
 - ``receptive_radius()``: the pixels ``f`` sees on each side, or None when unknown;
 - ``tiling_for(tile, tile_pad)``: the :class:`Tiling` of one call, passed as ``forward(..., tiling=...)``
   (:func:`nodesr_arch.inference.run_network` does), so calls sharing one network tile independently;
-  ``set_tiling`` stores a default for calls that pass none.
+  ``set_tiling`` stores a default for calls that pass none; networks that bound their memory otherwise say
+  ``can_tile = False`` and refuse a tile (Meta-SR, LIIF).
 
 :func:`contract` reads it off any network. :func:`with_scale` builds ``f``'s input, the image plus one channel
 holding each sample's scale, for the ODE's field and the one-shot ``+t`` networks alike.
@@ -38,12 +39,14 @@ def contract(net):
 
     Returns:
         Contract: ``takes_scale`` (bool), ``input_size`` ('output' or 'lr'), ``is_ode`` (bool),
-        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``tiling_for`` and takes ``tiling=``).
+        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``tiling_for``, takes ``tiling=`` and does not
+        say ``can_tile = False``).
     """
     radius = getattr(net, 'receptive_radius', None)
     radius = radius() if callable(radius) and not isinstance(net, type) else None
     return Contract(bool(getattr(net, 'takes_scale', False)), getattr(net, 'input_size', 'lr'),
-                    bool(getattr(net, 'is_ode', False)), radius, hasattr(net, 'tiling_for'))
+                    bool(getattr(net, 'is_ode', False)), radius,
+                    hasattr(net, 'tiling_for') and bool(getattr(net, 'can_tile', True)))
 
 
 def with_scale(x, t):

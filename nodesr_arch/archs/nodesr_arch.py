@@ -16,6 +16,37 @@ def _signature_defaults(cls):
     return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items()}
 
 
+def build_registry_arch(spec, owner, role, num_in_ch, num_out_ch=None):
+    """Build a network from a registry option dict, setting its channel keys (``num_in_ch``, ``in_chans``...;
+    ``num_out_ch``, ``out_chans``...) unless given.
+
+    Args:
+        spec (dict): ``{type: <registry name>, ...}``.
+        owner (str): The network it is part of, for error messages. role (str): Its role there ('backbone').
+        num_in_ch (int): Input channels. num_out_ch (int | None): Output channels (None: left alone).
+
+    Returns:
+        tuple[nn.Module, dict, dict]: The network, ``spec`` with the channel keys set, and the defaults of its
+        class's arguments.
+
+    Raises:
+        ValueError: ``spec`` is not such a dict or names no registered architecture.
+    """
+    if not isinstance(spec, dict) or 'type' not in spec:
+        raise ValueError(f'{owner}: {role} must be a dict with a "type" key')
+    spec = deepcopy(spec)
+    try:
+        cls = ARCH_REGISTRY.get(spec['type'])
+    except KeyError:
+        raise ValueError(f"{owner}: {role} type {spec['type']!r} is not in BasicSR's ARCH_REGISTRY") from None
+    params = _signature_defaults(cls)
+    for keys, value in ((_IN_KEYS, num_in_ch), (_OUT_KEYS, num_out_ch)):
+        key = next((k for k in keys if k in params), None)
+        if key is not None and value is not None:
+            spec.setdefault(key, value)
+    return cls(**{k: v for k, v in spec.items() if k != 'type'}), spec, params
+
+
 def infer_size_multiple(backbone):
     """Size multiple a backbone needs: SwinIR's window, RRDBNet's pixel-unshuffle factor, else 1."""
     params = _signature_defaults(ARCH_REGISTRY.get(backbone['type']))
@@ -26,25 +57,34 @@ def infer_size_multiple(backbone):
     return 1
 
 
-def check_same_resolution(net, name, in_ch, out_ch, multiple):
-    """Run ``net`` once on a small input and check it keeps the resolution and gives ``out_ch`` channels.
+def probe(net, in_ch, side):
+    """``net`` run once in eval mode without gradients on zeros (1, ``in_ch``, ``side``, ``side``) on its device.
 
-    Raises:
-        ValueError: Naming the backbone and what it did, instead of a shape error deep in the solver.
+    Returns:
+        tuple[Tensor, Tensor]: The input and the output.
     """
-    side = multiple * -(-16 // multiple)
     param = next(net.parameters(), None)
     x = torch.zeros(1, in_ch, side, side, device=None if param is None else param.device)
     was_training = net.training
     net.eval()  # no batch-norm statistics update from this probe
     try:
         with torch.no_grad():
-            out = net(x)
+            return x, net(x)
+    finally:
+        net.train(was_training)
+
+
+def check_same_resolution(net, name, in_ch, out_ch, multiple):
+    """Run ``net`` once on a small input and check it keeps the resolution and gives ``out_ch`` channels.
+
+    Raises:
+        ValueError: Naming the backbone and what it did, instead of a shape error deep in the solver.
+    """
+    try:
+        x, out = probe(net, in_ch, multiple * -(-16 // multiple))
     except RuntimeError as err:
         raise ValueError(f'NODESR: backbone {name} fails on a {in_ch}-channel input (the image plus the scale '
                          f'channel): {err}') from None
-    finally:
-        net.train(was_training)
     if out.shape[-2:] != x.shape[-2:] or out.shape[1] < out_ch:
         raise ValueError(f'NODESR: backbone {name} maps {tuple(x.shape)} to {tuple(out.shape)}; f must keep the '
                          f"resolution and give >= {out_ch} channels (e.g. SwinIR upscale: 1, upsampler: ''; "
@@ -112,27 +152,11 @@ class NODESR(NODEBase):
 
     def __init__(self, backbone, num_in_ch=3, num_out_ch=3, size_multiple=None, subtract_input=None,
                  receptive_radius=None, ode=None):
-        if not isinstance(backbone, dict) or 'type' not in backbone:
-            raise ValueError('NODESR: backbone must be a dict with a "type" key')
-        backbone = deepcopy(backbone)
-        try:
-            cls = ARCH_REGISTRY.get(backbone['type'])
-        except KeyError:
-            raise ValueError(f"NODESR: backbone type {backbone['type']!r} is not in BasicSR's ARCH_REGISTRY") from None
-        params = _signature_defaults(cls)
-        for key in _IN_KEYS:
-            if key in params:
-                backbone.setdefault(key, num_in_ch + 1)
-                break
-        for key in _OUT_KEYS:
-            if key in params:
-                backbone.setdefault(key, num_out_ch)
-                break
+        net, backbone, params = build_registry_arch(backbone, 'NODESR', 'backbone', num_in_ch + 1, num_out_ch)
         if size_multiple is None:
             size_multiple = infer_size_multiple(backbone)
         if subtract_input is None:
             subtract_input = backbone['type'] == 'SwinIR' and not backbone.get('upsampler', params.get('upsampler'))
-        net = cls(**{k: v for k, v in backbone.items() if k != 'type'})
         check_same_resolution(net, backbone['type'], num_in_ch + 1, num_out_ch, size_multiple)
         super().__init__(
             _BackboneField(net, num_out_ch, bool(subtract_input)),

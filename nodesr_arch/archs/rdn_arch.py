@@ -28,18 +28,20 @@ class RDB(nn.Module):
         return x + self.fusion(torch.cat(feats, 1))
 
 
+@ARCH_REGISTRY.register()
 class RDNBody(nn.Module):
-    """RDN features: shallow extraction, ``num_block`` RDBs, global fusion and global residual.
+    """RDN features: shallow extraction, ``num_block`` RDBs, global fusion and global residual (RDN without
+    its upsampler, at LR resolution: the encoder of Meta-RDN and of LIIF's RDN variant).
 
     Args:
-        num_in_ch (int): Input channels.
+        num_in_ch (int): Input channels. Default: 3.
         num_feat (int): G0. Default: 64.
         num_block (int): D. Default: 16.
         num_conv (int): C. Default: 8.
         num_grow (int): G. Default: 64.
     """
 
-    def __init__(self, num_in_ch, num_feat=64, num_block=16, num_conv=8, num_grow=64):
+    def __init__(self, num_in_ch=3, num_feat=64, num_block=16, num_conv=8, num_grow=64):
         super().__init__()
         self.sfe1 = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
         self.sfe2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)

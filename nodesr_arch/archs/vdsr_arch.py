@@ -6,20 +6,23 @@ from nodesr_arch.archs.node_util import NODEBase, OneShotBase
 from nodesr_arch.registry import ARCH_REGISTRY
 
 
+@ARCH_REGISTRY.register()
 class VDSRBody(nn.Sequential):
     """Plain VDSR body: ``num_layer`` 3x3 convs, ReLU between them, no global residual.
 
     Hidden layers use He initialisation; the last conv starts at zero, so an untrained model returns
-    its (bicubic) input.
+    its (bicubic) input. Registered as an LR encoder of the rivals' small versions (``zero_last: false``,
+    ``num_out_ch`` = the features).
 
     Args:
-        num_in_ch (int): Input channels.
-        num_out_ch (int): Output channels.
+        num_in_ch (int): Input channels. Default: 3.
+        num_out_ch (int): Output channels. Default: 3.
         num_feat (int): Features. Default: 64.
         num_layer (int): Number of conv layers (>= 2). Default: 20.
+        zero_last (bool): Start the last conv at zero (False: He initialisation as the others). Default: True.
     """
 
-    def __init__(self, num_in_ch, num_out_ch, num_feat=64, num_layer=20):
+    def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_layer=20, zero_last=True):
         if num_layer < 2:
             raise ValueError(f'num_layer must be >= 2, got {num_layer}')
         layers = [nn.Conv2d(num_in_ch, num_feat, 3, 1, 1), nn.ReLU(inplace=True)]
@@ -31,7 +34,8 @@ class VDSRBody(nn.Sequential):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
                 nn.init.zeros_(m.bias)
-        nn.init.zeros_(self[-1].weight)
+        if zero_last:
+            nn.init.zeros_(self[-1].weight)
         self.num_layer = num_layer
 
     def receptive_radius(self):

@@ -5,15 +5,17 @@ import random
 import warnings
 from os import path as osp
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils import data as data
 from torch.utils.data import get_worker_info
 
+from nodesr_arch.archs.encoder import gather_pixels
 from nodesr_arch.data.exact_resume import SampleKey
 from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
-                                          scale_space_patch)
+                                          scale_space_patch, shrink_to)
 from nodesr_arch.registry import DATASET_REGISTRY
 
 
@@ -43,6 +45,64 @@ def _file_size(path):
             return im.size[1], im.size[0]
     except (OSError, ValueError):
         return None
+
+
+def _is_positive_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+#: The options :class:`ContinuousScalePairedDataset` reads, and those BasicSR's data loader and option parser
+#: read from a dataset's section.
+OPTION_KEYS = frozenset((
+    'dataroot_gt', 'io_backend', 'meta_info_file', 'phase', 'scale_range', 'scale_step', 'scale_per_batch',
+    'scale_seed', 'gt_size', 'skip_small', 'use_hflip', 'use_rot', 'quantize_lq', 'scale', 'protocol',
+    'dataroot_lq', 'filename_tmpl', 'lq_size', 'sample_q'))
+LOADER_KEYS = frozenset((
+    'name', 'type', 'use_shuffle', 'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio',
+    'prefetch_mode', 'num_prefetch_queue', 'pin_memory', 'persistent_workers'))
+
+
+def lr_patch_mode(opt, scale_range, per_batch):
+    """``(lq_size, sample_q)`` of a training set's LR-patch mode (Meta-SR, LIIF), ``(None, None)`` without it.
+
+    Args:
+        opt (dict): The training set's options.
+        scale_range (list[float]): Its ``[lo, hi]`` training scales.
+        per_batch (bool): Its ``scale_per_batch``.
+
+    Raises:
+        ValueError: ``lq_size`` or ``sample_q`` is wrong, or with ``gt_size``, or a batch would mix GT crop sizes.
+    """
+    n, q = opt.get('lq_size'), opt.get('sample_q')
+    if n is None or n == 'output':
+        if q is not None:
+            raise ValueError('sample_q needs an integer lq_size (the LR-patch mode)')
+        return None, None
+    if not _is_positive_int(n):
+        raise ValueError(f'lq_size: in training a positive integer (the LR patch side), got {n!r}')
+    if opt.get('gt_size') is not None:
+        raise ValueError('give gt_size (a GT patch and I(t0) at its size) or lq_size (an LR patch and its GT '
+                         'crop), not both')
+    if q is not None:
+        if not _is_positive_int(q):
+            raise ValueError(f'sample_q must be a positive integer (GT pixels per sample), got {q!r}')
+        side = round(n * scale_range[0])
+        if q > side * side:
+            raise ValueError(f'sample_q {q} is more than the {side * side} GT pixels of the smallest crop '
+                             f'({side} px: lq_size {n} at x{scale_range[0]:g})')
+    elif not per_batch and scale_range[0] != scale_range[1]:
+        raise ValueError(f'lq_size {n}: the GT crops of scales {scale_range[0]}-{scale_range[1]} differ in size, '
+                         'so a batch cannot mix them: set scale_per_batch: true (one scale per batch, as Meta-SR '
+                         'trains) or sample_q (GT pixels at random, as LIIF trains)')
+    return n, q
+
+
+def train_scale_range(opt):
+    """``[lo, hi]`` of a training set's scales: ``scale_range``, else its fixed ``scale``, else [1.1, 4.0]."""
+    rng = opt.get('scale_range')
+    if rng is None:
+        rng = [opt['scale'], opt['scale']] if opt.get('scale') is not None else [1.1, 4.0]
+    return [float(v) for v in rng]
 
 
 def meta_info_names(meta_info_file):
@@ -77,6 +137,16 @@ class ContinuousScalePairedDataset(data.Dataset):
                 same iteration. Default: False.
             scale_seed (int): Train, with ``scale_per_batch``: seed of the per-batch scales. Default: 0.
             gt_size (int): Train: patch size (None: whole images).
+            lq_size (int | str): Train: an integer ``n`` selects the LR-patch mode of the one-shot
+                arbitrary-scale methods (Meta-SR, LIIF): an ``n`` x ``n`` LR patch (the network's input) and
+                its GT crop of ``round(n * t0)`` px, the LR made from the crop by MATLAB bicubic (rounded as
+                ``quantize_lq`` says); the sample's ``scale`` is then the exact ratio ``round(n * t0) / n``.
+                A batch's GT crops must be of one size: give ``scale_per_batch``, a fixed scale, or
+                ``sample_q``. Not with ``gt_size``. Val/test: see below.
+            sample_q (int): Train, with an integer ``lq_size``: instead of the GT crop, ``sample_q`` of its
+                pixels at random, without repeats (LIIF's training): ``pixels`` (Q,) their flat indices
+                ``row * W + col`` in the crop and ``gt`` (C, Q) their values; scales may then differ within a
+                batch.
             skip_small (bool): Train: leave out images smaller than ``gt_size`` instead of failing on
                 them (T91 has 57 images under 200 px). Default: False.
             use_hflip (bool): Train: random horizontal flips. Default: True.
@@ -96,8 +166,9 @@ class ContinuousScalePairedDataset(data.Dataset):
     clipped, so bicubic overshoot can leave it slightly outside, exactly as at inference), ``scale``
     (float), ``out_size`` and ``lr_size`` (int64 tensors ``[h, w]``: the output (GT) size and the
     low-res image's, so a batch says itself whether ``lq`` is at output size or is the LR image; in
-    training ``lr_size`` is the patch shrunk by ``1 / t0``, ``ceil(h / t0)``), ``lq_path``, ``gt_path``
-    and ``grey`` (the file had one channel).
+    training ``lr_size`` is the patch shrunk by ``1 / t0``, ``ceil(h / t0)``; in the LR-patch mode ``lq``
+    is the LR patch and ``lr_size`` its size), ``lq_path``, ``gt_path`` and ``grey`` (the file had one
+    channel); with ``sample_q`` also ``pixels``, and ``gt`` holds the sampled values.
     """
 
     takes_sample_keys = True
@@ -124,10 +195,7 @@ class ContinuousScalePairedDataset(data.Dataset):
             if self.lq_root is not None:
                 raise ValueError('dataroot_lq is for val/test; for training on LR files use BasicSR\'s '
                                  'PairedImageDataset (NODESRModel accepts it)')
-            rng = opt.get('scale_range')
-            if rng is None:  # a fixed training scale
-                rng = [opt['scale'], opt['scale']] if opt.get('scale') is not None else [1.1, 4.0]
-            self.scale_range = [float(v) for v in rng]
+            self.scale_range = train_scale_range(opt)
             self.grid = scale_grid(self.scale_range, opt.get('scale_step', 0.1))
             self.per_batch = bool(opt.get('scale_per_batch', False))
             if self.per_batch:
@@ -137,6 +205,7 @@ class ContinuousScalePairedDataset(data.Dataset):
                                      f'options, got {self.batch_size!r}')
                 self.scale_seed = opt.get('scale_seed', 0)
                 self._drawn = 0  # samples this process (data worker) has made
+            self.lr_patch, self.sample_q = lr_patch_mode(opt, self.scale_range, self.per_batch)
         else:
             if opt.get('scale') is None:
                 raise ValueError('ContinuousScalePairedDataset: val/test needs a fixed `scale`')
@@ -149,13 +218,44 @@ class ContinuousScalePairedDataset(data.Dataset):
             if self.lq_size not in ('output', 'lr'):
                 raise ValueError(f"lq_size must be 'output' or 'lr', got '{self.lq_size}'")
 
+    # ------------------------------------------------------------ LR-patch mode (Meta-SR, LIIF)
+    def _min_train_side(self):
+        """The smallest image side a training sample can use: ``gt_size``, or the LR-patch mode's largest
+        GT crop; None for whole images."""
+        if self.lr_patch is not None:
+            return round(self.lr_patch * max(self.scale_range))
+        return self.opt.get('gt_size')
+
+    def _lr_patch_sample(self, img, levels, display, key=None):
+        """One sample of the LR-patch mode: the dict fields ``lq``, ``gt``, ``scale``, ``out_size``,
+        ``lr_size`` (and ``pixels`` with ``sample_q``)."""
+        n = self.lr_patch
+        t = self._draw_scale(key)
+        size = round(n * t)
+        h, w = img.shape[:2]
+        if h < size or w < size:
+            raise ValueError(f'{display} is {h}x{w}, smaller than the GT crop {size} of lq_size {n} at x{t:g} '
+                             '(set skip_small: true to leave such images out)')
+        top, left = random.randint(0, h - size), random.randint(0, w - size)
+        gt = np.array(img[top:top + size, left:left + size], dtype=np.float32)  # a copy: augment flips in place
+        lq = np.ascontiguousarray(shrink_to(gt, (n, n), self.quantize, levels))
+        from basicsr.data.transforms import augment
+        gt, lq = augment([gt, lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
+        item = {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'scale': size / n,
+                'out_size': torch.tensor([size, size], dtype=torch.int64),
+                'lr_size': torch.tensor([n, n], dtype=torch.int64)}
+        if self.sample_q is not None:
+            pixels = torch.tensor(random.sample(range(size * size), self.sample_q), dtype=torch.int64)
+            item.update(gt=gather_pixels(item['gt'][None], pixels)[0], pixels=pixels)
+        return item
+
     def _drop_small(self, entries):
-        """Images smaller than ``gt_size`` (sizes from headers or LMDB meta): left out with ``skip_small``,
-        else an error now rather than when a batch first draws one."""
-        size = self.opt.get('gt_size')
+        """Images smaller than ``gt_size`` (or the LR-patch mode's largest GT crop; sizes from headers or
+        LMDB meta): left out with ``skip_small``, else an error now rather than when a batch first draws one."""
+        size = self._min_train_side() if self.train else None
         if not (self.train and size):
             return entries
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        if not _is_positive_int(size):
             raise ValueError(f'gt_size must be a positive integer, got {size!r}')
         kept = []
         for entry in entries:
@@ -228,6 +328,9 @@ class ContinuousScalePairedDataset(data.Dataset):
             index = key.index
         gt_path, client_key, display, lq_path = self.paths[index]
         img, grey, levels = self._read(gt_path, client_key, display)
+        if self.train and self.lr_patch is not None:
+            return dict(self._lr_patch_sample(img, levels, display, key), lq_path=gt_path, gt_path=gt_path,
+                        grey=bool(grey))
         if self.train:
             t, lq, gt = self._train_sample(img, levels, display, key)
             lr_size = [math.ceil(n * (1.0 / t)) for n in gt.shape[:2]]  # what shrink (imresize) gives

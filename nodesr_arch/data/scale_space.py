@@ -91,6 +91,20 @@ def shrink(hr, t, quantize_8bit=True, levels=255):
     return quantize(lr, levels) if quantize_8bit else lr
 
 
+def shrink_to(hr, size, quantize_8bit=True, levels=255):
+    """Shrink ``hr`` (H, W[, C] float [0, 1]) to ``size`` (h, w) with MATLAB bicubic (per-axis factor
+    ``size / (H, W)``), rounded as :func:`shrink` rounds: the LR patch of a GT crop.
+
+    Args:
+        hr (ndarray): (H, W[, C]) float in [0, 1].
+        size (tuple[int, int]): Output (h, w).
+        quantize_8bit (bool): Round the result to ``levels``. Default: True.
+        levels (int): Quantization levels. Default: 255.
+    """
+    lr = imresize(hr, size=size)
+    return quantize(lr, levels) if quantize_8bit else lr
+
+
 def enlarge(lr, scale, size):
     """Enlarge ``lr`` by the factor ``scale`` (pixel centres aligned) and crop to ``size`` (h, w)."""
     out = imresize(lr, scale)

@@ -1,5 +1,6 @@
 """NODESRModel: BasicSR's SRModel for networks that take a scale, at any real scale."""
 import glob
+import inspect
 import os
 import time
 from collections import OrderedDict
@@ -17,7 +18,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
 from nodesr_arch.archs.contract import contract
 from nodesr_arch.file_io import is_partial
-from nodesr_arch.inference import enlarge_to, fixed_scale, fixed_scale_message, run_network, self_ensemble
+from nodesr_arch.inference import call_network, enlarge_to, fixed_scale, fixed_scale_message, run_network, self_ensemble
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
 from nodesr_arch.models.val_util import center_crop, gather_records, image_metrics, trajectory_strip, write_summary
 from nodesr_arch.scales import output_size
@@ -40,7 +41,9 @@ class NODESRModel(SRModel):
       ``lq_size: lr``); batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
       ``scale`` of the options (BasicSR copies the top-level ``scale`` into every dataset), else the GT-to-lq
       ratio. For networks with ``input_size == 'output'`` the model enlarges a low-res ``lq`` itself
-      (MATLAB bicubic).
+      (MATLAB bicubic). Networks that take the scale and the LR itself (Meta-SR, LIIF) get
+      ``net(lq, scale, out_size=...)``; batches of sampled GT pixels (``sample_q``: ``pixels``) train
+      through their ``pixels`` path (:meth:`pixels_forward`).
     - ``train: amp: bf16`` runs the training forward under bf16 autocast, ``val: amp: bf16`` (or ``fp16``)
       validation and tests; the loss, the ODE state and the solver's sums stay fp32 (:mod:`nodesr_arch.amp`).
     - ``train: grad_clip`` (max norm, or ``{max_norm, norm_type}``) clips gradients. A non-finite loss or
@@ -79,6 +82,7 @@ class NODESRModel(SRModel):
         self._rng_states = None
         self.train_amp = None
         self.batch_out_size = None  # the fed batch's own out_size, if it has one
+        self.pixels = None  # (pixels, out_size) of a batch of sampled GT pixels (LIIF's training), else None
         self.set_scale = None  # the `scale` option of the set being validated (for batches that carry none)
         self.summary = OrderedDict()
         super().__init__(opt)
@@ -158,6 +162,7 @@ class NODESRModel(SRModel):
             self.scale = float(scale)
         grey = data.get('grey')
         self.grey = [False] * self.lq.shape[0] if grey is None else [bool(g) for g in grey]
+        self.pixels = (data['pixels'], torch.as_tensor(data['out_size']).reshape(-1, 2)) if 'pixels' in data else None
 
     def _out_size(self):
         if hasattr(self, 'gt'):
@@ -182,19 +187,25 @@ class NODESRModel(SRModel):
     def optimize_parameters(self, current_iter):
         """One step with non-finite guard, optional gradient clipping and EMA."""
         bare = self.get_bare_model(self.net_g)
-        out_size = tuple(self.gt.shape[-2:])
+        terms = contract(bare)
+        out_size = self.batch_out_size if self.pixels is not None else tuple(self.gt.shape[-2:])
+        if self.cri_perceptual and self.pixels is not None:
+            raise ValueError('perceptual_opt needs whole images; sampled GT pixels (sample_q) have none')
         self._check_input(bare, out_size)
         x = self.lq
-        takes_scale, input_size, is_ode = contract(bare)[:3]
-        if input_size == 'output' and tuple(x.shape[-2:]) != out_size:
+        if terms.input_size == 'output' and tuple(x.shape[-2:]) != out_size:
             x = enlarge_to(x, self._max_scale(), out_size)
 
         self.optimizer_g.zero_grad()
         with autocast(self.device, self.train_amp):
-            self.output = self.net_g(x, self.scale) if takes_scale else self.net_g(x)
+            if self.pixels is not None:
+                self.output = self.pixels_forward(bare, x)
+            else:
+                self.output = call_network(self.net_g, x, self.scale, out_size, terms)
         self.output = self.output.to(self.gt.dtype)  # the loss in fp32 (a no-op without amp)
-        if tuple(self.output.shape[-2:]) != out_size:
-            raise ValueError(f'network_g output is {tuple(self.output.shape[-2:])}, gt is {out_size}')
+        if self.output.shape != self.gt.shape:
+            what = 'sampled GT pixels' if self.pixels is not None else 'gt'
+            raise ValueError(f'network_g output is {tuple(self.output.shape)}, {what} {tuple(self.gt.shape)}')
 
         l_total = 0
         loss_dict = OrderedDict()
@@ -220,7 +231,7 @@ class NODESRModel(SRModel):
             norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         finite = finite and bool(torch.isfinite(norm))
         self.log_dict = self.reduce_loss_dict(loss_dict)
-        if is_ode:  # the step's cost: evaluations of f in the forward solve
+        if terms.is_ode:  # the step's cost: evaluations of f in the forward solve
             self.log_dict['nfe'] = float(bare.ode.nfe)
         if not finite:
             self.optimizer_g.zero_grad()
@@ -230,6 +241,31 @@ class NODESRModel(SRModel):
         self.optimizer_g.step()
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def pixels_forward(self, bare, x):
+        """The network's values at the fed batch's sampled GT pixels (``sample_q``: LIIF's training).
+
+        Each sample's ``pixels`` index its own ``out_size`` (``row * W + col``); a batch that mixes scales
+        (crop sizes) is re-indexed on the grid of its largest crop, whose rows and columns address every
+        sample's pixels (the networks place a pixel by its row, column and the sample's scale). Called
+        through ``self.net_g`` (the DDP wrapper when there is one), so gradients are reduced as for a whole
+        image.
+
+        Args:
+            bare (nn.Module): The bare network; its ``forward`` must take ``pixels`` (Meta-SR, LIIF do).
+            x (Tensor): (B, C, h, w) LR patches.
+
+        Returns:
+            Tensor: (B, C, Q).
+        """
+        if 'pixels' not in inspect.signature(bare.forward).parameters:
+            raise ValueError(f'datasets:train:sample_q: {type(bare).__name__} cannot predict sampled pixels (its '
+                             'forward takes no pixels; Meta-SR and LIIF do): remove sample_q')
+        pixels, sizes = self.pixels
+        width = sizes[:, 1:].to(pixels.device)
+        grid = (int(sizes[:, 0].max()), int(sizes[:, 1].max()))
+        pixels = (pixels // width * grid[1] + pixels % width).to(self.device)
+        return self.net_g(x, self.scale, out_size=grid, pixels=pixels)
 
     def _all_ranks_true(self, flag):
         if not self.opt.get('dist'):
@@ -392,7 +428,6 @@ class NODESRModel(SRModel):
         net.eval()
         out_size = self._out_size()
         self._check_input(net, out_size)
-        in_size = tuple(self.lq.shape[-2:])
 
         val_opt = self.opt.get('val') or {}
         tile, tiling = val_opt.get('tile'), None
@@ -402,13 +437,15 @@ class NODESRModel(SRModel):
             pad = val_opt.get('tile_pad')  # None: the network's receptive radius (exact tiling)
             tiling = net.tiling_for(int(tile), None if pad is None else int(pad))
 
-        def forward(x):
-            size = out_size if tuple(x.shape[-2:]) == in_size else out_size[::-1]
+        def forward(x, size):
             return run_network(net, x, self.scale, out_size=size, amp=self._val_amp(), tiling=tiling)
 
         try:
             with torch.no_grad():
-                self.output = self_ensemble(forward, self.lq) if val_opt.get('self_ensemble') else forward(self.lq)
+                if val_opt.get('self_ensemble'):
+                    self.output = self_ensemble(forward, self.lq, out_size)
+                else:
+                    self.output = forward(self.lq, out_size)
         finally:
             if was_training:
                 net.train()

@@ -4,6 +4,7 @@ A wrong option (unknown arch, dataset or model type, a missing data folder, a sc
 with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a traceback after the
 experiment folders were made.
 """
+import difflib
 import inspect
 import numbers
 import os
@@ -125,6 +126,8 @@ def _check_dataset(phase, d, is_train, check_paths=True):
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
     if d['type'] in _PAIRED_TYPES and d.get('dataroot_gt') is None:
         raise OptionError(f"{key}:dataroot_gt: missing (the {d['type']}'s ground-truth folder or LMDB)")
+    if d['type'] == 'ContinuousScalePairedDataset':
+        _check_continuous_dataset(key, d, phase)
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
         if d.get(root) is not None and backend != 'memcached' and check_paths:
@@ -152,6 +155,30 @@ def _check_dataset(phase, d, is_train, check_paths=True):
                 raise OptionError(f'{key}:{k}: missing')
         if not _is_positive_int(d['batch_size_per_gpu']):
             raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
+
+
+def _check_continuous_dataset(key, d, phase):
+    """``ContinuousScalePairedDataset`` sections: every key one it (or BasicSR's loader) reads, so a misspelt
+    ``sample_q`` does not silently train another mode; the training set's LR-patch mode (Meta-SR, LIIF) checked
+    without reading any image."""
+    from nodesr_arch.data.continuous_scale_dataset import LOADER_KEYS, OPTION_KEYS, lr_patch_mode, train_scale_range
+    known = OPTION_KEYS | LOADER_KEYS
+    for k in d:
+        if k not in known:
+            near = difflib.get_close_matches(str(k), sorted(known), n=1)
+            hint = f' (did you mean {near[0]}?)' if near else ''
+            raise OptionError(f'{key}:{k}: not an option of ContinuousScalePairedDataset{hint}')
+    if phase.split('_')[0] != 'train':
+        lq = d.get('lq_size', 'output')
+        if lq not in ('output', 'lr'):
+            raise OptionError(f"{key}:lq_size: in val/test 'output' or 'lr' (the LR image: Meta-SR, LIIF), got {lq!r}")
+        if d.get('sample_q') is not None:
+            raise OptionError(f'{key}:sample_q: a training option (LIIF samples GT pixels in training only)')
+        return
+    try:
+        lr_patch_mode(d, train_scale_range(d), bool(d.get('scale_per_batch', False)))
+    except ValueError as e:
+        raise OptionError(f'{key}: {e}') from None
 
 
 def _count_images(d):
@@ -299,6 +326,36 @@ def _check_top_level_scale(opt, model_cls):
                           'scale)')
 
 
+def _check_batch_scales(opt, arch_cls, is_train):
+    """A network that takes one scale per batch (``mixed_scales = False``: Meta-SR) trained on scales drawn
+    per sample stops here, not at its first step."""
+    d = (opt.get('datasets') or {}).get('train')
+    if not is_train or getattr(arch_cls, 'mixed_scales', True) or not isinstance(d, dict):
+        return
+    if d.get('type') != 'ContinuousScalePairedDataset' or d.get('scale_per_batch'):
+        return
+    from nodesr_arch.data.continuous_scale_dataset import train_scale_range
+    lo, hi = train_scale_range(d)
+    if lo != hi:
+        raise OptionError(f"datasets:train:scale_per_batch: {opt['network_g']['type']} takes one scale per batch "
+                          f'(it predicts one set of upsampling weights per scale), but scales {lo}-{hi} are drawn '
+                          'per sample: set scale_per_batch: true')
+
+
+def _check_val_tiling(opt, arch_cls):
+    """``val: tile`` for a network that cannot be tiled stops here, not at the first validation: Meta-SR and
+    LIIF (``can_tile = False``) bound their memory with chunks of output pixels instead; BasicSR's networks
+    have no ``set_tiling``."""
+    tile = opt['val'].get('tile') if isinstance(opt.get('val'), dict) else None
+    if tile is None or contract(arch_cls).tiles:
+        return
+    name = opt['network_g']['type']
+    if hasattr(arch_cls, 'set_tiling'):
+        raise OptionError(f'val:tile: {name} does not tile: it evaluates its output in chunks of eval_chunk pixels, '
+                          'so its memory is bounded already; remove val:tile (network_g:eval_chunk sets the chunk)')
+    raise OptionError(f'val:tile: {name} has no set_tiling (NODE-SR archs have it); remove val:tile')
+
+
 def _check_amp(opt, is_train):
     """``train: amp`` and ``val: amp``: a known precision that autocast really runs on the device used."""
     from nodesr_arch.amp import check_amp_device, parse_amp
@@ -359,4 +416,6 @@ def check_options(opt, is_train=True, check_paths=True):
     if is_train:
         _check_train(opt)
     _check_val(opt, is_train)
+    _check_val_tiling(opt, arch_cls)
+    _check_batch_scales(opt, arch_cls, is_train)
     _check_amp(opt, is_train)

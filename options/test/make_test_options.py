@@ -2,9 +2,12 @@
 
     python options/test/make_test_options.py
 
-For each trained model of options/train/*_DIV2K.yml: ``test_<model>_x2x3x4.yml`` (Set5, Set14, B100,
+For each arbitrary-scale model of options/train/*_DIV2K.yml: ``test_<model>_x2x3x4.yml`` (Set5, Set14, B100,
 Urban100 at x2, x3, x4 with the classic mod-crop protocol) and ``test_<model>_x1.1-4.0.yml`` (the same sets
-at x1.1, x1.2, ..., x4.0 with Meta-SR's protocol, the paper's Table 2).
+at x1.1, x1.2, ..., x4.0 with Meta-SR's protocol, the paper's Table 2); for the one-shot rivals (Meta-RDN,
+LIIF) also ``test_<model>_x6x8.yml`` (x6 and x8, outside their training range, mod-crop as LIIF's own test
+sets make them). For each fixed-scale model (classic VDSR and RDN, one per scale): ``test_<model>_DIV2K.yml``
+at its own scale with both protocols.
 """
 import os
 
@@ -15,6 +18,18 @@ MODELS = {
                 '  ode: {method: rk4, step_size: 1.0}'),
     'VDSRt': 'type: VDSRt\n  num_feat: 64\n  num_layer: 20',
     'RDNt': 'type: RDNt\n  num_feat: 64\n  num_block: 16\n  num_conv: 8\n  num_grow: 64',
+    'MetaRDN': 'type: MetaRDN\n  num_feat: 64\n  num_block: 16\n  num_conv: 8\n  num_grow: 64',
+    'LIIF_EDSR': 'type: LIIF\n  encoder: {type: EDSRBody, num_feat: 64, num_block: 16}',
+    'LIIF_RDN': 'type: LIIF\n  encoder: {type: RDNBody, num_feat: 64, num_block: 16, num_conv: 8, num_grow: 64}',
+}
+#: The networks that take the LR image itself (``lq_size: lr`` in their test sets).
+LR_INPUT = ('MetaRDN', 'LIIF_EDSR', 'LIIF_RDN', 'RDN')
+#: The one-shot arbitrary-scale rivals of NODE-SR: also tested at x6 and x8, beyond every model's training range.
+RIVALS = ('MetaRDN', 'LIIF_EDSR', 'LIIF_RDN')
+#: Fixed-scale models of Table 2 (one network per scale).
+FIXED = {
+    'VDSR': 'type: VDSR\n  num_feat: 64\n  num_layer: 20',
+    'RDN': 'type: RDN\n  upscale: {s}\n  num_feat: 64\n  num_block: 16\n  num_conv: 8\n  num_grow: 64',
 }
 TEMPLATE = """# {what}
 # Weights: experiments/{model}_DIV2K (options/train/train_{model}_DIV2K.yml); data under datasets/<set>/HR.
@@ -55,31 +70,45 @@ val:
 """
 
 
-def dataset_lines(scales, protocol):
-    lines, i = [], 0
+def dataset_lines(scales, protocol, lr_input=False, tag='', start=0):
+    """The test sets of a file; ``lr_input``: the network takes the LR image (``lq_size: lr``); ``tag`` is
+    appended to the set names; the keys are ``test_<start + 1>``, ``test_<start + 2>``..."""
+    lines, i = [], start
+    extra = ', lq_size: lr' if lr_input else ''
     for name in SETS:
         for s in scales:
             i += 1
-            lines.append(f'  test_{i:03d}: {{name: {name}_x{s:g}, type: ContinuousScalePairedDataset, '
+            lines.append(f'  test_{i:03d}: {{name: {name}_x{s:g}{tag}, type: ContinuousScalePairedDataset, '
                          f'dataroot_gt: datasets/{name}/HR, io_backend: {{type: disk}}, scale: {s:g}, '
-                         f'protocol: {protocol}}}')
+                         f'protocol: {protocol}{extra}}}')
     return '\n'.join(lines) + '\n'
+
+
+def write(folder, model, tag, what, datasets, network):
+    name = f'{model}_DIV2K_{tag}' if tag else f'{model}_DIV2K'
+    file = f'test_{name}.yml'
+    text = TEMPLATE.format(what=f'{model} (DIV2K) on {", ".join(SETS)} at {what}.', model=model, file=file,
+                           name=name, datasets=datasets, network=network)
+    with open(os.path.join(folder, file), 'w') as f:
+        f.write(text)
 
 
 def main():
     folder = os.path.dirname(os.path.abspath(__file__))
     fine = [round(1 + 0.1 * k, 1) for k in range(1, 31)]
     for model, network in MODELS.items():
-        for tag, scales, protocol, what in (
-                ('x2x3x4', [2, 3, 4], 'modcrop', 'x2, x3, x4 (mod-crop protocol)'),
-                ('x1.1-4.0', fine, 'metasr', 'x1.1 to x4.0 in steps of 0.1 (Meta-SR protocol, paper Table 2)')):
-            name = f'{model}_DIV2K_{tag}'
-            file = f'test_{name}.yml'
-            text = TEMPLATE.format(
-                what=f'{model} (DIV2K) on {", ".join(SETS)} at {what}.', model=model, file=file, name=name,
-                datasets=dataset_lines(scales, protocol), network=network)
-            with open(os.path.join(folder, file), 'w') as f:
-                f.write(text)
+        runs = [('x2x3x4', [2, 3, 4], 'modcrop', 'x2, x3, x4 (mod-crop protocol)'),
+                ('x1.1-4.0', fine, 'metasr', 'x1.1 to x4.0 in steps of 0.1 (Meta-SR protocol, paper Table 2)')]
+        if model in RIVALS:
+            runs.append(('x6x8', [6, 8], 'modcrop', 'x6 and x8, outside the training range (mod-crop protocol)'))
+        for tag, scales, protocol, what in runs:
+            write(folder, model, tag, what, dataset_lines(scales, protocol, model in LR_INPUT), network)
+    for arch, network in FIXED.items():
+        for s in (2, 3, 4):
+            both = (dataset_lines([s], 'metasr', arch in LR_INPUT, '_metasr')
+                    + dataset_lines([s], 'modcrop', arch in LR_INPUT, '_modcrop', start=100))
+            write(folder, f'{arch}_x{s}', '', f'x{s}, its one scale (Meta-SR protocol: Table 2; mod-crop: Table 1)',
+                  both, network.format(s=s))
 
 
 if __name__ == '__main__':
