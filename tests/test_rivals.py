@@ -36,7 +36,7 @@ def tiny(name, seed=0, **kwargs):
 def test_contract_and_shapes_at_any_scale_on_odd_sizes(name):
     net = tiny(name)
     c = contract(net)
-    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius, c.tiles) == (True, 'lr', False, None, False)
+    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius) == (True, 'lr', False, None)
     x = torch.rand(2, 3, 5, 7)
     with torch.no_grad():
         for s, size in ((1.0, (5, 7)), (1.7, (8, 11)), (2.5, (12, 17)), (4, (20, 28)), (6.3, (31, 44))):

@@ -7,8 +7,7 @@ networks declare nothing and get the defaults):
 - ``input_size``: ``'output'`` (its input is the LR enlarged bicubically to the output size) or ``'lr'``;
 - ``is_ode``: it integrates NODE-SR's ODE (``set_ode``, ``forward(x, scale, t_eval)``: trajectories);
 - ``receptive_radius()``: the pixels ``f`` sees on each side, or None when unknown;
-- ``set_tiling(tile, tile_pad)``: evaluate ``f`` on overlapping tiles; the state is one :class:`Tiling`
-  (``can_tile = False``: the network bounds its memory otherwise and refuses a tile, e.g. Meta-SR and LIIF).
+- ``set_tiling(tile, tile_pad)``: evaluate ``f`` on overlapping tiles; the state is one :class:`Tiling`.
 
 :func:`contract` reads it off any network. :func:`with_scale` builds ``f``'s input, the image plus one channel
 holding each sample's scale, for the ODE's field and the one-shot ``+t`` networks alike.
@@ -37,14 +36,12 @@ def contract(net):
 
     Returns:
         Contract: ``takes_scale`` (bool), ``input_size`` ('output' or 'lr'), ``is_ode`` (bool),
-        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``set_tiling`` and does not say ``can_tile =
-        False``).
+        ``receptive_radius`` (int | None), ``tiles`` (bool: has ``set_tiling``).
     """
     radius = getattr(net, 'receptive_radius', None)
     radius = radius() if callable(radius) and not isinstance(net, type) else None
     return Contract(bool(getattr(net, 'takes_scale', False)), getattr(net, 'input_size', 'lr'),
-                    bool(getattr(net, 'is_ode', False)), radius,
-                    hasattr(net, 'set_tiling') and bool(getattr(net, 'can_tile', True)))
+                    bool(getattr(net, 'is_ode', False)), radius, hasattr(net, 'set_tiling'))
 
 
 def with_scale(x, t):
