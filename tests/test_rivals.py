@@ -36,7 +36,7 @@ def tiny(name, seed=0, **kwargs):
 def test_contract_and_shapes_at_any_scale_on_odd_sizes(name):
     net = tiny(name)
     c = contract(net)
-    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius, c.tiles) == (True, 'lr', False, None, False)
+    assert (c.takes_scale, c.input_size, c.is_ode, c.receptive_radius) == (True, 'lr', False, None)
     x = torch.rand(2, 3, 5, 7)
     with torch.no_grad():
         for s, size in ((1.0, (5, 7)), (1.7, (8, 11)), (2.5, (12, 17)), (4, (20, 28)), (6.3, (31, 44))):
@@ -333,3 +333,18 @@ def test_metasr_equals_the_authors_upscaling(scale):
         want = authors_meta_upscale(x, net.p2w, scale)
     assert got.shape == want.shape
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def conv(cin, cout, k=3):
+    return cin * cout * k * k + cout
+
+
+def test_paper_sizes_of_the_rivals_count_by_hand():
+    counts = load_script('benchmarks/param_counts.py').param_counts(['Meta-RDN', 'LIIF (EDSR-baseline)', 'LIIF (RDN)'])
+    edsr = conv(3, 64) + 16 * 2 * conv(64, 64) + conv(64, 64)  # EDSR-baseline without upsampler
+    rdb = sum(conv(64 + i * 64, 64) for i in range(8)) + conv(64 + 8 * 64, 64, 1)
+    rdn = conv(3, 64) + conv(64, 64) + 16 * rdb + conv(16 * 64, 64, 1) + conv(64, 64)  # SFE, RDBs, GFF
+    mlp = (580 * 256 + 256) + 3 * (256 * 256 + 256) + (256 * 3 + 3)  # LIIF: 9 * 64 + 4 inputs, 256 x 4
+    p2w = (3 * 256 + 256) + (256 * 3 * 3 * 64 * 3 + 3 * 3 * 64 * 3)  # Meta-SR: 3 -> 256 -> k*k*G0*3
+    assert p2w == 445120
+    assert counts == {'Meta-RDN': rdn + p2w, 'LIIF (EDSR-baseline)': edsr + mlp, 'LIIF (RDN)': rdn + mlp}

@@ -76,9 +76,9 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     memory of the upsampler is bounded at any output size; the result does not depend on the chunk size), and
     de-normalised (``* img_std + img_mean``).
 
-    Tiling does not apply: the encoder runs on the whole LR image and the chunks replace tiles. The contract
-    says so (``can_tile = False``: ``contract(net).tiles`` is False) and :meth:`set_tiling` with a tile raises
-    ValueError (``set_tiling(None)`` is accepted and does nothing).
+    Tiling does not apply: the encoder runs on the whole LR image and the chunks replace tiles.
+    :meth:`set_tiling` with a tile raises ValueError saying so, which the API, ``val: tile`` and the option
+    check pass on (``set_tiling(None)`` is accepted and does nothing).
 
     Args:
         encoder (dict): Registry option dict of the LR encoder (see :func:`build_encoder`).
@@ -92,7 +92,6 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     takes_scale = True
     input_size = 'lr'
     is_ode = False
-    can_tile = False
     #: True: a batch may mix scales (one per sample); False: :meth:`forward` refuses a mixed batch.
     mixed_scales = True
 
