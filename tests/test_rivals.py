@@ -9,7 +9,7 @@ from torch import nn
 
 import nodesr_arch  # noqa: F401,I001
 from basicsr.archs import build_network
-from helpers import one_thread_fixture
+from helpers import load_script, one_thread_fixture
 from nodesr_arch.archs.contract import contract
 from nodesr_arch.archs.encoder import gather_pixels
 from nodesr_arch.archs.metasr_arch import meta_positions
@@ -237,3 +237,19 @@ def test_metasr_weight_layout_on_a_2x2_image_by_hand():
             if r < 2 and c >= 0:  # zero padding outside the 2x2 image
                 want[0, :, i, j] = lr[0, :, r, c]
     assert torch.equal(out, want)
+
+
+# ---------------------------------------------------------------- the small rivals of the CPU table
+
+def test_small_rivals_match_node_vdsr_s_in_parameters_and_their_macs_count_by_hand():
+    bench = load_script('benchmarks/param_counts.py')
+    target = bench.count_params(build_network(bench.small_config('NODE-VDSR-S')))
+    assert target == 57539
+    enc = 3 * 32 * 9 + 3 * 32 * 32 * 9  # MACs per LR pixel of the 4-conv encoder
+    for name, upsampler in (('MetaSR-S', 3 * 32 + 32 * 864 + 864), ('LIIF-S', 4 * (292 * 60 + 3 * 60 * 60 + 60 * 3))):
+        net = build_network(bench.small_config(name)).eval()
+        assert abs(bench.count_params(net) / target - 1) < 0.01, name
+        for scale in (2.0, 4.0):
+            assert bench.macs_per_pixel(net, scale, side=24) == pytest.approx(enc / scale ** 2 + upsampler), name
+    vdsrt = build_network(bench.small_config('VDSR+t-S')).eval()
+    assert bench.macs_per_pixel(vdsrt, 3.0, side=24) == 57312  # its weights, once per output pixel
