@@ -11,8 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import nodesr_arch  # noqa: F401,I001  (first: applies the compat fixes and registers the archs)
 from basicsr.archs import build_network
 from nodesr_arch.archs.contract import contract
-from nodesr_arch.models.option_check import load_yaml
 from nodesr_arch.scales import output_size
+from nodesr_arch_compat import read_yaml
 
 # the paper's configurations are the defaults of each architecture (docs/design.md section 2.4); the rivals'
 # are their papers' (Meta-SR: Meta-RDN; LIIF: EDSR-baseline and RDN encoders, MLP 256 x 4)
@@ -58,7 +58,7 @@ def param_counts(names=None):
 
 def small_config(name):
     """``network_g`` of the small model ``name`` (:data:`SMALL`), from its option file."""
-    return dict(load_yaml(os.path.join(ROOT, 'options', 'train', SMALL[name]))['network_g'])
+    return dict(read_yaml(os.path.join(ROOT, 'options', 'train', SMALL[name]))['network_g'])
 
 
 def macs_per_pixel(net, scale, side=96):
