@@ -333,3 +333,40 @@ def test_scale_sampling_expected_evaluations():
     p2, p1 = (2 / 3)**12, (1 / 3)**12
     assert expected_evaluations('per sample', grid, 12) == pytest.approx(4 * (3 * (1 - p2) + 2 * (p2 - p1) + p1))
     assert expected_evaluations('per sample', grid, 1) == pytest.approx(8)
+
+
+def test_method_tables_leaders_table_cost_and_plot(tmp_path, capsys):
+    from benchmarks.method_tables import leader, main, method_stats
+    rows = []
+    # x2: A leads B by 0.5 beyond the spread; x3: A leads B by 0.05, inside it; C (one run) far behind
+    for seed, (a2, b2, a3, b3) in enumerate([(30.6, 30.1, 28.05, 28.0), (30.5, 30.0, 28.15, 28.1),
+                                             (30.4, 29.9, 27.95, 27.9)]):
+        for scale, a, b in ((2.0, a2, b2), (3.0, a3, b3)):
+            rows += [{'dataset': 'S', 'scale': scale, 'model': f'A{seed}', 'psnr': a},
+                     {'dataset': 'S', 'scale': scale, 'model': f'B{seed}', 'psnr': b}]
+    rows += [{'dataset': 'S', 'scale': s, 'model': 'bicubic', 'psnr': 25.0} for s in (2.0, 3.0)]
+    methods = {'bicubic': ['bicubic'], 'A': ['A0', 'A1', 'A2'], 'B': ['B0', 'B1', 'B2']}
+    stats = method_stats(rows, 'S', methods)
+    assert stats[0]['methods']['A']['mean'] == pytest.approx(30.5) and stats[0]['methods']['bicubic']['sd'] == 0
+    assert [leader(st['methods'])[::3] for st in stats] == [('A', True), ('A', False)]
+    path, cost = tmp_path / 'results.csv', tmp_path / 'cost.csv'
+    with open(path, 'w') as f:
+        f.write('dataset,scale,model,psnr,ssim\n' + ''.join(
+            f"{r['dataset']},{r['scale']},{r['model']},{r['psnr']},0.9\n" for r in rows))
+    cost.write_text('model,scale,params,macs_per_px,ms,out\nA,2,57539,229248,81.5,256x256\n'
+                    'A,4,57539,229248,90.1,256x256\nB,2,57312,57312,20.2,256x256\nB,4,57312,57312,21,256x256\n')
+    main([str(path), '--method', 'bicubic', 'A=A0,A1,A2', 'B=B0,B1,B2', '--compact', '2', '3', '--vs', 'A',
+          '--cost', str(cost), '--csv-out', str(tmp_path / 'm.csv'), '--plot', str(tmp_path / 'm.png')])
+    out = capsys.readouterr().out
+    assert '| A | **30.50 +- 0.10** | 28.05 +- 0.10 |' in out and '| bicubic | 25.00 | 25.00 |' in out
+    assert 'beyond the spread: A at 1 (x2); no method beyond it at 1 (x3).' in out
+    assert 'A against B: A ahead beyond the spread at 1 of 2 scales (x2)' in out
+    assert '| A | 57,539 | 229,248 | 82 | 229,248 | 90 |' in out
+    lines = (tmp_path / 'm.csv').read_text().splitlines()
+    assert lines[1:3] == ['S,2,bicubic,1,25.0000,0.0000', 'S,2,A,3,30.5000,0.1000']
+    assert (tmp_path / 'm.png').stat().st_size > 1000
+    for bad, message in ((['--method', 'A=A0'], 'at least two'), (['--method', 'A=A0', 'B=X'], "['X']"),
+                         (['--method', 'A=A0', 'B=B0', '--vs', 'C'], '--vs C')):
+        with pytest.raises(SystemExit):
+            main([str(path)] + bad)
+        assert message in capsys.readouterr().err
