@@ -348,3 +348,39 @@ def test_paper_sizes_of_the_rivals_count_by_hand():
     p2w = (3 * 256 + 256) + (256 * 3 * 3 * 64 * 3 + 3 * 3 * 64 * 3)  # Meta-SR: 3 -> 256 -> k*k*G0*3
     assert p2w == 445120
     assert counts == {'Meta-RDN': rdn + p2w, 'LIIF (EDSR-baseline)': edsr + mlp, 'LIIF (RDN)': rdn + mlp}
+
+
+@pytest.mark.parametrize('name', ['MetaSR', 'LIIF-EDSR'])
+def test_bicubic_residual_adds_the_enlargement_nodesr_starts_from(name):
+    from nodesr_arch.inference import enlarge_to
+    from nodesr_arch.scales import output_size
+    net = tiny(name, residual='bicubic')
+    plain = tiny(name)
+    x = torch.rand(2, 3, 5, 7)
+    for s in (1.0, 1.7, 3.0):
+        size = output_size((5, 7), s)
+        with torch.no_grad():
+            out, ref = net(x, s, size), plain(x, s, size)
+        base = enlarge_to(x, s, size)
+        mean = plain.img_mean
+        # same weights: the residual variant replaces img_mean by the bicubic image
+        assert torch.allclose(out - base, ref - mean, atol=1e-5), s
+    with pytest.raises(ValueError, match="residual must be one of \\[None, 'bicubic'\\]"):
+        tiny(name, residual='bilinear')
+
+
+def test_bicubic_residual_at_sampled_pixels_of_a_mixed_scale_batch():
+    from nodesr_arch.data.scale_space import imresize
+    net = tiny('LIIF-EDSR', residual='bicubic')
+    for p in net.parameters():
+        nn.init.zeros_(p)  # the MLP predicts 0: the output is the bicubic image alone
+    x, scales = torch.rand(2, 3, 4, 4), torch.tensor([1.5, 2.0])
+    grid = (8, 8)
+    pixels = torch.tensor([[0, 9, 45, 35], [63, 7, 56, 18]])
+    with torch.no_grad():
+        out = net(x, scales, out_size=grid, pixels=pixels)
+    for b in range(2):
+        full = imresize(x[b:b + 1], float(scales[b]))[0]  # 6x6 and 8x8
+        rows, cols = pixels[b] // 8, pixels[b] % 8
+        keep = (rows < full.shape[1]) & (cols < full.shape[2])
+        assert torch.allclose(out[b][:, keep], full[:, rows[keep], cols[keep]], atol=1e-6)

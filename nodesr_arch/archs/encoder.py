@@ -16,6 +16,9 @@ from nodesr_arch.archs.contract import SRNetwork
 from nodesr_arch.archs.nodesr_arch import build_registry_arch, probe
 from nodesr_arch.scales import check_scales, output_size
 
+#: Values of ``residual``: None (the authors' networks, which predict the image) or ``'bicubic'``.
+RESIDUALS = (None, 'bicubic')
+
 
 def build_encoder(spec, owner, num_in_ch=3):
     """Build an encoder from a registry option dict and check it keeps the LR resolution.
@@ -61,6 +64,35 @@ def gather_pixels(img, pixels):
     return img.flatten(2).gather(2, idx)
 
 
+def bicubic_pixels(lq, scales, pixels, out_w):
+    """The MATLAB-bicubic enlargement of each ``lq`` by its own scale, read at output pixels.
+
+    Pixel ``row * out_w + col`` of sample ``b`` is pixel ``(row, col)`` of ``imresize(lq[b], scales[b])``
+    (pixel centres aligned, the geometry of the query and of :func:`nodesr_arch.inference.enlarge_to`);
+    samples of one scale share one enlargement.
+
+    Args:
+        lq (Tensor): (B, C, h, w).
+        scales (Tensor): (B,) scales.
+        pixels (Tensor): (B, Q) or (1, Q) int64 flat indices.
+        out_w (int): The width of the index grid.
+
+    Returns:
+        Tensor: (B, C, Q).
+    """
+    from nodesr_arch.data.scale_space import imresize  # here: nodesr_arch.data imports this module
+    out = []
+    enlarged = {}
+    for b, s in enumerate(scales.tolist()):
+        if s not in enlarged:
+            same = [i for i, v in enumerate(scales.tolist()) if v == s]
+            enlarged[s] = dict(zip(same, imresize(lq[same], float(s)).unbind(0)))
+        img = enlarged[s][b]
+        p = pixels[b if pixels.shape[0] > 1 else 0]
+        out.append(img[:, p // out_w, p % out_w])
+    return torch.stack(out)
+
+
 def _channel_values(value, channels, name, owner):
     values = [value] * channels if isinstance(value, numbers.Real) else list(value)
     if len(values) != channels or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
@@ -74,7 +106,11 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     ``forward(lq, scale, out_size)``: the input is normalised (``(lq - img_mean) / img_std``), encoded at LR
     resolution, and every output pixel is predicted by :meth:`query`, ``eval_chunk`` pixels at a time (so the
     memory of the upsampler is bounded at any output size; the result does not depend on the chunk size), and
-    de-normalised (``* img_std + img_mean``).
+    de-normalised (``* img_std + img_mean``). With ``residual: bicubic`` the de-normalised prediction is added
+    to the MATLAB-bicubic enlargement of ``lq`` by the sample's scale (the image NODE-SR and VDSR+t start from),
+    read at the same output pixels, instead of to ``img_mean``: the upsampler learns the residual, as VDSR
+    and LTE (Lee & Jin, CVPR 2022, bilinear) do. Not in Meta-SR or LIIF; this project's variant for training
+    budgets too short for an image to be learnt from scratch (docs/architectures.md).
 
     Tiling does not apply: the encoder runs on the whole LR image and the chunks replace tiles.
     :meth:`set_tiling` with a tile raises ValueError saying so, which the API, ``val: tile`` and the option
@@ -87,6 +123,8 @@ class EncoderUpsampler(SRNetwork, nn.Module):
         img_mean (float | list[float]): Subtracted from the input, added to the output.
         img_std (float | list[float]): Divides the input, multiplies the output.
         eval_chunk (int): Output pixels per evaluation of the upsampler.
+        residual (str | None): None: predict the image (the authors'); ``'bicubic'``: predict the residual over
+            the bicubic enlargement (see above). Default: None.
     """
 
     takes_scale = True
@@ -95,9 +133,12 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     #: True: a batch may mix scales (one per sample); False: :meth:`forward` refuses a mixed batch.
     mixed_scales = True
 
-    def __init__(self, encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk):
+    def __init__(self, encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk, residual=None):
         super().__init__()
         name = type(self).__name__
+        if residual not in RESIDUALS:
+            raise ValueError(f'{name}: residual must be one of {list(RESIDUALS)}, got {residual!r}')
+        self.residual = residual
         if isinstance(eval_chunk, bool) or not isinstance(eval_chunk, numbers.Integral) or eval_chunk < 1:
             raise ValueError(f'{name}: eval_chunk must be a positive integer, got {eval_chunk!r}')
         self.encoder, self.num_feat = build_encoder(encoder, name, num_in_ch)
@@ -185,7 +226,11 @@ class EncoderUpsampler(SRNetwork, nn.Module):
         state = self.prepare(feat)
         chunks = [self.query(state, scales, (out_h, out_w), (chunk // out_w, chunk % out_w))
                   for chunk in pixels.split(self.eval_chunk, dim=1)]
-        out = torch.cat(chunks, dim=1).permute(0, 2, 1) * self.img_std.flatten(1, 2) + self.img_mean.flatten(1, 2)
+        out = torch.cat(chunks, dim=1).permute(0, 2, 1) * self.img_std.flatten(1, 2)
+        if self.residual == 'bicubic':
+            out = out + bicubic_pixels(lq, scales, pixels, out_w).to(out.dtype)
+        else:
+            out = out + self.img_mean.flatten(1, 2)
         return out.reshape(lq.shape[0], -1, out_h, out_w) if flat else out
 
     def prepare(self, feat):

@@ -71,11 +71,13 @@ class LIIF(EncoderUpsampler):
         img_mean (float | list[float]): Default: 0.5 (LIIF's ``data_norm``: ``sub 0.5``).
         img_std (float | list[float]): Default: 0.5 (``div 0.5``).
         eval_chunk (int): Queries per evaluation of the MLP. Default: 8192 (the authors' ``eval_bsize``: 30000).
+        residual (str | None): ``'bicubic'``: predict the residual over the bicubic enlargement (not in LIIF;
+            :class:`~nodesr_arch.archs.encoder.EncoderUpsampler`). Default: None.
     """
 
     def __init__(self, encoder, num_in_ch=3, num_out_ch=3, hidden_list=(256, 256, 256, 256), img_mean=0.5,
-                 img_std=0.5, eval_chunk=8192):
-        super().__init__(encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk)
+                 img_std=0.5, eval_chunk=8192, residual=None):
+        super().__init__(encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk, residual)
         self.imnet = MLP(self.num_feat * 9 + 4, num_out_ch, list(hidden_list))
 
     def prepare(self, feat):

@@ -79,13 +79,15 @@ class MetaSR(EncoderUpsampler):
         img_mean (float | list[float]): Default: the DIV2K mean (Meta-SR's ``MeanShift``).
         img_std (float | list[float]): Default: 1.
         eval_chunk (int): Output pixels per evaluation of the upsampler. Default: 8192.
+        residual (str | None): ``'bicubic'``: predict the residual over the bicubic enlargement (not in
+            Meta-SR; :class:`~nodesr_arch.archs.encoder.EncoderUpsampler`). Default: None.
     """
 
     mixed_scales = False
 
     def __init__(self, encoder, num_in_ch=3, num_out_ch=3, kernel_size=3, hidden=256, img_mean=DIV2K_MEAN,
-                 img_std=1.0, eval_chunk=8192):
-        super().__init__(encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk)
+                 img_std=1.0, eval_chunk=8192, residual=None):
+        super().__init__(encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk, residual)
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'{type(self).__name__}: kernel_size must be a positive odd integer, got {kernel_size!r}')
         self.kernel_size = int(kernel_size)
@@ -117,10 +119,11 @@ class MetaRDN(MetaSR):
         num_in_ch (int): Default: 3. num_out_ch (int): Default: 3.
         num_feat (int): G0. Default: 64. num_block (int): D. Default: 16.
         num_conv (int): C. Default: 8. num_grow (int): G. Default: 64.
-        kernel_size, hidden, img_mean, img_std, eval_chunk: As :class:`MetaSR`.
+        kernel_size, hidden, img_mean, img_std, eval_chunk, residual: As :class:`MetaSR`.
     """
 
     def __init__(self, num_in_ch=3, num_out_ch=3, num_feat=64, num_block=16, num_conv=8, num_grow=64,
-                 kernel_size=3, hidden=256, img_mean=DIV2K_MEAN, img_std=1.0, eval_chunk=8192):
+                 kernel_size=3, hidden=256, img_mean=DIV2K_MEAN, img_std=1.0, eval_chunk=8192, residual=None):
         encoder = dict(type='RDNBody', num_feat=num_feat, num_block=num_block, num_conv=num_conv, num_grow=num_grow)
-        super().__init__(encoder, num_in_ch, num_out_ch, kernel_size, hidden, img_mean, img_std, eval_chunk)
+        super().__init__(encoder, num_in_ch, num_out_ch, kernel_size, hidden, img_mean, img_std, eval_chunk,
+                         residual)
