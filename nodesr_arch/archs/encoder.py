@@ -12,7 +12,7 @@ import numbers
 import torch
 from torch import nn
 
-from nodesr_arch.archs.contract import SRNetwork
+from nodesr_arch.archs.contract import NO_TILING, SRNetwork
 from nodesr_arch.archs.nodesr_arch import build_registry_arch, probe
 from nodesr_arch.scales import check_scales, output_size
 
@@ -132,6 +132,8 @@ class EncoderUpsampler(SRNetwork, nn.Module):
     is_ode = False
     #: True: a batch may mix scales (one per sample); False: :meth:`forward` refuses a mixed batch.
     mixed_scales = True
+    #: The contract's ``tiles`` is False: the chunks of output pixels bound the memory instead.
+    can_tile = False
 
     def __init__(self, encoder, num_in_ch, num_out_ch, img_mean, img_std, eval_chunk, residual=None):
         super().__init__()
@@ -164,6 +166,11 @@ class EncoderUpsampler(SRNetwork, nn.Module):
             raise ValueError(f'{type(self).__name__} does not tile: it evaluates its output in chunks of eval_chunk '
                              f'({self.eval_chunk}) pixels, so memory is bounded at any size; set eval_chunk instead')
         return self
+
+    def tiling_for(self, tile=None, tile_pad=None):
+        """Refuse a tile as :meth:`set_tiling` does; ``tile=None`` gives the no-tiling of one call."""
+        self.set_tiling(tile, tile_pad)
+        return NO_TILING
 
     def plan(self, lq, scale, out_size=None):
         """Check a request and fill in the output size.

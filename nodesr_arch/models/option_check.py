@@ -126,8 +126,6 @@ def _check_dataset(phase, d, is_train, check_paths=True):
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
     if d['type'] in _PAIRED_TYPES and d.get('dataroot_gt') is None:
         raise OptionError(f"{key}:dataroot_gt: missing (the {d['type']}'s ground-truth folder or LMDB)")
-    if d['type'] == 'ContinuousScalePairedDataset':
-        _check_continuous_dataset(key, d, phase)
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
         if d.get(root) is not None and backend != 'memcached' and check_paths:
@@ -155,6 +153,8 @@ def _check_dataset(phase, d, is_train, check_paths=True):
                 raise OptionError(f'{key}:{k}: missing')
         if not _is_positive_int(d['batch_size_per_gpu']):
             raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
+    if d['type'] == 'ContinuousScalePairedDataset':  # after the scales: its LR-patch mode reads them
+        _check_continuous_dataset(key, d, phase)
 
 
 def _check_continuous_dataset(key, d, phase):
