@@ -6,9 +6,9 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 here = os.path.dirname(os.path.abspath(__file__))
-# Start-up file that installs nodesr_arch_hook (nodesr_arch_compat's fixes on BasicSR's import, so BasicSR's own
-# entry points work):
-# it goes to the root of site-packages, for wheel and editable installs alike.
+# Start-up file that runs nodesr_arch/hook.py (nodesr_arch.compat's fixes on BasicSR's import, so BasicSR's own
+# entry points work): it goes to the root of site-packages, for wheel and editable installs alike, the one file
+# of the project outside the package.
 HOOK_PTH = 'nodesr_arch_hook.pth'
 
 
@@ -57,7 +57,6 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9, <3.14',  # tested: 3.9 to 3.13 (README, Install)
     packages=find_packages(include=['nodesr_arch', 'nodesr_arch.*']),
-    py_modules=['nodesr_arch_compat', 'nodesr_arch_hook'],
     cmdclass=commands(),
     package_data={'nodesr_arch': ['weights/*.pth', 'weights/*.yml', 'weights/*.md']},
     include_package_data=True,
@@ -80,7 +79,7 @@ setup(
         'scikit-image',
         'matplotlib',
         'Pillow',
-        'setuptools>=60',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch_compat fix 2)
+        'setuptools>=60',  # BasicSR imports distutils, gone from Python >= 3.12 (nodesr_arch.compat fix 2)
     ],
     extras_require={
         'basicsr': ['basicsr==1.4.2'],  # pip install "nodesr_arch[basicsr]": PyPI's BasicSR, what the fixes are for

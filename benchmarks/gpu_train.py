@@ -47,7 +47,7 @@ from benchmarks.gpu_speed import TINY_NETS, device_info, free, peak_memory, rese
 from benchmarks.gpu_train_report import write_json
 from nodesr_arch.models.checkpoint import atomic_torch_save
 from nodesr_arch.models.option_check import check_options
-from nodesr_arch_compat import read_yaml
+from nodesr_arch.option_files import read_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIONS = {'NODE-VDSR': 'options/train/train_NODEVDSR_T291_gpu.yml', 'VDSR+t': 'options/train/train_VDSRt_T291_gpu.yml'}

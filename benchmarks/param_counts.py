@@ -11,8 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import nodesr_arch  # noqa: F401,I001  (first: applies the compat fixes and registers the archs)
 from basicsr.archs import build_network
 from nodesr_arch.archs.contract import contract
+from nodesr_arch.option_files import read_yaml
 from nodesr_arch.scales import output_size
-from nodesr_arch_compat import read_yaml
 
 # the paper's configurations are the defaults of each architecture (docs/design.md section 2.4); the rivals'
 # are their papers' (Meta-SR: Meta-RDN; LIIF: EDSR-baseline and RDN encoders, MLP 256 x 4)

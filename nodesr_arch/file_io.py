@@ -80,7 +80,7 @@ def read_bytes(path, max_bytes=MAX_IMAGE_BYTES):
         FileNotFoundError: The file cannot be read (missing, a folder, permission denied...).
         ImageReadError: It is not a regular file, or it is larger than ``max_bytes``.
     """
-    from nodesr_arch_compat import OptionFileError, read_regular_file
+    from nodesr_arch.option_files import OptionFileError, read_regular_file
     try:
         return read_regular_file(path, max_bytes, what='image file')
     except OptionFileError as e:

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from nodesr_arch_compat import OptionFileError, read_yaml
+from nodesr_arch.option_files import OptionFileError, read_yaml
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 DEFAULT_MODEL = 'NODEVDSR_S'

@@ -20,7 +20,23 @@ import torch
 from torch import nn
 
 from nodesr_arch.file_io import atomic_write
-from nodesr_arch.runtime import require_onnxruntime
+
+#: What to install for the onnxruntime runtime (one line in every error that needs it).
+EXTRA_HINT = 'pip install "nodesr_arch[onnx]"'
+
+
+def require_onnxruntime():
+    """Import what the onnxruntime runtime needs (onnxruntime; onnx and onnxscript to export).
+
+    Raises:
+        ImportError: One clear line naming the missing package and the extra to install.
+    """
+    for name in ('onnxruntime', 'onnx', 'onnxscript'):
+        try:
+            __import__(name)
+        except ImportError:
+            raise ImportError(f'runtime onnxruntime needs {name}, which is not installed: {EXTRA_HINT}') from None
+
 
 #: Side of the random input on which :func:`measured_times` times one evaluation of ``f`` in each runtime.
 PROBE_SIDE = 128

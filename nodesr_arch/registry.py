@@ -3,10 +3,20 @@
 ``import basicsr.anything`` runs ``basicsr/__init__.py``, which imports all of BasicSR (torchvision included,
 seconds of start-up), so the archs and the dataset keep BasicSR's convention (``@ARCH_REGISTRY.register()``)
 through these proxies: a class registered here goes into BasicSR's registry of the same name at once if
-``basicsr.utils.registry`` is loaded, else when :func:`nodesr_arch.register` runs (on ``import basicsr``, see
-``nodesr_arch_compat.after_import``). ``nodesr infer`` builds the plugin's networks from here alone.
+``basicsr.utils.registry`` is loaded, else when :func:`nodesr_arch.compat.register` runs (on ``import basicsr``
+or a lookup of one of :data:`PLUGIN_TYPES`). ``nodesr infer`` builds the plugin's networks from here alone.
+Ground floor: the standard library only.
 """
+import importlib
 import sys
+
+#: Every name ``nodesr_arch`` registers, per BasicSR registry (a test keeps this in step with the package).
+PLUGIN_TYPES = {
+    'ARCH_REGISTRY': ('EDSRBody', 'LIIF', 'MetaRDN', 'MetaSR', 'NODERDN', 'NODESR', 'NODEVDSR', 'RDN', 'RDNBody',
+                      'RDNt', 'VDSR', 'VDSRBody', 'VDSRt'),
+    'DATASET_REGISTRY': ('ContinuousScalePairedDataset', ),
+    'MODEL_REGISTRY': ('NODESRModel', ),
+}
 
 
 class DeferredRegistry:
@@ -24,11 +34,11 @@ class DeferredRegistry:
         """BasicSR's registry of this name, or None while ``basicsr.utils.registry`` is not imported.
 
         Args:
-            load (bool): Import BasicSR (and register the plugin into it) when it is not imported yet.
+            load (bool): Import BasicSR when it is not imported yet (the hook, installed by ``import
+                nodesr_arch``, applies the fixes and registers the plugin into it).
         """
-        if load and 'basicsr.utils.registry' not in sys.modules:
-            import nodesr_arch
-            nodesr_arch.register()
+        if load:
+            importlib.import_module('basicsr.utils.registry')
         return getattr(sys.modules.get('basicsr.utils.registry'), self._name, None)
 
     def register(self, obj=None):

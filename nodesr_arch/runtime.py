@@ -12,7 +12,6 @@ import os
 RUNTIMES = ('torch', 'onnxruntime', 'auto')
 #: The environment variable that sets the default runtime of :func:`nodesr_arch.api.load_model`.
 RUNTIME_ENV = 'NODESR_RUNTIME'
-EXTRA_HINT = 'pip install "nodesr_arch[onnx]"'
 
 
 def default_runtime():
@@ -25,19 +24,6 @@ def check_runtime(runtime, what='runtime'):
     if runtime not in RUNTIMES:
         raise ValueError(f'{what} must be one of {", ".join(RUNTIMES)}, got {runtime!r}')
     return runtime
-
-
-def require_onnxruntime():
-    """Import what the onnxruntime runtime needs (onnxruntime; onnx and onnxscript to export).
-
-    Raises:
-        ImportError: One clear line naming the missing package and the extra to install.
-    """
-    for name in ('onnxruntime', 'onnx', 'onnxscript'):
-        try:
-            __import__(name)
-        except ImportError:
-            raise ImportError(f'runtime onnxruntime needs {name}, which is not installed: {EXTRA_HINT}') from None
 
 
 def choose_runtime(net, runtime, device, amp=None):
@@ -60,7 +46,8 @@ def choose_runtime(net, runtime, device, amp=None):
     """
     import torch
 
-    from nodesr_arch.onnx_field import OnnxField, cached_field, field_slot, measured_times, with_field
+    from nodesr_arch.onnx_field import (EXTRA_HINT, OnnxField, cached_field, field_slot, measured_times,
+                                        require_onnxruntime, with_field)
 
     check_runtime(runtime)
     if runtime == 'torch':

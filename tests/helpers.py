@@ -114,3 +114,13 @@ def save_basicsr_model(folder, opt, name, seed=0):
 
 
 TINY_EDSR_X2 = {'type': 'EDSR', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'upscale': 2}
+
+
+#: Code for a subprocess that runs BasicSR alone, with only the import shims (fixes 1, 2) without which it cannot be
+#: imported at all: importing ``nodesr_arch.compat`` imports the package, which installs its hook; taken off again.
+BASICSR_ALONE = '''\
+import sys
+from nodesr_arch import compat
+sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != 'BasicSRImportHook']
+compat.fix_imports()
+'''

@@ -1,4 +1,4 @@
-"""Each BasicSR compatibility fix (nodesr_arch_compat.py) on the path that breaks without it.
+"""Each BasicSR compatibility fix (nodesr_arch/compat.py) on the path that breaks without it.
 
 Where the broken path can run in this process, the test runs BasicSR's original function
 (``compat.original``) and shows it fail, then the patched one and shows it work.
@@ -18,10 +18,11 @@ import basicsr.train as bt
 import basicsr.utils.dist_util as du
 import basicsr.utils.misc as misc
 import nodesr_arch  # noqa: F401  (registers NODE-SR; the start-up hook fixed BasicSR as it was imported)
-import nodesr_arch_compat as compat
 from basicsr.models.base_model import BaseModel
 from basicsr.utils import options as bo
 from helpers import one_thread_fixture
+from nodesr_arch import compat
+from nodesr_arch.basicsr_source import _LAYOUT, _SHIMS, basicsr_fit
 
 one_thread = one_thread_fixture()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +38,7 @@ def run_python(code, env=None, cwd=None):
 # ---- fix 1: torchvision.transforms.functional_tensor (BasicSR#533, #650) ----------------------------------
 
 
-@pytest.mark.skipif('functional_tensor' not in compat.basicsr_fit().needs, reason='this BasicSR needs no alias')
+@pytest.mark.skipif('functional_tensor' not in basicsr_fit().needs, reason='this BasicSR needs no alias')
 def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
     plain = run_python('import basicsr', env={'NODESR_ARCH_HOOK': '0'})  # without the start-up hook
     assert plain.returncode != 0 and 'functional_tensor' in plain.stderr  # the upstream breakage is real
@@ -52,7 +53,7 @@ def test_fresh_import_basicsr_fails_alone_and_works_after_nodesr_arch():
     assert fixed.stdout.strip().endswith('NODEVDSR')
 
 
-@pytest.mark.skipif('functional_tensor' not in compat.basicsr_fit().needs, reason='this BasicSR needs no alias')
+@pytest.mark.skipif('functional_tensor' not in basicsr_fit().needs, reason='this BasicSR needs no alias')
 def test_functional_tensor_alias():
     import torchvision.transforms._functional_tensor as real
     from torchvision.transforms import functional_tensor
@@ -60,10 +61,10 @@ def test_functional_tensor_alias():
 
 
 def copy_of_basicsr(tmp_path, edit=None):
-    """The files of this BasicSR that :func:`compat.basicsr_fit` reads, with ``edit(relative, text)`` applied."""
+    """The files of this BasicSR that :func:`basicsr_fit` reads, with ``edit(relative, text)`` applied."""
     root = os.path.dirname(bt.__file__)
     copy = tmp_path / 'basicsr'
-    for relative in ['version.py', *compat._LAYOUT, *(f for f, _ in compat._SHIMS.values())]:
+    for relative in ['version.py', *_LAYOUT, *(f for f, _ in _SHIMS.values())]:
         with open(os.path.join(root, relative)) as f:
             text = f.read()
         (copy / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -74,15 +75,14 @@ def copy_of_basicsr(tmp_path, edit=None):
 def test_the_fixes_are_for_basicsr_1_4_2_and_the_alias_where_its_code_needs_it(tmp_path):
     old, new = 'transforms.functional_tensor import', 'transforms.functional import'  # PyPI's / master's import
     pypi = copy_of_basicsr(tmp_path / 'pypi', lambda relative, text: text.replace(new, old))
-    assert compat.basicsr_fit(pypi) == (pypi, '1.4.2', None, frozenset({'functional_tensor', 'distutils'}))
+    assert basicsr_fit(pypi) == (pypi, '1.4.2', None, frozenset({'functional_tensor', 'distutils'}))
     # BasicSR's master and basicsr-fixed import torchvision.transforms.functional: no alias there
     master = copy_of_basicsr(tmp_path / 'master', lambda relative, text: text.replace(old, new))
-    assert compat.basicsr_fit(master).needs == {'distutils'}
+    assert basicsr_fit(master).needs == {'distutils'}
     newer = copy_of_basicsr(tmp_path / 'newer', lambda relative, text: text.replace("'1.4.2'", "'1.5.0'"))
-    assert compat.basicsr_fit(newer)[2:] == ('version 1.5.0, not 1.4.2', frozenset())
+    assert basicsr_fit(newer)[2:] == ('version 1.5.0, not 1.4.2', frozenset())
     moved = copy_of_basicsr(tmp_path / 'moved', lambda relative, text: text.replace('def model_to_device', 'def to'))
-    assert compat.basicsr_fit(moved).reason == ('another layout: models/base_model.py (def model_to_device) '
-                                                'not found')
+    assert basicsr_fit(moved).reason == 'another layout: models/base_model.py (def model_to_device) not found'
 
 
 def _basicsr_fixed():
@@ -136,8 +136,8 @@ def test_distutils_comes_from_setuptools_which_is_a_dependency():
                 if name == 'distutils' and 'setuptools' not in sys.modules:
                     raise ImportError('no distutils (Python 3.12)')
         sys.meta_path.insert(0, HideStdlibDistutils())
-        import nodesr_arch_compat
-        nodesr_arch_compat.fix_distutils()
+        from nodesr_arch import compat
+        compat.fix_distutils()
         import distutils.version
         print(distutils.version.__file__)
     """)

@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from helpers import BASICSR_ALONE
 from test_train import train_options, write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
@@ -128,11 +129,9 @@ import sys
 if sys.argv.pop(1) == 'plugin':
     import nodesr_arch  # noqa: F401  (with the start-up hook on)
 else:  # BasicSR alone: only the import shims, without which it cannot be imported at all
-    import nodesr_arch_compat
-    nodesr_arch_compat.fix_imports()
-import basicsr.train
+''' + textwrap.indent(BASICSR_ALONE, '    ') + '''import basicsr.train
 basicsr.train.train_pipeline(osp.abspath(osp.dirname(__file__)))
-print('train.py sampler:', basicsr.train.EnlargedSampler.__module__)  # nodesr_arch_compat: fix 9 rebound it
+print('train.py sampler:', basicsr.train.EnlargedSampler.__module__)  # nodesr_arch.compat: fix 9 rebound it
 '''
 
 
@@ -187,7 +186,7 @@ def test_stock_edsr_training_is_identical_with_the_plugin(tmp_path):
         if mode == 'basicsr':
             assert 'nodesr_arch' not in out
         else:  # fix 9 was in place, and handed this run to BasicSR's own sampler
-            assert 'train.py sampler: nodesr_arch_compat' in out
+            assert 'train.py sampler: nodesr_arch.compat' in out
         exp = os.path.join(root, 'experiments', 'edsr')
         runs[mode] = {
             'losses': re.findall(r'iter:\s+(\d+), lr:.*l_pix: ([0-9.e+-]+)', out),
@@ -212,13 +211,12 @@ def test_stock_edsr_training_is_identical_with_the_plugin(tmp_path):
 
 def test_importing_the_plugin_leaves_basicsr_models_alone():
     """Only the listed fixes are global: SRModel and BaseModel keep BasicSR's own methods."""
-    code = textwrap.dedent("""
-        import nodesr_arch_compat
-        nodesr_arch_compat.fix_imports()
+    code = BASICSR_ALONE + textwrap.dedent("""
         from basicsr.models.sr_model import SRModel
         from basicsr.models.base_model import BaseModel
         before = {(c.__name__, k): v for c in (SRModel, BaseModel) for k, v in vars(c).items()}
         import nodesr_arch
+        nodesr_arch.register()  # what import nodesr_arch does after basicsr (BASICSR_ALONE imported the package)
         after = {(c.__name__, k): v for c in (SRModel, BaseModel) for k, v in vars(c).items()}
         print(sorted(k[1] for k in before if before[k] is not after.get(k)))
     """)

@@ -93,7 +93,7 @@ def test_every_name_that_is_not_one_folder_name_is_refused_first(victim, monkeyp
 
 
 def test_the_name_bound_leaves_room_for_every_name_basicsr_derives():
-    from nodesr_arch_compat import MAX_NAME_BYTES, OptionFileError, check_experiment_name
+    from nodesr_arch.option_files import MAX_NAME_BYTES, OptionFileError, check_experiment_name
     check_experiment_name('é' * (MAX_NAME_BYTES // 2))
     with pytest.raises(OptionFileError, match='201 bytes long'):
         check_experiment_name('é' * (MAX_NAME_BYTES // 2) + 'x')

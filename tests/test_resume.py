@@ -1,4 +1,4 @@
-"""Exact resume (nodesr_arch_compat fix 9, nodesr_arch.data.exact_resume): a run resumed from iteration k
+"""Exact resume (nodesr_arch.compat fix 9, nodesr_arch.data.exact_resume): a run resumed from iteration k
 trains on the batches an uninterrupted run would and ends with bit-identical weights, with 0 or 2 data
 workers and under 2-process gloo DDP; seeds change the data order; epochs draw new crops and scales; a
 stock EDSR run stays BasicSR's (tests/test_entry_points.py); an old training state resumes with a warning."""
@@ -235,7 +235,7 @@ def test_corrupt_or_changed_data_position_is_refused_with_its_reason(entry, reas
 
 def test_exact_resume_is_for_nodesr_models_unless_turned_off():
     import nodesr_arch  # noqa: F401
-    import nodesr_arch_compat as compat
+    from nodesr_arch import compat
     assert compat.exact_resume({'model_type': 'NODESRModel', 'train': {}})
     assert not compat.exact_resume({'model_type': 'NODESRModel', 'train': {'exact_resume': False}})
     assert not compat.exact_resume({'model_type': 'SRModel', 'train': {'exact_resume': True}})

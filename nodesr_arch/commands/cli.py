@@ -64,29 +64,25 @@ def version_report():
     import importlib.metadata
 
     import nodesr_arch
-    import nodesr_arch_compat
-    import nodesr_arch_hook
+    from nodesr_arch import hook
+    from nodesr_arch.basicsr_source import BASICSR_MISSING, basicsr_fit
     plugin = os.path.dirname(os.path.abspath(nodesr_arch.__file__))
-    hook = os.path.dirname(os.path.abspath(nodesr_arch_hook.__file__))
-    lines = [f'nodesr_arch {nodesr_arch.__version__}  {plugin}', f'  start-up hook  {hook}'
-             + ('  (off: NODESR_ARCH_HOOK)' if nodesr_arch_hook.hook_off() else '')]
+    hook_file = hook.finder_file()
+    lines = [f'nodesr_arch {nodesr_arch.__version__}  {plugin}', f'  start-up hook  {hook_file or "not installed"}'
+             + ('  (off: NODESR_ARCH_HOOK)' if hook.hook_off() else '')]
     warnings = []
-    if os.path.realpath(hook) != os.path.realpath(os.path.dirname(plugin)):
-        warnings.append(f'warning: the start-up hook ({hook}) and the package ({plugin}) come from different copies '
-                        'of nodesr_arch: uninstall one (pip uninstall nodesr_arch, for each copy)')
-    compat = os.path.dirname(os.path.abspath(nodesr_arch_compat.__file__))
-    if os.path.realpath(compat) != os.path.realpath(hook):
-        warnings.append(f'warning: nodesr_arch_compat ({compat}) and the start-up hook ({hook}) come from different '
-                        'copies of nodesr_arch')
+    if hook_file and os.path.realpath(os.path.dirname(hook_file)) != os.path.realpath(plugin):
+        warnings.append(f'warning: the start-up hook ({hook_file}) and the package ({plugin}) come from different '
+                        'copies of nodesr_arch: uninstall one (pip uninstall nodesr_arch, for each copy)')
     try:
         listed = importlib.metadata.distribution('nodesr_arch').version
     except importlib.metadata.PackageNotFoundError:
         listed = None
     if listed is not None and listed != nodesr_arch.__version__:
         warnings.append(f'warning: pip lists nodesr_arch {listed}, but {nodesr_arch.__version__} runs ({plugin})')
-    fit = nodesr_arch_compat.basicsr_fit()
+    fit = basicsr_fit()
     if fit.root is None:
-        lines.append(nodesr_arch_compat.BASICSR_MISSING)
+        lines.append(BASICSR_MISSING)
     else:
         owner = _owner('basicsr', fit.root)
         fixes = ('compatibility fixes apply' + (f' ({", ".join(sorted(fit.needs))} shims)' if fit.needs else '')
@@ -106,9 +102,9 @@ def version_report():
 
 def require_basicsr(prog='nodesr'):
     """Exit with one line (status 2) when BasicSR is not installed: every ``nodesr`` command needs it."""
-    import nodesr_arch_compat
-    if nodesr_arch_compat.basicsr_root() is None:
-        print(f'{prog}: error: {nodesr_arch_compat.BASICSR_MISSING}', file=sys.stderr)
+    from nodesr_arch.basicsr_source import BASICSR_MISSING, basicsr_root
+    if basicsr_root() is None:
+        print(f'{prog}: error: {BASICSR_MISSING}', file=sys.stderr)
         raise SystemExit(2)
 
 

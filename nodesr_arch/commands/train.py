@@ -12,9 +12,9 @@ import sys
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from nodesr_arch.commands.experiment_lock import LockError, lock_experiment
+from nodesr_arch.compat import mark_checked, normalize_argv
 from nodesr_arch.models.nodesr_model import NonFiniteLossError
 from nodesr_arch.models.option_check import OptionError, read_options
-from nodesr_arch_compat import mark_checked, normalize_argv
 
 
 def run(argv, is_train, prog):

@@ -8,7 +8,7 @@ batch index)`` only, so which worker made it, and what that worker made before, 
 resumed from a training state that carries its data position (``{'epoch': e, 'batch': b}``: ``b`` batches of
 epoch ``e`` trained) continues with batch ``b`` of epoch ``e``, as the uninterrupted run would.
 
-``nodesr_arch_compat`` (fix 9) makes BasicSR's ``train_pipeline`` use them for runs of a model that supports
+``nodesr_arch.compat`` (fix 9) makes BasicSR's ``train_pipeline`` use them for runs of a model that supports
 it (``NODESRModel``); ``train: exact_resume: false`` gives BasicSR's own sampler back.
 """
 import hashlib

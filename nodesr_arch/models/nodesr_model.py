@@ -74,7 +74,7 @@ class NODESRModel(SRModel):
         opt (dict): BasicSR options.
     """
 
-    supports_exact_resume = True  # nodesr_arch_compat fix 9
+    supports_exact_resume = True  # nodesr_arch.compat fix 9
 
     def __init__(self, opt):
         self.nonfinite_count = 0

@@ -1,12 +1,12 @@
-"""BasicSR 1.4.2 on today's torch, torchvision and Python: the global fixes it cannot run without, and the
-import hook that applies them and registers NODE-SR on demand.
+"""BasicSR 1.4.2 on today's torch, torchvision and Python: the global fixes it cannot run without, and NODE-SR's
+registration in BasicSR's registries (:func:`register`, on demand).
 
-``nodesr_arch_hook`` (installed by ``nodesr_arch_hook.pth`` at interpreter start-up) calls
-:func:`before_import` and :func:`after_import` when BasicSR's modules are first imported, whoever imports
-them (``python -m basicsr.train``, BasicSR's ``train.py``, a project ``train.py`` that imports ``basicsr``
-first, or ``import nodesr_arch``); ``nodesr_arch`` itself is imported only when an option file or a
-registry lookup names one of its types. Without the hook (``NODESR_ARCH_HOOK=0``), ``import nodesr_arch``
-before ``basicsr`` applies the same fixes (:func:`apply`).
+:mod:`nodesr_arch.hook` (run by ``nodesr_arch_hook.pth`` at interpreter start-up) calls :func:`before_import`
+and :func:`after_import` when BasicSR's modules are first imported, whoever imports them (``python -m
+basicsr.train``, BasicSR's ``train.py``, a project ``train.py`` that imports ``basicsr`` first, or ``import
+nodesr_arch``); NODE-SR's archs, datasets and models are imported only when an option file or a registry
+lookup names one of its types, or when ``nodesr_arch`` was imported before ``basicsr``. Without the hook
+(``NODESR_ARCH_HOOK=0``), ``import nodesr_arch`` before ``basicsr`` applies the same fixes (:func:`apply`).
 
 The fixes apply only to the BasicSR they were written for: version 1.4.2 (PyPI's, BasicSR's master and
 ``basicsr-fixed``) with the functions they replace where they expect them (:func:`basicsr_fit`, read from its
@@ -41,10 +41,10 @@ alone needs lives in ``NODESRModel`` and changes no other model:
    BasicSR's full loader builds Python objects from ``!!python/...`` tags, so opening a shared option
    file could run code. Files without such tags load exactly as before; a file with one is refused.
 8. Option files and ``--force_yml`` that could destroy or run something are refused, with one line and exit
-   status 2, before BasicSR makes any folder (:func:`read_option_file`): an experiment name that is not one
+   status 2, before BasicSR makes any folder (:mod:`nodesr_arch.option_files`): an experiment name that is not one
    folder name (``../../victim`` made ``mkdir_and_rename`` archive a folder outside ``experiments/``), a file
-   that is not a regular file or is over :data:`MAX_OPTION_FILE_BYTES`, YAML whose aliases expand beyond
-   :data:`MAX_YAML_NODES` nodes, a key given twice in one mapping, and a ``--force_yml`` entry whose value is
+   that is not a regular file or is over ``MAX_OPTION_FILE_BYTES``, YAML whose aliases expand beyond
+   ``MAX_YAML_NODES`` nodes, a key given twice in one mapping, and a ``--force_yml`` entry whose value is
    not YAML or whose key is not a plain name (BasicSR passes values starting with ``[`` to ``eval`` and
    the key to ``exec``). Values are read as YAML; ``--force_yml manual_seed=N`` takes effect (BasicSR seeds before it
    applies the entries, so the run is seeded again).
@@ -58,25 +58,20 @@ alone needs lives in ``NODESRModel`` and changes no other model:
    the training loader uses :mod:`nodesr_arch.data.exact_resume`; for every other run the rebound names
    call BasicSR's own with the same arguments.
 """
-import collections
 import importlib
 import os
-import re
 import sys
 import types
 
-#: Every name ``nodesr_arch`` registers, per BasicSR registry (a test keeps this in step with the package).
-PLUGIN_TYPES = {
-    'ARCH_REGISTRY': ('EDSRBody', 'LIIF', 'MetaRDN', 'MetaSR', 'NODERDN', 'NODESR', 'NODEVDSR', 'RDN', 'RDNBody',
-                      'RDNt', 'VDSR', 'VDSRBody', 'VDSRt'),
-    'DATASET_REGISTRY': ('ContinuousScalePairedDataset', ),
-    'MODEL_REGISTRY': ('NODESRModel', ),
-}
+from nodesr_arch.basicsr_source import basicsr_fit
+from nodesr_arch.option_files import (OptionFileError, force_yml_keys, force_yml_value, read_option_file,
+                                      safe_yaml_loader)
+from nodesr_arch.registry import PLUGIN_TYPES
+
 _PLUGIN_NAMES = frozenset(n for names in PLUGIN_TYPES.values() for n in names)
 
 _APPLIED = set()
 _ORIGINALS = {}
-_SAFE_LOADER = []
 
 
 def _key(owner, name):
@@ -102,100 +97,7 @@ def original(owner, name):
     return _ORIGINALS.get(_key(owner, name), getattr(owner, name))
 
 
-# ---- which BasicSR: the fixes are for 1.4.2's code -------------------------------------------------------------
-
-#: The BasicSR release the fixes were written for (BasicSR's master and ``basicsr-fixed``, the maintained fork of
-#: 1.4.2, report it too and share its layout).
-BASICSR_VERSION = '1.4.2'
-#: What the fixes replace, per file below ``basicsr/``: a BasicSR without one of them has another layout.
-_LAYOUT = {
-    'utils/registry.py': ('ARCH_REGISTRY', 'DATASET_REGISTRY', 'MODEL_REGISTRY'),
-    'utils/options.py': ('def parse_options', 'def ordered_yaml', 'osp.expanduser'),
-    'utils/dist_util.py': ('def _init_dist_pytorch', 'def _init_dist_slurm'),
-    'models/base_model.py': ('def model_to_device', ),
-    'train.py': ('def load_resume_state', 'def train_pipeline'),
-}
-#: Each import shim (fixes 1, 2) and the text of BasicSR's file that needs it: master and basicsr-fixed import
-#: ``torchvision.transforms.functional`` and need no alias.
-_SHIMS = {
-    'functional_tensor': ('data/degradations.py', 'torchvision.transforms.functional_tensor'),
-    'distutils': ('archs/arch_util.py', 'distutils'),
-}
-
-
-#: What to say when no BasicSR is installed (the project installs it through an extra: setup.py).
-BASICSR_MISSING = 'BasicSR is not installed: pip install "nodesr_arch[basicsr]" (or "nodesr_arch[basicsr-fixed]")'
-
-
-class BasicSRFit(collections.namedtuple('BasicSRFit', 'root version reason needs')):
-    """Whether the BasicSR at ``root`` is the one the fixes were written for.
-
-    Attributes:
-        root (str | None): The ``basicsr`` package folder (None: BasicSR is not installed).
-        version (str | None): Its ``basicsr/version.py`` ``__version__``.
-        reason (str | None): Why the fixes do not apply to it; None when they do.
-        needs (frozenset[str]): The import shims it needs (``'functional_tensor'``, ``'distutils'``).
-    """
-
-
-_FITS = {}
 _SAID = []
-
-
-def _read(root, relative):
-    try:
-        with open(os.path.join(root, *relative.split('/')), encoding='utf-8') as f:
-            return f.read()
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def basicsr_root():
-    """The folder of the ``basicsr`` package that is (or would be) imported, found without importing it."""
-    module = sys.modules.get('basicsr')
-    spec = getattr(module, '__spec__', None) if module is not None else None
-    if spec is None:
-        import importlib.util
-        try:
-            spec = importlib.util.find_spec('basicsr')
-        except (ImportError, ValueError):
-            spec = None
-    locations = list(getattr(spec, 'submodule_search_locations', None) or ())
-    return locations[0] if locations else None
-
-
-def basicsr_fit(root=None):
-    """Check, from its files (nothing is imported), whether this BasicSR is the one the fixes were written for:
-    version :data:`BASICSR_VERSION` with the functions they replace where they expect them.
-
-    Args:
-        root (str | None): A ``basicsr`` package folder; default :func:`basicsr_root`.
-
-    Returns:
-        BasicSRFit: The answer, cached per folder.
-    """
-    root = root or basicsr_root()
-    if root in _FITS:
-        return _FITS[root]
-    version = reason = None
-    needs = frozenset()
-    if root is None:
-        reason = 'BasicSR is not installed'
-    else:
-        match = re.search(r"^__version__ = ['\"]([^'\"]+)['\"]", _read(root, 'version.py') or '', re.M)
-        version = match.group(1) if match else None
-        missing = [f'{relative} ({", ".join(n for n in names if n not in text)})'
-                   for relative, names in _LAYOUT.items() for text in [_read(root, relative) or '']
-                   if not all(n in text for n in names)]
-        if version != BASICSR_VERSION:
-            reason = f'version {version or "unknown"}, not {BASICSR_VERSION}'
-        elif missing:
-            reason = 'another layout: ' + '; '.join(missing) + ' not found'
-        else:
-            needs = frozenset(shim for shim, (relative, text) in _SHIMS.items()
-                              if text in (_read(root, relative) or ''))
-    _FITS[root] = BasicSRFit(root, version, reason, needs)
-    return _FITS[root]
 
 
 def fits():
@@ -548,9 +450,9 @@ def mark_checked(argv):
 def check_plugin_options(argv, is_train):
     """Check an option file before BasicSR makes any folder (fixes 6 and 8).
 
-    Every option file gets the checks of fix 8 (:func:`read_option_file`); one that names NODE-SR types
-    also gets ``nodesr_arch.models.option_check``'s, importing ``nodesr_arch`` (which registers its types)
-    only then. Other option files are left to BasicSR as they are.
+    Every option file gets the checks of fix 8 (``option_files.read_option_file``); one that names NODE-SR types
+    also gets ``nodesr_arch.models.option_check``'s, imported only then (a lookup of a NODE-SR type in a
+    BasicSR registry registers them, fix 6). Other option files are left to BasicSR as they are.
 
     Args:
         argv (list[str]): Command-line arguments (``-opt X.yml`` ...).
@@ -584,7 +486,7 @@ def _checked_parse_options(original):
             fix_train_namespace(caller)  # fix 3
         check_plugin_options(sys.argv[1:], is_train)  # fixes 6, 8
         opt, args = original(root_path, is_train)
-        if any(_force_yml_keys(entry) == ['manual_seed'] for entry in args.force_yml or []):  # fix 8
+        if any(force_yml_keys(entry) == ['manual_seed'] for entry in args.force_yml or []):  # fix 8
             from basicsr.utils import set_random_seed
             set_random_seed(opt['manual_seed'] + opt['rank'])
         _RUN['opt'] = opt  # fix 9
@@ -598,302 +500,13 @@ def _on_demand(registry):
 
     def get(name, suffix='basicsr'):
         if name in _PLUGIN_NAMES and name not in registry:
-            importlib.import_module('nodesr_arch').register()
+            register()
         return type(registry).get(registry, name, suffix)
 
     return get
 
 
-# ---- 7, 8: safe option files ---------------------------------------------------------------------------------
-
-#: The largest option (or model) YAML read: option files are a few KB.
-MAX_OPTION_FILE_BYTES = 1 << 20
-#: The most YAML nodes a file may expand to, each alias counted as the nodes it repeats ("billion laughs").
-MAX_YAML_NODES = 100_000
-#: The deepest nesting of mappings and lists (option files nest 4 or 5 levels).
-MAX_YAML_DEPTH = 64
-#: The longest experiment name in bytes: BasicSR's longest derived name (``train_NAME_<time>.log``) adds 26.
-MAX_NAME_BYTES = 200
-
-
-class OptionFileError(ValueError):
-    """An option file (or a ``--force_yml`` entry) is refused before anything is written; the message says why."""
-
-
-def read_regular_file(path, max_bytes, what='file'):
-    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``.
-
-    A fifo, a device (``/dev/zero``) or a folder, under any name or behind a symlink, is refused without
-    blocking on it or reading it.
-
-    Args:
-        path (str): The file.
-        max_bytes (int): Size bound.
-        what (str): What the file is, for messages (``'option file'``, ``'image'``).
-
-    Raises:
-        FileNotFoundError: It cannot be opened (missing, permission denied...); the message names it.
-        OptionFileError: It is not a regular file, or is too large.
-    """
-    import stat
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))  # a fifo's open would wait for a writer
-    except OSError as e:
-        raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
-    with open(fd, 'rb') as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ('a folder' if stat.S_ISDIR(st.st_mode) else 'a fifo' if stat.S_ISFIFO(st.st_mode) else
-                    'a device' if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else 'a special file')
-            raise OptionFileError(f'{path}: is {kind}, not a regular file ({what}s are read from regular files only)')
-        if st.st_size > max_bytes:
-            raise OptionFileError(f'{path}: {st.st_size} bytes, over the bound for {what}s ({max_bytes} bytes)')
-        try:
-            data = f.read(max_bytes + 1)
-        except OSError as e:
-            raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
-    if len(data) > max_bytes:
-        raise OptionFileError(f'{path}: over the bound for {what}s ({max_bytes} bytes)')
-    return data
-
-
-def _expanded_nodes(root):
-    """The number of nodes a YAML node graph expands to (aliases repeat their anchor's nodes); refuses a
-    recursive alias, nesting deeper than :data:`MAX_YAML_DEPTH` and more than :data:`MAX_YAML_NODES` nodes."""
-    sizes, on_path, stack = {}, set(), [(root, False, 1)]
-    while stack:
-        node, finished, depth = stack.pop()
-        key = id(node)
-        children = [n for pair in node.value for n in pair] if node.id == 'mapping' else \
-            node.value if node.id == 'sequence' else ()
-        if finished:
-            on_path.discard(key)
-            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
-            if sizes[key] > MAX_YAML_NODES:
-                raise OptionFileError(f'its aliases expand to more than {MAX_YAML_NODES} values (an alias '
-                                      f'bomb?), line {node.start_mark.line + 1}')
-        elif key not in sizes:
-            if key in on_path:
-                raise OptionFileError(f'an alias refers to itself, line {node.start_mark.line + 1}')
-            if depth > MAX_YAML_DEPTH:
-                raise OptionFileError(f'nested more than {MAX_YAML_DEPTH} levels deep, line '
-                                      f'{node.start_mark.line + 1}')
-            on_path.add(key)
-            stack.append((node, True, depth))
-            stack.extend((c, False, depth + 1) for c in children if id(c) not in sizes)
-    return sizes[id(root)]
-
-
-def _ordered_unique_mapping(loader, node):
-    from collections import OrderedDict
-    out = OrderedDict()
-    for (key, value), (key_node, _) in zip(loader.construct_pairs(node), node.value):
-        try:
-            seen = key in out
-        except TypeError:
-            raise OptionFileError(f'line {key_node.start_mark.line + 1}: a key that is a list or mapping '
-                                  f'({key!r})') from None
-        if seen:
-            raise OptionFileError(f"'{key}' is given twice in one mapping (line {key_node.start_mark.line + 1}); "
-                                  'give each key once')
-        out[key] = value
-    return out
-
-
-def safe_yaml_loader():
-    """PyYAML's safe loader (C-accelerated where available) building ``OrderedDict`` mappings, as BasicSR's
-    ``ordered_yaml`` loader does, but no Python objects; a key given twice in a mapping and aliases expanding
-    beyond :data:`MAX_YAML_NODES` nodes are refused (:class:`OptionFileError`)."""
-    if not _SAFE_LOADER:
-        import yaml
-
-        class OrderedSafeLoader(getattr(yaml, 'CSafeLoader', yaml.SafeLoader)):
-
-            def get_single_data(self):
-                node = self.get_single_node()
-                if node is None:
-                    return None
-                _expanded_nodes(node)
-                return self.construct_document(node)
-
-        OrderedSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _ordered_unique_mapping)
-        _SAFE_LOADER.append(OrderedSafeLoader)
-    return _SAFE_LOADER[0]
-
-
-def python_object_refusal(error):
-    """The message for an option file that a safe loader refused (``yaml.constructor.ConstructorError``)."""
-    return (f'holds a Python object ({error.problem.strip()}), which an option file may not: loading it would '
-            'run code. Nothing was loaded')
-
-
-def read_yaml(path, what='option file'):
-    """Read an option (or model) YAML: the one reader of this project's YAML files.
-
-    Mappings, lists, strings, numbers, ``~``; key order kept; a regular file of at most
-    :data:`MAX_OPTION_FILE_BYTES`, in UTF-8, without Python object tags, keys given twice or alias bombs.
-
-    Args:
-        path (str): The file.
-        what (str): What it is, for messages.
-
-    Returns:
-        The document (usually an ``OrderedDict``; None for an empty file).
-
-    Raises:
-        FileNotFoundError: It cannot be opened.
-        OptionFileError: Anything else, the message starting with the path.
-    """
-    import yaml
-    data = read_regular_file(path, MAX_OPTION_FILE_BYTES, what)
-    try:
-        return yaml.load(data.decode('utf-8'), Loader=safe_yaml_loader())
-    except UnicodeDecodeError:
-        raise OptionFileError(f'{path}: not a YAML text file (not UTF-8)') from None
-    except OptionFileError as e:
-        raise OptionFileError(f'{path}: {e}') from None
-    except yaml.constructor.ConstructorError as e:
-        raise OptionFileError(f'{path}: {python_object_refusal(e)}') from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, 'problem_mark', None)
-        where = f', line {mark.line + 1} column {mark.column + 1}' if mark is not None else ''
-        raise OptionFileError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
-
-
-def check_experiment_name(name):
-    """Refuse an experiment name that is not one plain folder name.
-
-    BasicSR joins it to ``experiments/``, ``results/`` and ``tb_logger/`` and archives (renames) whatever is
-    there: ``../../victim`` would rename a folder outside the project.
-
-    Args:
-        name: The ``name`` option, after ``--force_yml`` and ``--debug``.
-
-    Raises:
-        OptionFileError: Naming the problem.
-    """
-    if name is None or name == '':
-        raise OptionFileError('name: missing (the experiment name)')
-    if not isinstance(name, str):
-        raise OptionFileError(f'name: must be a string (the experiment name, one folder name), got {name!r}')
-    bad = [c for c in ('/', '\\', os.sep, os.altsep, '\0') if c and c in name]
-    if bad or name in ('.', '..') or any(ord(c) < 32 for c in name) or name != name.strip():
-        what = f'holds {bad[0]!r}' if bad else 'is not a folder name'
-        raise OptionFileError(f'name: {name!r} {what}; the experiment name must be one folder name (letters, '
-                              'digits, _ - . and the like), as it names experiments/<name> and results/<name>')
-    if len(os.fsencode(name)) > MAX_NAME_BYTES:
-        raise OptionFileError(f'name: {len(os.fsencode(name))} bytes long, more than an experiment name may be '
-                              f'({MAX_NAME_BYTES}: BasicSR makes longer file names from it)')
-
-
-def _force_yml_keys(entry):
-    return entry.split('=', 1)[0].strip().split(':')  # as BasicSR splits them
-
-
-def parse_force_yml(entry):
-    """Split a ``--force_yml a:b:c=value`` entry into its keys and its value, read as YAML.
-
-    Args:
-        entry (str): The entry.
-
-    Returns:
-        tuple: ``keys`` (list[str]), ``value`` (a YAML scalar or list; ``none``/``None`` is None as for BasicSR).
-
-    Raises:
-        OptionFileError: Not ``key:sub=value`` with one ``=``, a key that is not a plain name (BasicSR
-            passes it to ``exec``), or a value that is not a YAML scalar or flow list.
-    """
-    import re
-    if entry.count('=') != 1:
-        why = 'has no' if '=' not in entry else 'has more than one'
-        raise OptionFileError(f"--force_yml: '{entry}' {why} '=' (the form is key:sub=value; BasicSR splits at "
-                              "every '=')")
-    keys = _force_yml_keys(entry)
-    text = entry.split('=', 1)[1].strip()
-    for key in keys:
-        if not re.fullmatch(r'[\w.+-]+', key):
-            raise OptionFileError(f"--force_yml: '{entry}': key {key!r} is not a plain option name")
-    try:
-        return keys, force_yml_value(text)
-    except OptionFileError as e:
-        raise OptionFileError(f"--force_yml: '{entry}': {e}") from None
-
-
-def force_yml_value(text):
-    """A ``--force_yml`` value read as YAML (a scalar or a list); ``none``/``None`` is None, as for BasicSR.
-
-    Fix 8 puts this in place of BasicSR's ``_postprocess_yml_value``, which passes a value starting with ``[`` to
-    ``eval``.
-
-    Raises:
-        OptionFileError: Not a YAML scalar or list.
-    """
-    import yaml
-    text = text.strip()
-    if text.lower() == 'none':
-        return None
-    try:
-        value = yaml.load(text, Loader=safe_yaml_loader())
-    except (yaml.YAMLError, OptionFileError) as e:
-        raise OptionFileError(f"the value is not a YAML value ({getattr(e, 'problem', None) or e})") from None
-    if isinstance(value, dict):
-        raise OptionFileError('the value is a mapping; give a number, a string or a [list] (quote a string that '
-                              'holds ": ")')
-    return value
-
-
-def apply_force_yml(opt, entry):
-    """Apply one ``--force_yml a:b:c=value`` entry to ``opt`` in place, as BasicSR would (see
-    :func:`parse_force_yml`); the sections it goes through must exist.
-
-    Raises:
-        OptionFileError: A malformed entry or a section that does not exist.
-    """
-    keys, value = parse_force_yml(entry)
-    node = opt
-    for i, key in enumerate(keys[:-1]):
-        if not isinstance(node.get(key), dict):
-            raise OptionFileError(f"--force_yml: '{':'.join(keys[:i + 1])}' is not a section of the options")
-        node = node[key]
-    node[keys[-1]] = value
-
-
-def read_option_file(argv):
-    """Read ``-opt`` of ``argv`` with ``--force_yml`` and ``--debug`` applied as BasicSR does, and check the
-    experiment name (fix 8).
-
-    Args:
-        argv (list[str]): Command-line arguments.
-
-    Returns:
-        dict | None: The options; None without ``-opt`` (BasicSR's parser says so).
-
-    Raises:
-        OptionFileError: The file is missing, unreadable or refused, an entry is malformed, or the name is not one
-            folder name; the message starts with ``-opt:``, ``--force_yml:`` or ``name:``.
-    """
-    import argparse
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('-opt', type=str)
-    parser.add_argument('--force_yml', nargs='+', default=None)
-    parser.add_argument('--debug', action='store_true')
-    args, _ = parser.parse_known_args(argv)
-    if args.opt is None:
-        return None
-    if not os.path.lexists(args.opt):
-        raise OptionFileError(f"-opt: option file '{args.opt}' does not exist")
-    try:
-        opt = read_yaml(args.opt)
-    except (OSError, OptionFileError) as e:
-        raise OptionFileError(f'-opt: {e}') from None
-    if not isinstance(opt, dict):
-        raise OptionFileError(f"-opt: '{args.opt}' does not hold a mapping of options")
-    for entry in args.force_yml or []:
-        apply_force_yml(opt, entry)
-    if args.debug and isinstance(opt.get('name'), str) and not opt['name'].startswith('debug'):
-        opt['name'] = 'debug_' + opt['name']
-    check_experiment_name(opt.get('name'))
-    return opt
+# ---- 7, 8: safe option files (the reading is nodesr_arch.option_files') -----------------------------------
 
 
 def _safe_ordered_yaml(original):
@@ -955,25 +568,30 @@ _AFTER_IMPORT = {
 
 
 def before_import(name):
-    """Called by ``nodesr_arch_hook`` before BasicSR's module ``name`` is first executed."""
+    """Called by :mod:`nodesr_arch.hook` before BasicSR's module ``name`` is first executed."""
     if name == 'basicsr' and fits():
         _once('imports', fix_imports)
 
 
-def after_import(name):
-    """Called by ``nodesr_arch_hook`` once BasicSR's module ``name`` has been executed.
+def after_import(name, plugin_first=False):
+    """Called by :mod:`nodesr_arch.hook` once BasicSR's module ``name`` has been executed.
 
     Once all of ``basicsr`` is, NODE-SR registers if ``nodesr_arch`` was imported before it (it imports no
     BasicSR itself); otherwise it registers on demand (fix 6). A BasicSR that :func:`fits` not gets no fix.
+
+    Args:
+        name (str): The module.
+        plugin_first (bool): ``nodesr_arch`` was imported before ``basicsr`` (the hook looks before it imports
+            this module, which imports the package).
     """
     if name in _AFTER_IMPORT and fits():
         _once(name, _AFTER_IMPORT[name])
-    if name == 'basicsr' and hasattr(sys.modules.get('nodesr_arch'), 'register'):
-        sys.modules['nodesr_arch'].register()
+    if name == 'basicsr' and plugin_first:
+        register()
 
 
 def apply():
-    """Apply every fix once (``import nodesr_arch`` calls this; the hook applies the same on import), to the
+    """Apply every fix once (:func:`register` calls this; the hook applies the same on import), to the
     BasicSR they were written for only (:func:`fits`)."""
     if not fits():
         return
@@ -981,3 +599,18 @@ def apply():
     for module, fix in _AFTER_IMPORT.items():
         importlib.import_module(module)
         _once(module, fix)
+
+
+def register():
+    """Apply the fixes (:func:`apply`) and register NODE-SR's archs, datasets and models in BasicSR's registries
+    (imports BasicSR): ``nodesr_arch.register()``, the hook and the on-demand lookups (fix 6) call it.
+
+    Safe to call any number of times.
+    """
+    apply()
+    import nodesr_arch.archs  # noqa: F401  (each *_arch.py, *_dataset.py, *_model.py registers on import)
+    import nodesr_arch.data  # noqa: F401
+    import nodesr_arch.models  # noqa: F401
+    from nodesr_arch.registry import ARCH_REGISTRY, DATASET_REGISTRY
+    ARCH_REGISTRY.forward()
+    DATASET_REGISTRY.forward()
