@@ -11,8 +11,8 @@ n - 1 in the denominator; 0 for one run), and the scale its *leader*: the method
 both have seeds paired by position, every seed pair agrees (the rule of :mod:`benchmarks.seed_tables`).
 
 Printed: the Markdown table at ``--compact`` scales (mean +- sd; the leader in bold when beyond the
-spread), the leader per dataset as ranges of the 0.1 grid, and with ``--vs LABEL`` the
-:func:`benchmarks.seed_tables.summary` sentence of ``LABEL`` against every other method with seeds.
+spread), the leader per dataset as ranges of the 0.1 grid, and with ``--vs LABEL`` where ``LABEL`` is ahead
+of each other method beyond the spread, where that method is, and where neither (:func:`versus_summary`).
 ``--cost`` adds the rows of ``python -m benchmarks.method_cost --csv`` (named by method label): parameters,
 MACs per output pixel and CPU ms per output at each scale it measured. ``--csv-out`` writes one row per
 dataset, scale and method; ``--plot`` draws PSNR gain over the first method (bicubic) against scale.
@@ -22,7 +22,7 @@ import csv
 
 import numpy as np
 
-from benchmarks.seed_tables import scale_ranges, seed_stats, summary
+from benchmarks.seed_tables import scale_ranges
 from nodesr_arch.commands.benchmark_report import merge_rows, read_csv, scale_key, unique
 
 
@@ -81,6 +81,18 @@ def leader_summary(stats):
     lead = '; '.join(parts) if parts else 'no method'
     return f'Ahead of every other method beyond the spread: {lead}; no method beyond it at {len(none)} ' \
            f'({scale_ranges(none)}).'
+
+
+def versus_summary(stats, a, b):
+    """Sentence: where method ``a`` is ahead of ``b`` beyond the spread, where ``b`` is, and where neither is
+    (the rule of :func:`leader` on the two alone)."""
+    sides = {a: [], b: [], None: []}
+    for st in stats:
+        top, _, _, beyond = leader({k: st['methods'][k] for k in (a, b)})
+        sides[top if beyond else None].append(st['scale'])
+    return (f'{a} ahead beyond the spread at {len(sides[a])} of {len(stats)} scales ({scale_ranges(sides[a])}); '
+            f'{b} ahead beyond it at {len(sides[b])} ({scale_ranges(sides[b])}); within it at '
+            f'{len(sides[None])} ({scale_ranges(sides[None])}).')
 
 
 def compact_table(stats, dataset, scales):
@@ -178,10 +190,9 @@ def main(argv=None):
                 parser.error(f'{dataset}: {e}')
         print(f'- {dataset}, all {len(stats)} scales: {leader_summary(stats)}')
         if args.vs:
-            for label, ns in methods.items():
-                if label != args.vs and len(ns) == len(methods[args.vs]) > 1:
-                    pair = seed_stats(rows, dataset, methods[args.vs], ns)
-                    print(f'  - {args.vs} against {label}: {summary(pair, (args.vs, label))}')
+            for label in methods:
+                if label != args.vs:
+                    print(f'  - {args.vs} against {label}: {versus_summary(stats, args.vs, label)}')
         print()
     if args.cost:
         print('\n'.join(cost_lines(args.cost, methods)) + '\n')

@@ -360,7 +360,9 @@ def test_method_tables_leaders_table_cost_and_plot(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '| A | **30.50 +- 0.10** | 28.05 +- 0.10 |' in out and '| bicubic | 25.00 | 25.00 |' in out
     assert 'beyond the spread: A at 1 (x2); no method beyond it at 1 (x3).' in out
-    assert 'A against B: A ahead beyond the spread at 1 of 2 scales (x2)' in out
+    assert 'A against B: A ahead beyond the spread at 1 of 2 scales (x2); B ahead beyond it at 0 (none); within ' \
+        'it at 1 (x3).' in out
+    assert 'A against bicubic: A ahead beyond the spread at 2 of 2 scales (x2, x3)' in out
     assert '| A | 57,539 | 229,248 | 82 | 229,248 | 90 |' in out
     lines = (tmp_path / 'm.csv').read_text().splitlines()
     assert lines[1:3] == ['S,2,bicubic,1,25.0000,0.0000', 'S,2,A,3,30.5000,0.1000']
