@@ -4,6 +4,8 @@ Every file the project writes (images, checkpoints, CSV, JSON, Markdown) goes th
 it is written to ``.STEM.PID.partial.EXT`` beside its final name, then moved there, so a reader or a killed
 run never sees half a file, and :func:`remove_stale_partials` can tell a dead run's leftovers from a live one's.
 """
+import contextlib
+import io
 import os
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -90,10 +92,13 @@ def read_bytes(path, max_bytes=MAX_IMAGE_BYTES):
 def read_image(path, check=False):
     """Read an image file (see :func:`decode_image`), optionally as a photo viewer shows it.
 
+    The file is read once and its pixels decoded once (by OpenCV, which keeps 16-bit and float depths).
+
     Args:
         path (str): An image file.
-        check (bool): Also open it with PIL, which notices truncated files that OpenCV decodes silently (half
-            a JPEG), and turn the image as its EXIF orientation tag says.
+        check (bool): Also identify it with PIL and turn the image as its EXIF orientation tag says; a file
+            OpenCV refuses, or a JPEG without its end (which OpenCV 4 decodes as half an image), is then
+            refused with PIL's reason. Default: False.
 
     Returns:
         ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
@@ -104,33 +109,85 @@ def read_image(path, check=False):
     """
     import numpy as np
     content = read_bytes(path)
-    orientation = _checked_orientation(path) if check else 1
-    return np.ascontiguousarray(apply_orientation(decode_image(content, path), orientation))
-
-
-def _checked_orientation(path):
-    """The EXIF orientation of an image PIL can read fully; ImageReadError for a file PIL finds broken."""
-    from PIL import Image, UnidentifiedImageError
+    if not check:
+        return np.ascontiguousarray(decode_image(content, path))
+    orientation, jpeg = 1, False  # for a float RGB TIFF, which PIL cannot open
+    with _pil_errors(path, content):
+        from PIL import Image
+        with Image.open(io.BytesIO(content)) as im:  # reads the header and the EXIF tags, not the pixels
+            orientation = _orientation(im, content)
+            jpeg = im.format == 'JPEG'
+    if jpeg and not _jpeg_complete(content):  # half a JPEG, which OpenCV 4 decodes, or an odd one: PIL decides
+        _pil_decode(path, content)
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.getexif().get(0x0112, 1)
+        img = decode_image(content, path)
+    except ImageReadError:
+        _pil_decode(path, content)  # PIL's reason where it has one, as when PIL decoded every file
+        raise
+    return np.ascontiguousarray(apply_orientation(img, orientation))
+
+
+def _pil_decode(path, content):
+    """Decode image bytes with PIL, for its reason to refuse them (ImageReadError); None if it can."""
+    from PIL import Image
+    with _pil_errors(path, content), Image.open(io.BytesIO(content)) as im:
+        im.load()
+
+
+@contextlib.contextmanager
+def _pil_errors(path, content):
+    """PIL's errors on ``path`` as ImageReadError naming it (a float RGB TIFF, which PIL cannot read, passes)."""
+    from PIL import UnidentifiedImageError
+    try:
+        yield
     except UnidentifiedImageError:
-        if not _is_tiff(path):  # PIL cannot read float RGB TIFFs; OpenCV's libtiff reads them
+        if content[:4] not in (b'II*\x00', b'MM\x00*'):  # not a TIFF: OpenCV's libtiff reads what PIL cannot
             raise ImageReadError(f'cannot decode image {path}: not an image in a supported format '
                                  f'({", ".join(e[1:] for e in IMG_EXTENSIONS)}; 8/16-bit, float32 TIFF)') from None
-    except OSError as e:
-        if e.errno is not None:  # the file system's error (permission denied...), not the decoder's
-            raise FileNotFoundError(f'cannot read {path}: {e.strerror}') from None
-        raise ImageReadError(f'cannot decode image {path}: {e}') from None
+    except ImageReadError:
+        raise
     except Exception as e:
         raise ImageReadError(f'cannot decode image {path}: {e}') from None
-    return 1
 
 
-def _is_tiff(path):
-    with open(path, 'rb') as f:
-        return f.read(4) in (b'II*\x00', b'MM\x00*')
+def _orientation(im, content):
+    """The EXIF orientation tag of an opened PIL image (1 when it has none), without decoding its pixels."""
+    if im.format == 'PNG' and 'exif' not in im.info:  # PIL would decode the pixels to reach an eXIf chunk after them
+        chunk = _png_chunk(content, b'eXIf')
+        if chunk is None:
+            return 1
+        im.info['exif'] = chunk if chunk.startswith(b'Exif\x00\x00') else b'Exif\x00\x00' + chunk
+    return im.getexif().get(0x0112, 1)
+
+
+def _png_chunk(content, kind):
+    """The data of the first chunk of type ``kind`` in PNG bytes, or None (a walk over the chunk headers)."""
+    i = 8
+    while i + 8 <= len(content):
+        length = int.from_bytes(content[i:i + 4], 'big')
+        if content[i + 4:i + 8] == kind:
+            return content[i + 8:i + 8 + length]
+        i += 12 + length
+    return None
+
+
+def _jpeg_complete(content):
+    """Whether JPEG bytes hold an end-of-image marker after the start of their scan (a header walk, no decoding)."""
+    i = 2
+    while i + 4 <= len(content):
+        if content[i] != 0xFF:
+            return False
+        marker = content[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: entropy-coded data holds no unstuffed 0xFFD9 but the end marker
+            return content.find(b'\xff\xd9', i) >= 0
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(content[i + 2:i + 4], 'big')
+    return False
 
 
 def apply_orientation(img, orientation):

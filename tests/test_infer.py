@@ -1,7 +1,9 @@
 """``nodesr infer``: sizes, modes and depths of the outputs; validation before writing; no overwrites."""
+import collections
 import errno
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,6 +177,58 @@ def test_exif_orientation_is_applied(tmp_path):
         with Image.open(path) as im:
             upright = np.asarray(ImageOps.exif_transpose(im))
         assert np.array_equal(read_image(str(path)), upright), orientation
+        late = tmp_path / f'late{orientation}.png'  # the eXIf chunk after the pixels, where PNG allows it too
+        late.write_bytes(exif_after_pixels(path.read_bytes()))
+        assert np.array_equal(read_image(str(late)), upright), orientation
+
+
+def exif_after_pixels(png):
+    """PNG bytes with their eXIf chunk moved to just before IEND."""
+    chunks, i = [], 8
+    while i < len(png):
+        length = int.from_bytes(png[i:i + 4], 'big')
+        chunks.append(png[i:i + 12 + length])
+        i += 12 + length
+    exif = [c for c in chunks if c[4:8] == b'eXIf']
+    assert len(exif) == 1
+    rest = [c for c in chunks if c[4:8] != b'eXIf']
+    return png[:8] + b''.join(rest[:-1] + exif + rest[-1:])
+
+
+def test_each_input_is_decoded_once(model, images, tmp_path, monkeypatch):
+    import PIL.ImageFile
+
+    calls = collections.Counter()
+    imdecode, load = cv2.imdecode, PIL.ImageFile.ImageFile.load
+    monkeypatch.setattr(cv2, 'imdecode', lambda *a: calls.update([a[0].tobytes()]) or imdecode(*a))
+    monkeypatch.setattr(PIL.ImageFile.ImageFile, 'load', lambda self: calls.update(['PIL']) or load(self))
+    assert main(['-i', str(images), '-o', str(tmp_path / 'out'), '--scale', '2', '--model', model, '-q']) == 0
+    assert sorted(calls.values()) == [1] * 4 and 'PIL' not in calls
+    assert sorted(calls) == sorted(p.read_bytes() for p in images.iterdir())
+
+
+def test_half_a_jpeg_is_refused_where_opencv_decodes_it(images, monkeypatch):
+    from nodesr_arch.commands.infer import InferError, read_image
+
+    monkeypatch.setattr(cv2, 'imdecode', lambda *a: np.zeros((15, 13, 3), np.uint8))  # as OpenCV 4 does
+    jpeg = (images / 'odd.jpg').read_bytes()
+    (images / 'cut.jpg').write_bytes(jpeg[:len(jpeg) - 40])
+    (images / 'tail.jpg').write_bytes(jpeg + b'trailing bytes after the end marker')
+    with pytest.raises(InferError, match=r'cannot decode image .*cut\.jpg: image file is truncated'):
+        read_image(str(images / 'cut.jpg'))
+    for name in ('odd.jpg', 'tail.jpg'):
+        assert read_image(str(images / name)).shape == (15, 13, 3)
+
+
+def test_progress_bar_on_stderr_unless_quiet(model, images, tmp_path, capsys):
+    args = ['-i', str(images), '-o', str(tmp_path / 'out'), '--scale', '2', '--model', model, '--runtime', 'torch']
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert re.search(r'nodesr infer \(.*\).* 4/4 \[\d\d:\d\d<\d\d:\d\d', err), err  # images done, time left
+    assert out.startswith('wrote 4 images to ')
+    assert main(args + ['--force', '--quiet']) == 0
+    out, err = capsys.readouterr()
+    assert err == '' and out.startswith('wrote 4 images to ')
 
 
 def test_fixed_scale_model_at_another_scale_warns_once(images, tmp_path, capsys):

@@ -111,7 +111,8 @@ def build_parser():
     p.add_argument('--suffix', default=None,
                    help="added to output names (default: _x<scale>, or _<H>x<W> with --size/--width)")
     p.add_argument('-f', '--force', action='store_true', help='overwrite existing outputs (never inputs)')
-    p.add_argument('-q', '--quiet', action='store_true', help='no progress bar')
+    p.add_argument('-q', '--quiet', action='store_true',
+                   help='no progress bar (by default a bar on stderr counts the images done and the time left)')
     return p
 
 
@@ -407,8 +408,6 @@ def run(args):
     from nodesr_arch.api import load_model
     from nodesr_arch.inference import fixed_scale_message
 
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise InferError(f'output {args.output} exists and is not a folder')
     jobs = plan(args)
     ode = {k: v for k, v in (('num_steps', args.steps), ('step_size', args.step_size), ('method', args.method))
            if v is not None}
@@ -437,7 +436,8 @@ def run(args):
     options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
     from tqdm import tqdm
 
-    bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet or None, file=sys.stderr)
+    bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet, file=sys.stderr,
+               dynamic_ncols=True)
     written = []
     for job in bar:
         try:
