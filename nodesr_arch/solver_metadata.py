@@ -8,7 +8,8 @@ in which ``nn.Module.state_dict`` already records each module's version: ``torch
 every loader reads the weights as before. ``_metadata['']['nodesr_ode']`` holds ``method`` and ``num_steps``
 or ``step_size`` (with ``time``, ``rtol``, ``atol`` where set). For the rivals (Meta-SR, LIIF),
 ``_metadata['']['nodesr_opt']`` holds the options their shapes do not show: ``img_mean``, ``img_std`` (their
-buffers are not saved) and the EDSR encoder's ``res_scale``.
+buffers are not saved) and the EDSR encoder's ``res_scale``; for NODESR, ``subtract_input``, ``size_multiple``
+and the backbone's ``img_range``.
 """
 import collections
 import numbers
@@ -29,7 +30,8 @@ def hidden_options(net):
 
     Returns:
         dict: ``img_mean``, ``img_std`` (lists, one per channel) for an encoder-upsampler (Meta-SR, LIIF), and
-        ``res_scale`` when its encoder has residual blocks (EDSR).
+        ``res_scale`` when its encoder has residual blocks (EDSR); for NODESR, ``subtract_input``,
+        ``size_multiple`` and its backbone's ``img_range`` (SwinIR).
     """
     out = {}
     for name in ('img_mean', 'img_std'):
@@ -41,6 +43,11 @@ def hidden_options(net):
     res_scales = {float(m.res_scale) for m in modules if isinstance(getattr(m, 'res_scale', None), numbers.Real)}
     if len(res_scales) == 1:
         out['res_scale'] = res_scales.pop()
+    field = getattr(getattr(getattr(net, 'ode', None), 'field', None), 'func', None)
+    if isinstance(getattr(field, 'subtract_input', None), bool):  # NODESR: its own options and the backbone's
+        out.update(subtract_input=field.subtract_input, size_multiple=int(net.size_multiple))
+        if isinstance(getattr(field.net, 'img_range', None), numbers.Real):
+            out['img_range'] = float(field.net.img_range)
     return out
 
 
@@ -100,6 +107,9 @@ def stored_options(params):
         return {}
     out = {k: [float(x) for x in entry[k]] for k in ('img_mean', 'img_std')
            if isinstance(entry.get(k), list) and entry[k] and all(isinstance(x, (int, float)) for x in entry[k])}
-    if isinstance(entry.get('res_scale'), (int, float)) and not isinstance(entry['res_scale'], bool):
-        out['res_scale'] = float(entry['res_scale'])
+    for key, kind in (('res_scale', float), ('img_range', float), ('size_multiple', int)):
+        if isinstance(entry.get(key), (int, float)) and not isinstance(entry[key], bool):
+            out[key] = kind(entry[key])
+    if isinstance(entry.get('subtract_input'), bool):
+        out['subtract_input'] = entry['subtract_input']
     return out

@@ -6,19 +6,20 @@ spandrel has no plugin discovery: a host runs one line once, before it loads mod
     import nodesr_arch.spandrel; nodesr_arch.spandrel.register_spandrel()
 
 Then ``spandrel.ModelLoader().load_from_file('net_g_latest.pth')`` returns an ``ImageModelDescriptor`` for the
-networks this project trains: NODE-VDSR, NODE-RDN, NODESR (RRDBNet backbone), VDSR+t, RDN+t and the arbitrary-scale
-rivals MetaSR (VDSRBody or EDSRBody encoder), MetaRDN (MetaSR on RDNBody) and LIIF (any of the three encoders), at
-the integer scale the host asks for with ``register_spandrel(scale=...)``, default 4; and VDSR, RDN (VDSR at that
-scale too, RDN at the scale its upsampler was built for). Each is detected from its exact state-dict keys (every
-key, none missing, none extra, shapes consistent), and the architectures are added after spandrel's own, so a
-checkpoint that spandrel already knows (RRDBNet as ESRGAN, SwinIR...) loads as before and one it does not know stays
-unsupported unless it is one of these. Settings come from tensor shapes (encoder type and size, Pos2Weight's hidden
-width and kernel size, LIIF's MLP widths); the solver of a NODE network, and a rival's ``img_mean``, ``img_std``
-and EDSR ``res_scale``, from the metadata this project stores in its checkpoints
+networks this project trains: NODE-VDSR, NODE-RDN, NODESR (RRDBNet or SwinIR backbone), VDSR+t, RDN+t and the
+arbitrary-scale rivals MetaSR (VDSRBody or EDSRBody encoder), MetaRDN (MetaSR on RDNBody) and LIIF (any of the three
+encoders), at the integer scale the host asks for with ``register_spandrel(scale=...)``, default 4; and VDSR, RDN
+(VDSR at that scale too, RDN at the scale its upsampler was built for). Each is detected from its exact state-dict
+keys (every key, none missing, none extra, shapes consistent), and the architectures are added after spandrel's own,
+so a checkpoint that spandrel already knows (RRDBNet as ESRGAN, SwinIR...) loads as before and one it does not know
+stays unsupported unless it is one of these. Settings come from tensor shapes (encoder type and size, Pos2Weight's
+hidden width and kernel size, LIIF's MLP widths); the solver of a NODE network, and a rival's ``img_mean``,
+``img_std`` and EDSR ``res_scale``, from the metadata this project stores in its checkpoints
 (:mod:`nodesr_arch.solver_metadata`), else rk4 with ``step_size: 1.0`` (the paper's) and the networks' defaults
-(those of this project's option files). ``NODESR`` is covered with BasicSR's ``RRDBNet`` as its backbone (spandrel
-knows RRDBNet as ESRGAN); not covered: NODESR around SwinIR (options such as ``img_range`` and ``upsampler`` are not
-in its shapes, and BasicSR's SwinIR is not spandrel's class); another architecture goes in :data:`ARCHITECTURES`.
+(those of this project's option files). ``NODESR`` is covered with BasicSR's ``RRDBNet`` (``scale: 1``) or
+``SwinIR`` (``upscale: 1, upsampler: ''``) as its backbone, SwinIR's settings read by spandrel's own SwinIR loader
+(its ``img_range`` and NODESR's ``subtract_input`` and ``size_multiple`` from the metadata); another architecture
+goes in :data:`ARCHITECTURES`.
 
 The descriptor's call enlarges its input bicubically (MATLAB's kernel, as in training) to exactly ``scale``
 times its size, odd sizes included, and solves as :meth:`nodesr_arch.api.Upscaler.super_resolve` does.
@@ -240,26 +241,65 @@ def _rrdbnet_options(state, prefix):
     return opt, {f'{prefix}{n}.{p}' for n in names for p in ('weight', 'bias')}
 
 
+_BACKBONE = 'ode.field.func.net.'
+#: spandrel's SwinIR hyperparameters that BasicSR's SwinIR takes and that change the result in eval mode.
+_SWINIR_KEYS = ('img_size', 'patch_size', 'embed_dim', 'depths', 'num_heads', 'window_size', 'mlp_ratio', 'qkv_bias',
+                'qk_scale', 'ape', 'patch_norm', 'upsampler', 'resi_connection')
+
+
+def _swinir_options(state, prefix):
+    """BasicSR ``SwinIR`` options at the same resolution (``upscale: 1``, ``upsampler: ''``) read from the shapes
+    under ``prefix`` by spandrel's own SwinIR loader, with the keys it has; None if it is not one."""
+    from spandrel.architectures.SwinIR import SwinIRArch
+    sub = _sub(state, prefix)
+    arch = SwinIRArch()
+    if not arch.detect(sub):
+        return None
+    try:
+        model = arch.load(sub).model
+    except (KeyError, ValueError, RuntimeError, AssertionError):
+        return None
+    hyper = model.hyperparameters
+    expected = model.state_dict()
+    if hyper.get('upsampler') != '' or hyper.get('start_unshuffle', 1) != 1 or set(expected) != set(sub) \
+            or any(expected[k].shape != sub[k].shape for k in sub):
+        return None
+    opt = {'type': 'SwinIR', 'in_chans': int(hyper['in_chans']), 'upscale': 1,
+           **{k: hyper[k] for k in _SWINIR_KEYS}}
+    return dict(opt, num_in_ch=opt['in_chans'], num_out_ch=opt['in_chans']), {prefix + k for k in sub}
+
+
 class NODESRArch(_NodeSRArchitecture):
-    """``NODESR`` around BasicSR's ``RRDBNet`` (``scale: 1``), the one backbone whose settings its shapes
-    hold here; a backbone such as SwinIR needs options (``img_range``, ``img_size``...) read from more than
-    shapes and is not detected."""
+    """``NODESR`` around BasicSR's ``RRDBNet`` (``scale: 1``) or ``SwinIR`` (``upscale: 1, upsampler: ''``), whose
+    settings their shapes hold; SwinIR's ``img_range`` and NODESR's ``subtract_input`` and ``size_multiple`` come
+    from the checkpoint's metadata, else their defaults."""
 
     kind, ode = 'NODESR', True
 
     def options(self, state):
-        backbone = _rrdbnet_options(state, 'ode.field.func.net.')
+        backbone = _rrdbnet_options(state, _BACKBONE)
+        if backbone is None and f'{_BACKBONE}layers.0.residual_group.blocks.0.attn.qkv.weight' in state:
+            backbone = _swinir_options(state, _BACKBONE)
         if backbone is None:
             return None
         opt, keys = backbone
-        num_ch = opt['num_out_ch']
+        num_ch = opt['num_out_ch'] if opt['type'] == 'RRDBNet' else opt['num_in_ch'] - 1  # SwinIR: out = in
         if set(state) - {'ode.field.func.gain'} != keys or opt['num_in_ch'] != num_ch + 1:
             return None
         gain = state.get('ode.field.func.gain')
         if gain is not None and tuple(gain.shape) != (1, num_ch, 1, 1):
             return None
-        return {'backbone': opt, 'num_in_ch': num_ch, 'num_out_ch': num_ch, 'num_feat': opt['num_feat'],
-                'num_block': opt['num_block']}
+        backbone = {k: v for k, v in opt.items() if k not in ('num_in_ch', 'num_out_ch')} \
+            if opt['type'] == 'SwinIR' else opt
+        return {'backbone': backbone, 'num_in_ch': num_ch, 'num_out_ch': num_ch,
+                'num_feat': opt.get('num_feat', opt.get('embed_dim')), 'num_block': opt.get('num_block', len(
+                    opt.get('depths', ())))}
+
+    def with_hidden(self, opt, stored):
+        opt = dict(opt, **{k: stored[k] for k in ('subtract_input', 'size_multiple') if k in stored})
+        if 'img_range' in stored and opt['backbone']['type'] == 'SwinIR':
+            opt['backbone'] = dict(opt['backbone'], img_range=stored['img_range'])
+        return opt
 
     def build(self, opt):
         from nodesr_arch.archs.nodesr_arch import NODESR

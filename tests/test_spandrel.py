@@ -28,6 +28,10 @@ NETS = {
     'NODERDN': dict(RDN_OPT, ode={'method': 'midpoint', 'num_steps': 2}),
     'NODESR': {'backbone': {'type': 'RRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 1},
                'ode': {'method': 'rk4', 'num_steps': 1}},
+    'NODESR_SwinIR': {'type': 'NODESR', 'backbone': {
+        'type': 'SwinIR', 'upscale': 1, 'upsampler': '', 'img_size': 16, 'window_size': 4, 'embed_dim': 12,
+        'depths': [2, 1], 'num_heads': [2, 3], 'mlp_ratio': 2, 'img_range': 2.0},
+        'ode': {'method': 'rk4', 'num_steps': 1}},
     'VDSRt': {'num_feat': 6, 'num_layer': 3},
     'RDNt': dict(RDN_OPT),
     'VDSR': {'num_feat': 6, 'num_layer': 3},
