@@ -21,8 +21,9 @@ hidden width and kernel size, LIIF's MLP widths); the solver of a NODE network, 
 (its ``img_range`` and NODESR's ``subtract_input`` and ``size_multiple`` from the metadata); another architecture
 goes in :data:`ARCHITECTURES`.
 
-The descriptor's call enlarges its input bicubically (MATLAB's kernel, as in training) to exactly ``scale``
-times its size, odd sizes included, and solves as :meth:`nodesr_arch.api.Upscaler.super_resolve` does.
+The descriptor's call runs :meth:`nodesr_arch.api.Upscaler.super_resolve` at exactly ``scale`` times the input's
+size, odd sizes included: a NODE or +t network enlarges bicubically (MATLAB's kernel, as in training) and solves,
+Meta-SR and LIIF predict every output pixel from the LR features.
 Python users get any real scale with :func:`super_resolve` and another integer scale with :func:`at_scale`.
 """
 import math
