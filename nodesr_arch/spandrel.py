@@ -6,27 +6,33 @@ spandrel has no plugin discovery: a host runs one line once, before it loads mod
     import nodesr_arch.spandrel; nodesr_arch.spandrel.register_spandrel()
 
 Then ``spandrel.ModelLoader().load_from_file('net_g_latest.pth')`` returns an ``ImageModelDescriptor`` for the
-networks this project trains: NODE-VDSR, NODE-RDN, NODESR (RRDBNet backbone), VDSR+t, RDN+t (at the integer
-scale the host asks for with ``register_spandrel(scale=...)``, default 4) and VDSR, RDN (VDSR at that scale too,
-RDN at the scale its upsampler was built for). Each is detected from its exact state-dict keys (every key, none
-missing, none extra, shapes consistent), and the architectures are added after spandrel's own, so a checkpoint
-that spandrel already knows (RRDBNet as ESRGAN, SwinIR...) loads as before and one it does not know stays
-unsupported unless it is one of these. Settings come from tensor shapes; the solver of a NODE network from the
-metadata this project stores in its checkpoints (:mod:`nodesr_arch.solver_metadata`), else rk4 with ``step_size:
-1.0``, the paper's. ``NODESR`` is covered with BasicSR's ``RRDBNet`` as its backbone (spandrel knows RRDBNet as
-ESRGAN); not covered: NODESR around SwinIR (options such as ``img_range`` are not in its shapes) and the rivals;
-an architecture for them goes in :data:`ARCHITECTURES`.
+networks this project trains: NODE-VDSR, NODE-RDN, NODESR (RRDBNet or SwinIR backbone), VDSR+t, RDN+t and the
+arbitrary-scale rivals MetaSR (VDSRBody or EDSRBody encoder), MetaRDN (MetaSR on RDNBody) and LIIF (any of the three
+encoders), at the integer scale the host asks for with ``register_spandrel(scale=...)``, default 4; and VDSR, RDN
+(VDSR at that scale too, RDN at the scale its upsampler was built for). Each is detected from its exact state-dict
+keys (every key, none missing, none extra, shapes consistent), and the architectures are added after spandrel's own,
+so a checkpoint that spandrel already knows (RRDBNet as ESRGAN, SwinIR...) loads as before and one it does not know
+stays unsupported unless it is one of these. Settings come from tensor shapes (encoder type and size, Pos2Weight's
+hidden width and kernel size, LIIF's MLP widths); the solver of a NODE network, and a rival's ``img_mean``,
+``img_std`` and EDSR ``res_scale``, from the metadata this project stores in its checkpoints
+(:mod:`nodesr_arch.solver_metadata`), else rk4 with ``step_size: 1.0`` (the paper's) and the networks' defaults
+(those of this project's option files). ``NODESR`` is covered with BasicSR's ``RRDBNet`` (``scale: 1``) or
+``SwinIR`` (``upscale: 1, upsampler: ''``) as its backbone, SwinIR's settings read by spandrel's own SwinIR loader
+(its ``img_range`` and NODESR's ``subtract_input`` and ``size_multiple`` from the metadata); another architecture
+goes in :data:`ARCHITECTURES`.
 
-The descriptor's call enlarges its input bicubically (MATLAB's kernel, as in training) to exactly ``scale``
-times its size, odd sizes included, and solves as :meth:`nodesr_arch.api.Upscaler.super_resolve` does.
+The descriptor's call runs :meth:`nodesr_arch.api.Upscaler.super_resolve` at exactly ``scale`` times the input's
+size, odd sizes included: a NODE or +t network enlarges bicubically (MATLAB's kernel, as in training) and solves,
+Meta-SR and LIIF predict every output pixel from the LR features.
 Python users get any real scale with :func:`super_resolve` and another integer scale with :func:`at_scale`.
 """
+import math
 import re
 
 import torch
 from spandrel import MAIN_REGISTRY, Architecture, ArchSupport, ImageModelDescriptor, SizeRequirements
 
-from nodesr_arch.solver_metadata import stored_solver
+from nodesr_arch.solver_metadata import stored_options, stored_solver
 
 #: The integer scale descriptors get unless the host asks for another (``register_spandrel(scale=...)``).
 DEFAULT_SCALE = 4
@@ -40,20 +46,26 @@ def _weight(state, key, ndim=4):
     return value if isinstance(value, torch.Tensor) and value.ndim == ndim else None
 
 
-def _conv_chain(state, prefix):
-    """A chain of 3x3 convolutions ``{prefix}{0,2,4...}.weight/bias`` and nothing else: its weight shapes."""
+def _chain(state, prefix, ndim=4):
+    """A chain of layers ``{prefix}{0,2,4...}.weight/bias`` and nothing else (3x3 convolutions, or linear layers
+    with ``ndim=2``): its weight shapes."""
     keys = set(state)
     shapes = []
     while f'{prefix}{2 * len(shapes)}.weight' in keys:
         i = 2 * len(shapes)
-        w, b = _weight(state, f'{prefix}{i}.weight'), _weight(state, f'{prefix}{i}.bias', 1)
-        if w is None or b is None or tuple(w.shape[2:]) != (3, 3) or b.shape[0] != w.shape[0]:
+        w, b = _weight(state, f'{prefix}{i}.weight', ndim), _weight(state, f'{prefix}{i}.bias', 1)
+        if w is None or b is None or (ndim == 4 and tuple(w.shape[2:]) != (3, 3)) or b.shape[0] != w.shape[0]:
             return None
         if shapes and w.shape[1] != shapes[-1][0]:
             return None
         shapes.append(tuple(w.shape))
     expected = {f'{prefix}{2 * i}.{p}' for i in range(len(shapes)) for p in ('weight', 'bias')}
     return shapes if len(shapes) >= 2 and keys == expected else None
+
+
+def _sub(state, prefix):
+    """The entries under ``prefix``, the prefix taken off."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _rdn_body(state, prefix):
@@ -96,6 +108,10 @@ class _NodeSRArchitecture(Architecture):
     def options(self, state):
         raise NotImplementedError
 
+    def with_hidden(self, opt, stored):
+        """``opt`` with the options its shapes do not show, from the checkpoint (:func:`stored_options`)."""
+        return opt
+
     def build(self, opt):
         from nodesr_arch.archs import rdn_arch, vdsr_arch
         cls = getattr(vdsr_arch if 'VDSR' in self.kind else rdn_arch, self.kind)
@@ -105,6 +121,7 @@ class _NodeSRArchitecture(Architecture):
         opt = self.options(state_dict)
         if self.ode:
             opt['ode'] = stored_solver(state_dict) or dict(DEFAULT_SOLVER)
+        opt = self.with_hidden(opt, stored_options(state_dict))
         net = self.build(dict(opt))
         net.load_state_dict(state_dict, strict=True)
         return describe(self, net.eval(), opt, _SCALE[0])
@@ -113,8 +130,13 @@ class _NodeSRArchitecture(Architecture):
 def describe(architecture, net, opt, scale):
     """The ``ImageModelDescriptor`` of ``net`` at integer ``scale`` (RDN: its own scale)."""
     scale = int(getattr(net, 'upscale', scale))
-    tags = [f"{opt['num_feat']}nf"]
-    tags += [f'{opt[k]}{tag}' for k, tag in (('num_layer', 'l'), ('num_block', 'nb')) if k in opt]
+    encoder = opt.get('encoder', {})
+    flat = {**encoder, **opt}
+    tags = [encoder['type']] if encoder else []
+    tags += [f'{flat[k]}{tag}' for k, tag in (('num_feat', 'nf'), ('num_layer', 'l'), ('num_block', 'nb'),
+                                              ('hidden', 'h')) if k in flat]
+    if 'hidden_list' in opt:
+        tags.append('mlp ' + '-'.join(str(w) for w in opt['hidden_list']))
     if 'ode' in opt:
         solver = opt['ode']
         tags.append(f"{solver['method']} x{solver['num_steps']}" if 'num_steps' in solver
@@ -136,7 +158,7 @@ def _upscaler(net, image):
 def _vdsr_options(state, prefix, scale_channel):
     """VDSR options from a chain of 3x3 convolutions under ``prefix``; ``scale_channel``: the first takes the
     image and the scale channel (VDSR+t, NODE-VDSR), else the image alone (VDSR)."""
-    shapes = _conv_chain(state, prefix)
+    shapes = _chain(state, prefix)
     if shapes is None or shapes[0][1] != shapes[-1][0] + int(scale_channel):
         return None
     return {'num_in_ch': shapes[-1][0], 'num_out_ch': shapes[-1][0], 'num_feat': shapes[0][0],
@@ -220,36 +242,179 @@ def _rrdbnet_options(state, prefix):
     return opt, {f'{prefix}{n}.{p}' for n in names for p in ('weight', 'bias')}
 
 
+_BACKBONE = 'ode.field.func.net.'
+#: spandrel's SwinIR hyperparameters that BasicSR's SwinIR takes and that change the result in eval mode.
+_SWINIR_KEYS = ('img_size', 'patch_size', 'embed_dim', 'depths', 'num_heads', 'window_size', 'mlp_ratio', 'qkv_bias',
+                'qk_scale', 'ape', 'patch_norm', 'upsampler', 'resi_connection')
+
+
+def _swinir_options(state, prefix):
+    """BasicSR ``SwinIR`` options at the same resolution (``upscale: 1``, ``upsampler: ''``) read from the shapes
+    under ``prefix`` by spandrel's own SwinIR loader, with the keys it has; None if it is not one."""
+    from spandrel.architectures.SwinIR import SwinIRArch
+    sub = _sub(state, prefix)
+    arch = SwinIRArch()
+    if not arch.detect(sub):
+        return None
+    try:
+        model = arch.load(sub).model
+    except (KeyError, ValueError, RuntimeError, AssertionError):
+        return None
+    hyper = model.hyperparameters
+    expected = model.state_dict()
+    if hyper.get('upsampler') != '' or hyper.get('start_unshuffle', 1) != 1 or set(expected) != set(sub) \
+            or any(expected[k].shape != sub[k].shape for k in sub):
+        return None
+    opt = {'type': 'SwinIR', 'in_chans': int(hyper['in_chans']), 'upscale': 1,
+           **{k: hyper[k] for k in _SWINIR_KEYS}}
+    return dict(opt, num_in_ch=opt['in_chans'], num_out_ch=opt['in_chans']), {prefix + k for k in sub}
+
+
 class NODESRArch(_NodeSRArchitecture):
-    """``NODESR`` around BasicSR's ``RRDBNet`` (``scale: 1``), the one backbone whose settings its shapes
-    hold here; a backbone such as SwinIR needs options (``img_range``, ``img_size``...) read from more than
-    shapes and is not detected."""
+    """``NODESR`` around BasicSR's ``RRDBNet`` (``scale: 1``) or ``SwinIR`` (``upscale: 1, upsampler: ''``), whose
+    settings their shapes hold; SwinIR's ``img_range`` and NODESR's ``subtract_input`` and ``size_multiple`` come
+    from the checkpoint's metadata, else their defaults."""
 
     kind, ode = 'NODESR', True
 
     def options(self, state):
-        backbone = _rrdbnet_options(state, 'ode.field.func.net.')
+        backbone = _rrdbnet_options(state, _BACKBONE)
+        if backbone is None and f'{_BACKBONE}layers.0.residual_group.blocks.0.attn.qkv.weight' in state:
+            backbone = _swinir_options(state, _BACKBONE)
         if backbone is None:
             return None
         opt, keys = backbone
-        num_ch = opt['num_out_ch']
+        num_ch = opt['num_out_ch'] if opt['type'] == 'RRDBNet' else opt['num_in_ch'] - 1  # SwinIR: out = in
         if set(state) - {'ode.field.func.gain'} != keys or opt['num_in_ch'] != num_ch + 1:
             return None
         gain = state.get('ode.field.func.gain')
         if gain is not None and tuple(gain.shape) != (1, num_ch, 1, 1):
             return None
-        return {'backbone': opt, 'num_in_ch': num_ch, 'num_out_ch': num_ch, 'num_feat': opt['num_feat'],
-                'num_block': opt['num_block']}
+        backbone = {k: v for k, v in opt.items() if k not in ('num_in_ch', 'num_out_ch')} \
+            if opt['type'] == 'SwinIR' else opt
+        return {'backbone': backbone, 'num_in_ch': num_ch, 'num_out_ch': num_ch,
+                'num_feat': opt.get('num_feat', opt.get('embed_dim')), 'num_block': opt.get('num_block', len(
+                    opt.get('depths', ())))}
+
+    def with_hidden(self, opt, stored):
+        opt = dict(opt, **{k: stored[k] for k in ('subtract_input', 'size_multiple') if k in stored})
+        if 'img_range' in stored and opt['backbone']['type'] == 'SwinIR':
+            opt['backbone'] = dict(opt['backbone'], img_range=stored['img_range'])
+        return opt
 
     def build(self, opt):
         from nodesr_arch.archs.nodesr_arch import NODESR
         return NODESR(**{k: v for k, v in opt.items() if k not in ('num_feat', 'num_block')})
 
 
-#: The architectures :func:`register_spandrel` adds, in detection order. Another network of this project (the
-#: rivals, NODESR with another backbone) joins by subclassing ``_NodeSRArchitecture`` (``kind``, ``options``,
-#: ``build``) and being listed here.
-ARCHITECTURES = (NODEVDSRArch, NODERDNArch, NODESRArch, VDSRtArch, RDNtArch, VDSRArch, RDNArch)
+def _encoder(state):
+    """The LR encoder under ``encoder.`` (``VDSRBody``, ``RDNBody`` or ``EDSRBody``, every key and nothing else):
+    its registry options, input channels and features; None if it is none of them."""
+    sub = _sub(state, 'encoder.')
+    shapes = _chain(sub, '')
+    if shapes is not None:
+        return ({'type': 'VDSRBody', 'num_out_ch': shapes[-1][0], 'num_feat': shapes[0][0], 'num_layer': len(shapes),
+                 'zero_last': False}, shapes[0][1], shapes[-1][0])
+    rdn = _rdn_body(sub, '')
+    if rdn is not None:
+        opt, keys = rdn
+        num_in_ch = opt.pop('num_in_ch')
+        return (dict(opt, type='RDNBody'), num_in_ch, opt['num_feat']) if set(sub) == keys else None
+    head = _weight(sub, 'head.weight')
+    num_block = len({m.group(1) for k in sub for m in [re.match(r'body\.(\d+)\.', k)] if m}) - 1
+    if head is None or num_block < 0:
+        return None
+    names = ['head', f'body.{num_block}'] + [f'body.{i}.body.{j}' for i in range(num_block) for j in (0, 2)]
+    if set(sub) != {f'{n}.{p}' for n in names for p in ('weight', 'bias')}:
+        return None
+    return {'type': 'EDSRBody', 'num_feat': int(head.shape[0]), 'num_block': num_block}, int(head.shape[1]), \
+        int(head.shape[0])
+
+
+def _rival_options(state, head):
+    """Encoder options, input channels, features and the ``head`` prefix's layer shapes when the state dict is
+    exactly an encoder plus a chain of linear layers under ``head``; None otherwise."""
+    encoder = _encoder(state)
+    if encoder is None:
+        return None
+    shapes = _chain({k: v for k, v in state.items() if not k.startswith('encoder.')}, head, ndim=2)
+    return None if shapes is None else (*encoder, shapes)
+
+
+class _RivalArchitecture(_NodeSRArchitecture):
+    """An arbitrary-scale rival (encoder + upsampler); ``img_mean``/``img_std`` and an EDSR encoder's
+    ``res_scale`` come from the checkpoint (:func:`nodesr_arch.solver_metadata.stored_options`), else the
+    network's defaults, which this project's option files use."""
+
+    def with_hidden(self, opt, stored):
+        opt = dict(opt, **{k: stored[k] for k in ('img_mean', 'img_std') if len(stored.get(k, ())) == opt['num_in_ch']})
+        if stored.get('residual') is not None:
+            opt['residual'] = stored['residual']
+        if 'res_scale' in stored and opt.get('encoder', {}).get('type') == 'EDSRBody':
+            opt['encoder'] = dict(opt['encoder'], res_scale=stored['res_scale'])
+        return opt
+
+    def build(self, opt):
+        from nodesr_arch.archs import liif_arch, metasr_arch
+        return getattr(liif_arch if self.kind == 'LIIF' else metasr_arch, self.kind)(**opt)
+
+
+def _metasr_options(state):
+    found = _rival_options(state, 'p2w.')
+    if found is None:
+        return None
+    encoder, num_ch, num_feat, shapes = found
+    if len(shapes) != 2 or shapes[0][1] != 3 or shapes[1][0] % (num_feat * num_ch):
+        return None
+    k = math.isqrt(shapes[1][0] // (num_feat * num_ch))
+    if k * k * num_feat * num_ch != shapes[1][0] or k % 2 == 0:
+        return None
+    return {'encoder': encoder, 'num_in_ch': num_ch, 'num_out_ch': num_ch, 'kernel_size': k, 'hidden': shapes[0][0]}
+
+
+class MetaSRArch(_RivalArchitecture):
+    """``MetaSR`` on a VDSR or EDSR encoder (on RDN it is :class:`MetaRDNArch`)."""
+
+    kind = 'MetaSR'
+
+    def options(self, state):
+        opt = _metasr_options(state)
+        return None if opt is None or opt['encoder']['type'] == 'RDNBody' else opt
+
+
+class MetaRDNArch(_RivalArchitecture):
+    kind = 'MetaRDN'
+
+    def options(self, state):
+        opt = _metasr_options(state)
+        if opt is None or opt['encoder']['type'] != 'RDNBody':
+            return None
+        encoder = opt.pop('encoder')
+        return dict(opt, **{k: encoder[k] for k in ('num_feat', 'num_block', 'num_conv', 'num_grow')})
+
+
+class LIIFArch(_RivalArchitecture):
+    """``LIIF`` (feature unfolding, local ensemble and cell decoding, always on here: the MLP takes
+    ``9 * features + 4`` inputs) on any of the three encoders."""
+
+    kind = 'LIIF'
+
+    def options(self, state):
+        found = _rival_options(state, 'imnet.')
+        if found is None:
+            return None
+        encoder, num_ch, num_feat, shapes = found
+        if shapes[0][1] != 9 * num_feat + 4 or shapes[-1][0] != num_ch:
+            return None
+        return {'encoder': encoder, 'num_in_ch': num_ch, 'num_out_ch': num_ch,
+                'hidden_list': [s[0] for s in shapes[:-1]]}
+
+
+#: The architectures :func:`register_spandrel` adds, in detection order. Another network of this project (NODESR
+#: with another backbone) joins by subclassing ``_NodeSRArchitecture`` (``kind``, ``options``, ``build``) and being
+#: listed here.
+ARCHITECTURES = (NODEVDSRArch, NODERDNArch, NODESRArch, VDSRtArch, RDNtArch, VDSRArch, RDNArch, MetaSRArch,
+                 MetaRDNArch, LIIFArch)
 
 
 def register_spandrel(registry=MAIN_REGISTRY, scale=DEFAULT_SCALE):

@@ -23,6 +23,7 @@ import yaml
 import nodesr_arch  # noqa: F401  (applies the BasicSR compatibility fixes)
 from basicsr.archs import build_network
 from nodesr_arch.models.checkpoint import atomic_torch_save
+from nodesr_arch.solver_metadata import attach_solver
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'nodesr_arch', 'weights')
 EMA_NOTE = 'params_ema: the EMA weights; params: the same tensors (stored once)'
@@ -35,10 +36,10 @@ def bundle(params, ema):
 
 
 def check_fits(network_g, params):
-    """Build ``network_g`` and load ``params`` strictly; return its parameter count."""
+    """Build ``network_g`` and load ``params`` strictly; return the network and its parameter count."""
     net = build_network(dict(network_g))
     net.load_state_dict(params, strict=True)
-    return sum(p.numel() for p in net.parameters())
+    return net, sum(p.numel() for p in net.parameters())
 
 
 def export(opt_path, ckpt, name, out, note=''):
@@ -48,7 +49,8 @@ def export(opt_path, ckpt, name, out, note=''):
     state = torch.load(ckpt, map_location='cpu', weights_only=True)
     key = 'params_ema' if 'params_ema' in state else 'params'
     params = {k[7:] if k.startswith('module.') else k: v for k, v in state[key].items()}
-    count = check_fits(opt['network_g'], params)
+    net, count = check_fits(opt['network_g'], params)
+    params = attach_solver(params, net)  # the solver and the options no shape shows, for spandrel
     os.makedirs(out, exist_ok=True)
     atomic_torch_save(bundle(params, key == 'params_ema'), os.path.join(out, f'{name}.pth'))
     meta = {

@@ -14,10 +14,12 @@ import nodesr_arch.spandrel as ns  # noqa: E402
 from basicsr.archs import build_network  # noqa: E402
 from helpers import one_thread_fixture, randomized  # noqa: E402
 from nodesr_arch.api import load_model  # noqa: E402
+from nodesr_arch.archs.metasr_arch import DIV2K_MEAN  # noqa: E402
 from nodesr_arch.solver_metadata import attach_solver, stored_solver  # noqa: E402
 
 one_thread = one_thread_fixture()
 RDN_OPT = {'num_feat': 6, 'num_block': 2, 'num_conv': 2, 'num_grow': 4}
+VDSR_ENCODER = {'type': 'VDSRBody', 'num_out_ch': 8, 'num_feat': 8, 'num_layer': 3, 'zero_last': False}
 NETS = {
     'NODEVDSR': {'num_feat': 6, 'num_layer': 3, 'ode': {'method': 'rk4', 'step_size': 1.0}},
     'NODEVDSR_one_step': {'type': 'NODEVDSR', 'num_feat': 6, 'num_layer': 3, 'ode': {'method': 'rk4', 'num_steps': 1}},
@@ -26,13 +28,28 @@ NETS = {
     'NODERDN': dict(RDN_OPT, ode={'method': 'midpoint', 'num_steps': 2}),
     'NODESR': {'backbone': {'type': 'RRDBNet', 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4, 'scale': 1},
                'ode': {'method': 'rk4', 'num_steps': 1}},
+    'NODESR_SwinIR': {'type': 'NODESR', 'backbone': {
+        'type': 'SwinIR', 'upscale': 1, 'upsampler': '', 'img_size': 16, 'window_size': 4, 'embed_dim': 12,
+        'depths': [2, 1], 'num_heads': [2, 3], 'mlp_ratio': 2, 'img_range': 2.0},
+        'ode': {'method': 'rk4', 'num_steps': 1}},
     'VDSRt': {'num_feat': 6, 'num_layer': 3},
     'RDNt': dict(RDN_OPT),
     'VDSR': {'num_feat': 6, 'num_layer': 3},
     'RDN_x2': dict(RDN_OPT, type='RDN', upscale=2),
     'RDN_x3': dict(RDN_OPT, type='RDN', upscale=3),
     'RDN_x4': dict(RDN_OPT, type='RDN', upscale=4),
+    # the rivals: each encoder; settings no shape shows (img_mean, img_std, res_scale) off their defaults
+    'MetaSR_VDSR': {'type': 'MetaSR', 'encoder': VDSR_ENCODER, 'hidden': 8},
+    'MetaSR_EDSR': {'type': 'MetaSR', 'encoder': {'type': 'EDSRBody', 'num_feat': 6, 'num_block': 2, 'res_scale': 0.5},
+                    'hidden': 5, 'kernel_size': 5, 'img_std': 0.7},
+    'MetaRDN': dict(RDN_OPT, type='MetaRDN', hidden=8, img_mean=[0.3, 0.4, 0.5]),
+    'LIIF_VDSR': {'type': 'LIIF', 'encoder': VDSR_ENCODER, 'hidden_list': [8, 8]},
+    'LIIF_EDSR': {'type': 'LIIF', 'encoder': {'type': 'EDSRBody', 'num_feat': 6, 'num_block': 1}, 'hidden_list': [7],
+                  'img_mean': 0.4, 'img_std': 0.25},
+    'LIIF_RDN': {'type': 'LIIF', 'encoder': dict(RDN_OPT, type='RDNBody'), 'hidden_list': [8, 6]},
+    'LIIF_VDSR_bic': {'type': 'LIIF', 'encoder': VDSR_ENCODER, 'hidden_list': [8], 'residual': 'bicubic'},
 }
+RIVALS = sorted(name for name, opt in NETS.items() if opt.get('type') in ('MetaSR', 'MetaRDN', 'LIIF'))
 
 
 @pytest.fixture(scope='module')
@@ -75,6 +92,50 @@ def test_model_loader_loads_each_network_as_load_model_does(tmp_path, registry, 
         expected = reference.super_resolve(x, scale)
     assert out.shape == (1, 3, 13 * scale, 10 * scale)
     assert (out - expected.clamp(0, 1)).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize('name', RIVALS)
+def test_the_rivals_load_at_integer_and_arbitrary_scales(tmp_path, registry, name):
+    """Meta-SR and LIIF: the network's own forward at x2 and x3 (integer-scale descriptors, odd sizes) and at
+    x2.5 (the arbitrary-scale call), with the settings that no shape shows read from the checkpoint."""
+    path = save(str(tmp_path), name, NETS[name])
+    descriptor = spandrel.ModelLoader(registry=registry).load_from_file(path)
+    assert descriptor.architecture.id == f"nodesr_arch.{NETS[name]['type']}"
+    net = build_network(dict(NETS[name])).eval()
+    net.load_state_dict(torch.load(path, weights_only=True)['params'])
+    reference = load_model(path)
+    x = torch.rand(1, 3, 11, 8)
+    with torch.no_grad():
+        for scale in (2, 3):
+            out = ns.at_scale(descriptor, scale)(x)
+            assert out.shape == (1, 3, 11 * scale, 8 * scale)
+            assert (out - net(x, scale).clamp(0, 1)).abs().max() < 1e-5
+            assert (out - reference.super_resolve(x, scale).clamp(0, 1)).abs().max() < 1e-5
+        x = torch.rand(1, 3, 21, 17)
+        out = ns.super_resolve(descriptor, x, 2.5)
+        assert out.shape == (1, 3, 52, 42)
+        assert (out - net(x, 2.5)).abs().max() < 1e-5
+
+
+def test_a_checkpoint_without_the_rivals_settings_takes_the_option_files_defaults(tmp_path, registry):
+    path = save(str(tmp_path), 'LIIF_EDSR', NETS['LIIF_EDSR'], with_solver=False)
+    model = spandrel.ModelLoader(registry=registry).load_from_file(path).model
+    assert model.img_mean.flatten().tolist() == [0.5] * 3 and model.img_std.flatten().tolist() == [0.5] * 3
+    path = save(str(tmp_path), 'MetaSR_EDSR', NETS['MetaSR_EDSR'], with_solver=False)
+    model = spandrel.ModelLoader(registry=registry).load_from_file(path).model
+    assert model.img_std.flatten().tolist() == [1.0] * 3 and model.encoder.body[0].res_scale == 1.0
+    assert model.img_mean.flatten().tolist() == pytest.approx(list(DIV2K_MEAN))
+
+
+def test_meta_sr_on_rdn_is_meta_rdn(tmp_path, registry):
+    """The same network either way, so one architecture claims it."""
+    opt = {'type': 'MetaSR', 'encoder': dict(RDN_OPT, type='RDNBody'), 'hidden': 8}
+    path = save(str(tmp_path), 'MetaSR_RDN', opt)
+    descriptor = spandrel.ModelLoader(registry=registry).load_from_file(path)
+    assert descriptor.architecture.id == 'nodesr_arch.MetaRDN'
+    x = torch.rand(1, 3, 9, 10)
+    with torch.no_grad():
+        assert (ns.super_resolve(descriptor, x, 1.7) - load_model(path).super_resolve(x, 1.7)).abs().max() < 1e-5
 
 
 def test_arbitrary_and_other_integer_scales(tmp_path, registry):
