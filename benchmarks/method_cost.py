@@ -96,7 +96,8 @@ def main(argv=None):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             for r in rows:
-                writer.writerow({k: (f'{v:.4g}' if isinstance(v, float) else v) for k, v in r.items()})
+                writer.writerow({k: (f'{v:.0f}' if k == 'macs_per_px' else f'{v:.4g}' if isinstance(v, float) else v)
+                                 for k, v in r.items()})
 
 
 if __name__ == '__main__':
