@@ -267,23 +267,34 @@ def test_fixed_scale_model_rows_are_labelled_and_warned(tiny, tmp_path, capsys):
     assert again[5]['psnr'].startswith('1') and again[3] == rows[3]
 
 
-def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
-    from benchmarks.seed_tables import main, seed_stats
+def two_models_three_seeds():
+    """Result rows of models A and B, seeds 0-2 (``A0`` ...): at x2 A ahead by 0.5 with sd 0.1 each (beyond the
+    spread), at x3 by 0.05 (inside it)."""
     rows = []
-    # x2: A ahead by 0.5 with sd 0.1 each (beyond the spread); x3: A ahead by 0.05, inside it
     for seed, (a2, b2, a3, b3) in enumerate([(30.6, 30.1, 28.05, 28.0), (30.5, 30.0, 28.15, 28.1),
                                              (30.4, 29.9, 27.95, 27.9)]):
         for scale, a, b in ((2.0, a2, b2), (3.0, a3, b3)):
             rows += [{'dataset': 'S', 'scale': scale, 'model': f'A{seed}', 'psnr': a},
                      {'dataset': 'S', 'scale': scale, 'model': f'B{seed}', 'psnr': b}]
+    return rows
+
+
+def write_results(path, rows):
+    """``rows`` as a ``nodesr benchmark`` results.csv (SSIM 0.9 throughout)."""
+    with open(path, 'w') as f:
+        f.write('dataset,scale,model,psnr,ssim\n' + ''.join(
+            f"{r['dataset']},{r['scale']},{r['model']},{r['psnr']},0.9\n" for r in rows))
+
+
+def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
+    from benchmarks.seed_tables import main, seed_stats
+    rows = two_models_three_seeds()
     stats = seed_stats(rows, 'S', ['A0', 'A1', 'A2'], ['B0', 'B1', 'B2'])
     assert [st['verdict'] for st in stats] == ['A', '~']
     assert stats[0]['diff'] == pytest.approx(0.5) and stats[0]['sd_a'] == pytest.approx(0.1)
     assert stats[1]['pair_min'] == pytest.approx(0.05) and stats[1]['pair_max'] == pytest.approx(0.05)
     path = tmp_path / 'results.csv'
-    with open(path, 'w') as f:
-        f.write('dataset,scale,model,psnr,ssim\n' + ''.join(
-            f"{r['dataset']},{r['scale']},{r['model']},{r['psnr']},0.9\n" for r in rows))
+    write_results(path, rows)
     main([str(path), '--a', 'A0', 'A1', 'A2', '--b', 'B0', 'B1', 'B2', '--labels', 'NODE', 'VDSRt',
           '--csv-out', str(tmp_path / 'stats.csv')])
     out = capsys.readouterr().out
@@ -337,22 +348,15 @@ def test_scale_sampling_expected_evaluations():
 
 def test_method_tables_leaders_table_cost_and_plot(tmp_path, capsys):
     from benchmarks.method_tables import leader, main, method_stats
-    rows = []
-    # x2: A leads B by 0.5 beyond the spread; x3: A leads B by 0.05, inside it; C (one run) far behind
-    for seed, (a2, b2, a3, b3) in enumerate([(30.6, 30.1, 28.05, 28.0), (30.5, 30.0, 28.15, 28.1),
-                                             (30.4, 29.9, 27.95, 27.9)]):
-        for scale, a, b in ((2.0, a2, b2), (3.0, a3, b3)):
-            rows += [{'dataset': 'S', 'scale': scale, 'model': f'A{seed}', 'psnr': a},
-                     {'dataset': 'S', 'scale': scale, 'model': f'B{seed}', 'psnr': b}]
+    rows = two_models_three_seeds()  # A leads B beyond the spread at x2, inside it at x3
+    # bicubic, one run, far behind
     rows += [{'dataset': 'S', 'scale': s, 'model': 'bicubic', 'psnr': 25.0} for s in (2.0, 3.0)]
     methods = {'bicubic': ['bicubic'], 'A': ['A0', 'A1', 'A2'], 'B': ['B0', 'B1', 'B2']}
     stats = method_stats(rows, 'S', methods)
     assert stats[0]['methods']['A']['mean'] == pytest.approx(30.5) and stats[0]['methods']['bicubic']['sd'] == 0
     assert [leader(st['methods'])[::3] for st in stats] == [('A', True), ('A', False)]
     path, cost = tmp_path / 'results.csv', tmp_path / 'cost.csv'
-    with open(path, 'w') as f:
-        f.write('dataset,scale,model,psnr,ssim\n' + ''.join(
-            f"{r['dataset']},{r['scale']},{r['model']},{r['psnr']},0.9\n" for r in rows))
+    write_results(path, rows)
     cost.write_text('model,scale,params,macs_per_px,ms,out\nA,2,57539,229248,81.5,256x256\n'
                     'A,4,57539,229248,90.1,256x256\nB,2,57312,57312,20.2,256x256\nB,4,57312,57312,21,256x256\n')
     main([str(path), '--method', 'bicubic', 'A=A0,A1,A2', 'B=B0,B1,B2', '--compact', '2', '3', '--vs', 'A',

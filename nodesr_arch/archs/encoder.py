@@ -81,16 +81,16 @@ def bicubic_pixels(lq, scales, pixels, out_w):
         Tensor: (B, C, Q).
     """
     from nodesr_arch.data.scale_space import imresize  # here: nodesr_arch.data imports this module
-    out = []
-    enlarged = {}
-    for b, s in enumerate(scales.tolist()):
-        if s not in enlarged:
-            same = [i for i, v in enumerate(scales.tolist()) if v == s]
-            enlarged[s] = dict(zip(same, imresize(lq[same], float(s)).unbind(0)))
-        img = enlarged[s][b]
-        p = pixels[b if pixels.shape[0] > 1 else 0]
-        out.append(img[:, p // out_w, p % out_w])
-    return torch.stack(out)
+    values = scales.tolist()
+    pixels = pixels.expand(len(values), -1)
+    out = lq.new_empty(lq.shape[0], lq.shape[1], pixels.shape[1])
+    for s in dict.fromkeys(values):
+        same = [i for i, v in enumerate(values) if v == s]
+        img = imresize(lq[same], float(s))  # (n, C, ceil(h s), ceil(w s))
+        p = pixels[same]
+        # out[b, :, q] = img[b, :, row q, col q]
+        out[same] = img[torch.arange(len(same)).view(-1, 1), :, p // out_w, p % out_w].permute(0, 2, 1)
+    return out
 
 
 def _channel_values(value, channels, name, owner):
