@@ -162,6 +162,20 @@ def read_yaml(path, what='option file'):
         raise OptionFileError(f'{path}: not valid YAML ({getattr(e, "problem", None) or e}{where})') from None
 
 
+def plain_data(obj):
+    """``obj`` read by :func:`read_yaml` with its ``OrderedDict`` mappings made plain dicts (order kept), so that
+    ``yaml.safe_dump`` can write it back.
+
+    Args:
+        obj: A document or part of one.
+    """
+    if isinstance(obj, dict):
+        return {k: plain_data(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_data(v) for v in obj]
+    return obj
+
+
 def check_experiment_name(name):
     """Refuse an experiment name that is not one plain folder name.
 

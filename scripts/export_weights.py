@@ -22,7 +22,9 @@ import yaml
 
 import nodesr_arch  # noqa: F401  (applies the BasicSR compatibility fixes)
 from basicsr.archs import build_network
+from nodesr_arch.file_io import write_bytes
 from nodesr_arch.models.checkpoint import atomic_torch_save
+from nodesr_arch.option_files import plain_data, read_yaml
 from nodesr_arch.solver_metadata import attach_solver
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'nodesr_arch', 'weights')
@@ -44,8 +46,7 @@ def check_fits(network_g, params):
 
 def export(opt_path, ckpt, name, out, note=''):
     """Write ``out/NAME.pth`` and ``out/NAME.yml`` from a BasicSR training checkpoint."""
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
+    opt = read_yaml(opt_path)
     state = torch.load(ckpt, map_location='cpu', weights_only=True)
     key = 'params_ema' if 'params_ema' in state else 'params'
     params = {k[7:] if k.startswith('module.') else k: v for k, v in state[key].items()}
@@ -55,7 +56,7 @@ def export(opt_path, ckpt, name, out, note=''):
     atomic_torch_save(bundle(params, key == 'params_ema'), os.path.join(out, f'{name}.pth'))
     meta = {
         'name': name,
-        'network_g': opt['network_g'],
+        'network_g': plain_data(opt['network_g']),
         'trained_with': f'nodesr train -opt {os.path.relpath(opt_path)}',
         'checkpoint': f'{os.path.basename(ckpt)} ({key})',
         'parameters': count,
@@ -63,24 +64,21 @@ def export(opt_path, ckpt, name, out, note=''):
     if note:
         meta['note'] = note
     meta['weights'] = EMA_NOTE if key == 'params_ema' else PLAIN_NOTE
-    with open(os.path.join(out, f'{name}.yml'), 'w') as f:
-        yaml.safe_dump(meta, f, sort_keys=False)
+    write_bytes(os.path.join(out, f'{name}.yml'), yaml.safe_dump(meta, sort_keys=False))
     print(f'wrote {out}/{name}.pth ({count} parameters, {key}) and {name}.yml')
 
 
 def update(pth):
     """Rewrite an exported ``NAME.pth`` (and its sidecar's ``weights`` line) in the current layout."""
     sidecar = os.path.splitext(pth)[0] + '.yml'
-    with open(sidecar) as f:
-        meta = yaml.safe_load(f)
+    meta = read_yaml(sidecar, what='sidecar YAML')
     ema = str(meta.get('checkpoint', '')).endswith('(params_ema)')
     state = torch.load(pth, map_location='cpu', weights_only=True)
     params = state['params_ema' if 'params_ema' in state else 'params']
     check_fits(meta['network_g'], params)
     atomic_torch_save(bundle(params, ema), pth)
     meta['weights'] = EMA_NOTE if ema else PLAIN_NOTE
-    with open(sidecar, 'w') as f:
-        yaml.safe_dump(meta, f, sort_keys=False)
+    write_bytes(sidecar, yaml.safe_dump(plain_data(meta), sort_keys=False))
     print(f'rewrote {pth} ({", ".join(bundle(params, ema))}) and {os.path.basename(sidecar)}')
 
 
