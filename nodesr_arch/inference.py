@@ -86,7 +86,7 @@ def fixed_scale_label(name, factor, scale):
         str: ``name``, or ``'NAME xF + bicubic'`` when a fixed-scale xF network is asked for another
         scale (:func:`run_network` then resizes its xF output to the output size with bicubic).
     """
-    if factor is None or abs(float(scale) - factor) < 1e-6:
+    if factor is None or abs(float(scale) - factor) < EPS:
         return name
     return f'{name} x{factor:g} + bicubic'
 

@@ -154,7 +154,7 @@ def trajectory_scales(trajectory, t0):
         ts[-1] = 1.0
     else:
         ts = [float(t) for t in trajectory]
-    bad = [t for t in ts if not (math.isfinite(t) and 1 <= t <= t0 + 1e-9)]
+    bad = [t for t in ts if not (math.isfinite(t) and 1 <= t <= t0 + EPS)]
     if bad:
         raise ValueError(f'trajectory scales must lie in [1, {t0:g}], got {bad}')
     return ts

@@ -231,7 +231,7 @@ class ODEIntegrator(nn.Module):
                 raise ValueError('trajectory (t_eval) needs one scale for the whole batch')
             s = float(t0[0])
             t_eval = check_scales(t_eval, dtype=torch.float64, name='t_eval').tolist()
-            if any(v > s * (1 + 1e-6) for v in t_eval):
+            if any(v > s * (1 + scales.EPS) for v in t_eval):
                 raise ValueError(f'trajectory scales must lie in [1, {s:g}], got {t_eval}')
             if s == 1:
                 return x.unsqueeze(0).expand(len(t_eval), *x.shape)
