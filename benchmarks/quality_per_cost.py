@@ -79,7 +79,7 @@ def main(argv=None):
         up = load_model(args.model)
         if not up.is_ode:
             raise ValueError(f'{up.name} ({type(up.net).__name__}) is one-shot: it has no solver settings')
-        trained = dict(up.net.ode_opt)
+        trained = up.net.ode.solver_options()
         settings = [parse_setting(s, trained) for s in args.settings]
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))

@@ -192,6 +192,11 @@ class ODEIntegrator(nn.Module):
     def func(self):
         return self.field.func
 
+    def solver_options(self):
+        """The solver as built, defaults filled in: ``method``, ``step_size`` or ``num_steps``, ``rtol``, ``atol``."""
+        steps = {'num_steps': self.num_steps} if self.num_steps is not None else {'step_size': self.step_size}
+        return {'method': self.method, **steps, 'rtol': self.rtol, 'atol': self.atol}
+
     @property
     def nfe(self):
         """Number of evaluations of ``f`` since the last call to :meth:`forward` (adjoint backward

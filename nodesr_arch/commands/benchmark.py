@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nodesr_arch.archs.contract import contract
 from nodesr_arch.commands import solver_settings
 from nodesr_arch.commands.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
                                                    read_source, scale_key, unique, write_results)
@@ -67,7 +68,8 @@ def takes_output_size(model):
     """True if ``model`` wants ``I(s)`` (the bicubic enlargement at output size) rather than the LR."""
     if isinstance(model, Bicubic):
         return True
-    return getattr(getattr(model, 'net', None), 'input_size', None) == 'output'
+    net = getattr(model, 'net', None)  # any object with super_resolve is a model; its network, if it has one
+    return net is not None and contract(net).input_size == 'output'
 
 
 def load_models(specs, device='cpu', amp=None, runtime=None):

@@ -18,19 +18,14 @@ def parse_setting(text, trained):
             ``METHOD:hSIZE`` (a fixed-grid method with ``step_size`` SIZE in scale units, e.g. ``rk4:h1``),
             ``METHOD:RTOL:ATOL`` (an adaptive method, e.g. ``dopri5:1e-3:1e-4``) or ``trained`` (the
             solver options the model was built with).
-        trained (dict): The model's own ``ode`` options.
+        trained (dict): The model's solver as built (``ODEIntegrator.solver_options``).
 
     Raises:
         ValueError: Not one of these forms.
     """
     if text == 'trained':
-        opt = {k: v for k, v in trained.items() if k in SOLVER_KEYS}
-        opt.setdefault('method', 'rk4')
-        opt.setdefault('rtol', 1e-3)  # explicit: an earlier setting's tolerances must not carry over
-        opt.setdefault('atol', 1e-4)
-        if opt.get('num_steps') is None:
-            opt.setdefault('step_size', 1.0)
-        if opt['method'] in methods() and not is_fixed_grid(opt['method']):
+        opt = {k: v for k, v in trained.items() if k in SOLVER_KEYS}  # tolerances too: an earlier setting's
+        if opt['method'] in methods() and not is_fixed_grid(opt['method']):  # must not carry over
             how = f"rtol {opt['rtol']:g} atol {opt['atol']:g}"
         else:
             how = f"num_steps {opt['num_steps']}" if opt.get('num_steps') else f"step_size {opt['step_size']:g}"
@@ -89,8 +84,8 @@ def expand(models, settings):
         return list(models)
     out = []
     for name, model in models:
-        if getattr(model, 'is_ode', False):
-            trained = dict(model.net.ode_opt)
+        if getattr(model, 'is_ode', False):  # Upscaler.is_ode, from the network's contract
+            trained = model.net.ode.solver_options()
             out += [(f'{name} [{label}]', SolverSetting(model, ode))
                     for label, ode in (parse_setting(s, trained) for s in settings)]
         else:
