@@ -91,6 +91,18 @@ def test_nodesr_export_refuses_a_million_steps_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and 'more than an unrolled graph holds' in err[0] and not out.exists()
 
 
+def test_nodesr_export_without_onnx_names_it_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from nodesr_arch.commands import export
+    model = save_tiny_model(str(tmp_path / 'm'))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'onnx' else real(name, *a))
+    out = tmp_path / 'out' / 'x2.onnx'
+    assert export.main(['-o', str(out), '--model', model, '--scale', '2']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'onnx is not installed' in err[0] and not (tmp_path / 'out').exists()
+
+
 @pytest.mark.parametrize('ode', [{'num_steps': 2}, {'step_size': 1.0}])
 def test_torch_export_has_no_data_dependent_guard(ode):
     """The scale as an input and H x W dynamic: the graph holds no decision on their values."""

@@ -20,6 +20,7 @@ fails the command. Install the tools with ``pip install "nodesr_arch[onnx]"``.
 """
 import argparse
 import copy
+import importlib.util
 import os
 import sys
 import warnings
@@ -55,6 +56,10 @@ def export_onnx(net, path, scale=None, num_steps=None, method=None, opset=None, 
     from nodesr_arch.unrolled import UnrolledNODE
 
     module = UnrolledNODE(net, scale, num_steps, method, max_scale).eval()
+    for name in ('onnx', 'onnxscript'):  # after the settings are checked: a wrong setting is named first
+        if importlib.util.find_spec(name) is None:
+            raise ImportError(f'{name} is not installed: pip install "nodesr_arch[onnx]"')
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     k = module.size_multiple
     batch = torch.export.Dim('batch', min=1)
     height, width = (torch.export.Dim(n, min=2) for n in ('height', 'width'))
@@ -184,18 +189,11 @@ def run(args):
 
     if os.path.exists(args.output) and not args.force:
         raise ValueError(f'{args.output} exists; not overwritten (use --force)')
-    for module in ('onnx', 'onnxscript'):
-        try:
-            __import__(module)
-        except ImportError:
-            raise ImportError(f'{module} is not installed: pip install "nodesr_arch[onnx]"') from None
     up = load_model(args.model)
     if not up.is_ode:
         raise ValueError(f'{up.name} ({type(up.net).__name__}) is not a NODE model; '
                          'nodesr export writes NODE-SR solves')
     net = up.net.to(memory_format=torch.contiguous_format)
-    folder = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(folder, exist_ok=True)
     module = export_onnx(net, args.output, None if args.scale_input else args.scale, args.steps, args.method,
                          args.opset, metadata={'nodesr.model': up.name}, max_scale=args.max_scale)
     what = 'scale input' if module.scale is None else f'x{module.scale:g}'
