@@ -92,7 +92,6 @@ def test_nodesr_export_refuses_a_million_steps_in_one_line(tmp_path, capsys):
 
 
 def test_nodesr_export_without_onnx_names_it_in_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    import importlib.util
     from nodesr_arch.commands import export
     model = save_tiny_model(str(tmp_path / 'm'))
     real = importlib.util.find_spec
