@@ -1,5 +1,4 @@
 """ContinuousScalePairedDataset: modes, backends, collation and odd inputs."""
-import math
 import os
 import random
 
@@ -53,8 +52,7 @@ def test_train_samples(gt_folder):
         assert s['scale'] in grid and isinstance(s['scale'], float) and s['grey'] is False
         assert -0.1 < float(s['lq'].min()) and float(s['lq'].max()) < 1.1  # bicubic may overshoot a little
         assert s['gt_path'] == s['lq_path'] and s['gt_path'].endswith(f'im{i}.png')
-        lr_side = math.ceil(32 * (1.0 / s['scale']))  # the patch shrunk by 1 / t0, as imresize sizes it
-        assert s['out_size'].tolist() == [32, 32] and s['lr_size'].tolist() == [lr_side, lr_side]
+        assert s['out_size'].tolist() == [32, 32] and 'lr_size' not in s
 
 
 def test_continuous_scales_and_fixed_scale(gt_folder):
@@ -79,7 +77,7 @@ def test_lmdb_and_folder_give_identical_samples(gt_folder, tmp_path):
         random.seed(i)
         b = lmdb_ds[i]
         assert a['scale'] == b['scale'] and b['gt_path'] == f'im{i}'
-        assert torch.equal(a['out_size'], b['out_size']) and torch.equal(a['lr_size'], b['lr_size'])
+        assert torch.equal(a['out_size'], b['out_size'])
         assert torch.equal(a['lq'], b['lq']) and torch.equal(a['gt'], b['gt'])
 
 
@@ -101,7 +99,7 @@ def test_mixed_scale_batch_collates(gt_folder):
     assert batch['lq'].shape == (3, 3, 24, 24) and batch['gt'].shape == (3, 3, 24, 24)
     assert batch['scale'].dtype == torch.float64 and batch['scale'].shape == (3, )
     assert batch['grey'].shape == (3, ) and len(batch['gt_path']) == 3
-    assert batch['out_size'].tolist() == [[24, 24]] * 3 and batch['lr_size'].shape == (3, 2)
+    assert batch['out_size'].tolist() == [[24, 24]] * 3
 
 
 def gt_folder_images(folder):
@@ -148,10 +146,10 @@ def test_val_protocol(gt_folder, protocol):
     assert s['scale'] == 2.37 and tuple(s['gt'].shape) == (3, ) + out
     np.testing.assert_allclose(s['gt'].numpy().transpose(1, 2, 0), gt)
     np.testing.assert_allclose(s['lq'].numpy().transpose(1, 2, 0), enlarge(lr, 2.37, out), atol=1e-6)
-    assert s['out_size'].tolist() == list(out) and s['lr_size'].tolist() == list(lr.shape[:2])
+    assert s['out_size'].tolist() == list(out)
     small = build_dataset(_opt(gt_folder, phase='val', scale=2.37, protocol=protocol, lq_size='lr'))[1]
     assert tuple(small['lq'].shape) == (3, ) + lr.shape[:2]
-    assert torch.equal(small['out_size'], s['out_size']) and torch.equal(small['lr_size'], s['lr_size'])
+    assert torch.equal(small['out_size'], s['out_size'])
 
 
 def test_val_needs_scale_and_known_protocol(gt_folder):
@@ -170,7 +168,7 @@ def test_lr_folder_mode(gt_folder, tmp_path):
     ds = build_dataset(_opt(gt_folder, phase='val', scale=3, dataroot_lq=lr_dir, filename_tmpl='{}x3'))
     s = ds[0]  # im0: 61x57 -> LR 20x19 -> output 60x57
     assert s['lq_path'].endswith('im0x3.png') and tuple(s['gt'].shape) == (3, 60, 57) == tuple(s['lq'].shape)
-    assert s['out_size'].tolist() == [60, 57] and s['lr_size'].tolist() == [20, 19]
+    assert s['out_size'].tolist() == [60, 57]
     bad = build_dataset(_opt(gt_folder, phase='val', scale=2, dataroot_lq=lr_dir, filename_tmpl='{}x3'))
     with pytest.raises(ValueError, match='im0x3.png'):
         bad[0]

@@ -145,14 +145,13 @@ def test_validation_of_a_set_without_scales_in_its_batches_uses_the_set_scale(tm
 
 
 def test_batch_sizes_drive_the_model_without_dataset_options(tmp_path):
-    """A batch with lq at LR size and its own ``out_size``/``lr_size`` runs with no dataset options at all,
+    """A batch with lq at LR size and its own ``out_size`` runs with no dataset options at all,
     with or without GT, and gives what the same batch with I(s) at output size gives."""
     model = NODESRModel(make_opt(tmp_path, is_train=False))
     randomized(model.net_g, std=0.1)
     gt = torch.rand(1, 3, 25, 25, generator=torch.Generator().manual_seed(2))
     lr = imresize(gt, 1 / 2.5)[..., :10, :10]
-    sizes = {'scale': torch.tensor([2.5], dtype=torch.float64), 'out_size': torch.tensor([[25, 25]]),
-             'lr_size': torch.tensor([[10, 10]])}
+    sizes = {'scale': torch.tensor([2.5], dtype=torch.float64), 'out_size': torch.tensor([[25, 25]])}
     outs = []
     for data in ({'lq': lr, 'gt': gt}, {'lq': lr}, {'lq': enlarge_to(lr, 2.5, (25, 25))}):
         model.feed_data({**data, **sizes})

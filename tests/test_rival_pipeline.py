@@ -53,7 +53,6 @@ def test_lr_patch_mode_crops_and_shrinks(hr_folder):
         assert s['lq'].shape == (3, 12, 12) and s['gt'].shape == (3, side, side)
         assert min(abs(side - round(12 * t)) for t in grid) == 0  # round(lq_size * t0) for a grid scale
         assert s['scale'] == side / 12 and s['out_size'].tolist() == [side, side]
-        assert s['lr_size'].tolist() == [12, 12]
         gt = s['gt'].numpy().transpose(1, 2, 0)
         img = read_image(s['gt_path'])[0]
         assert _find(img, gt) is not None, 'gt is a crop of the image'

@@ -1,5 +1,4 @@
 """Continuous-scale paired dataset: ``I(t)`` made on the fly from GT images (docs/design.md sections 2.1, 3.2-3.3)."""
-import math
 import os
 import random
 import warnings
@@ -164,11 +163,9 @@ class ContinuousScalePairedDataset(data.Dataset):
 
     Returns (per item): dict with ``lq`` and ``gt`` (3xHxW float tensors in [0, 1], RGB; ``lq`` is not
     clipped, so bicubic overshoot can leave it slightly outside, exactly as at inference), ``scale``
-    (float), ``out_size`` and ``lr_size`` (int64 tensors ``[h, w]``: the output (GT) size and the
-    low-res image's, so a batch says itself whether ``lq`` is at output size or is the LR image; in
-    training ``lr_size`` is the patch shrunk by ``1 / t0``, ``ceil(h / t0)``; in the LR-patch mode ``lq``
-    is the LR patch and ``lr_size`` its size), ``lq_path``, ``gt_path`` and ``grey`` (the file had one
-    channel); with ``sample_q`` also ``pixels``, and ``gt`` holds the sampled values.
+    (float), ``out_size`` (int64 tensor ``[h, w]``: the output (GT) size; ``lq`` is at that size, or is the
+    LR image with ``lq_size: lr`` and in the LR-patch mode), ``lq_path``, ``gt_path`` and ``grey`` (the file
+    had one channel); with ``sample_q`` also ``pixels``, and ``gt`` holds the sampled values.
     """
 
     takes_sample_keys = True
@@ -227,8 +224,8 @@ class ContinuousScalePairedDataset(data.Dataset):
         return self.opt.get('gt_size')
 
     def _lr_patch_sample(self, img, levels, display, key=None):
-        """One sample of the LR-patch mode: the dict fields ``lq``, ``gt``, ``scale``, ``out_size``,
-        ``lr_size`` (and ``pixels`` with ``sample_q``)."""
+        """One sample of the LR-patch mode: the dict fields ``lq``, ``gt``, ``scale``, ``out_size`` (and
+        ``pixels`` with ``sample_q``)."""
         n = self.lr_patch
         t = self._draw_scale(key)
         size = round(n * t)
@@ -242,8 +239,7 @@ class ContinuousScalePairedDataset(data.Dataset):
         from basicsr.data.transforms import augment
         gt, lq = augment([gt, lq], self.opt.get('use_hflip', True), self.opt.get('use_rot', True))
         item = {'lq': to_tensor(lq), 'gt': to_tensor(gt), 'scale': size / n,
-                'out_size': torch.tensor([size, size], dtype=torch.int64),
-                'lr_size': torch.tensor([n, n], dtype=torch.int64)}
+                'out_size': torch.tensor([size, size], dtype=torch.int64)}
         if self.sample_q is not None:
             pixels = torch.tensor(random.sample(range(size * size), self.sample_q), dtype=torch.int64)
             item.update(gt=gather_pixels(item['gt'][None], pixels)[0], pixels=pixels)
@@ -333,26 +329,22 @@ class ContinuousScalePairedDataset(data.Dataset):
                         grey=bool(grey))
         if self.train:
             t, lq, gt = self._train_sample(img, levels, display, key)
-            lr_size = [math.ceil(n * (1.0 / t)) for n in gt.shape[:2]]  # what shrink (imresize) gives
         elif lq_path is not None:
             t = self.scale
             lq_display = f'{self.lq_root}:{lq_path}' if self.backend == 'lmdb' else lq_path
             lr, _, _ = self._read(lq_path, 'lq', lq_display)
             gt, out = lr_file_pair(lr, img, t, names=(lq_display, display))
             lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
-            lr_size = lr.shape[:2]
         else:
             t = self.scale
             lr, gt, out = make_pair(img, t, self.protocol, self.quantize, levels)
             lq = lr if self.lq_size == 'lr' else enlarge(lr, t, out)
-            lr_size = lr.shape[:2]
             lq_path = gt_path
         return {
             'lq': to_tensor(lq),
             'gt': to_tensor(gt),
             'scale': float(t),
             'out_size': torch.tensor(gt.shape[:2], dtype=torch.int64),
-            'lr_size': torch.tensor(tuple(lr_size), dtype=torch.int64),
             'lq_path': lq_path if lq_path is not None else gt_path,
             'gt_path': gt_path,
             'grey': bool(grey),

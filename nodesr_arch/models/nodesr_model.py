@@ -37,7 +37,7 @@ class NODESRModel(SRModel):
 
     - Feeds ``net(x, scale)`` to networks with ``takes_scale`` (``net(x)`` to the others, e.g. BasicSR's
       EDSR). Batches carry their own sizes: those of ``ContinuousScalePairedDataset`` hold a per-sample
-      ``scale``, ``out_size`` and ``lr_size``, and ``lq`` is ``I(t0)`` at output size (or the LR image, with
+      ``scale`` and ``out_size``, and ``lq`` is ``I(t0)`` at output size (or the LR image, with
       ``lq_size: lr``); batches from BasicSR's ``PairedImageDataset`` carry a low-res ``lq`` and take the
       ``scale`` of the options (BasicSR copies the top-level ``scale`` into every dataset), else the GT-to-lq
       ratio. For networks with ``input_size == 'output'`` the model enlarges a low-res ``lq`` itself
