@@ -21,8 +21,8 @@ from PIL import Image
 
 import nodesr_arch  # noqa: F401  (BasicSR compatibility fixes before basicsr is imported)
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, make_pair, parse_scales
+from nodesr_arch.file_io import list_images, read_image, resolve_dataset, to_pixels
 
 
 class PrepareError(Exception):
@@ -146,8 +146,7 @@ def make_lmdb(input_dir, lmdb_path, force=False, compress_level=1):
 
 
 def _write_image(path, img, grey, levels):
-    dtype = np.uint8 if levels == 255 else np.uint16
-    data = np.clip(np.round(img * levels), 0, levels).astype(dtype)
+    data = to_pixels(img, np.uint8 if levels == 255 else np.uint16)
     data = data[..., 0] if grey else data[..., ::-1]
     if not cv2.imwrite(path, data):
         raise PrepareError(f'cannot write {path}')
@@ -157,7 +156,7 @@ def make_lr_sets(datasets, scales, protocol='metasr', out=None, force=False):
     """Write benchmark LR images: ``<root>/LR_bicubic/X{scale:.2f}/<stem>.png`` for each dataset and scale.
 
     Args:
-        datasets (list[str]): ``DIR`` or ``NAME=DIR`` (see :func:`nodesr_arch.data.image_io.resolve_dataset`).
+        datasets (list[str]): ``DIR`` or ``NAME=DIR`` (see :func:`nodesr_arch.file_io.resolve_dataset`).
         scales (list[float]): Scales.
         protocol (str): 'metasr' (default) or 'modcrop'.
         out (str | None): Write to ``out/<name>/LR_bicubic/...`` instead of next to the HR folder.
@@ -183,7 +182,7 @@ def make_lr_sets(datasets, scales, protocol='metasr', out=None, force=False):
         os.makedirs(tmp)
         try:
             for p in paths:
-                img, grey, levels = read_image(p)
+                img, grey, levels = read_image(p, as_float=True)
                 lr, _, _ = make_pair(img, s, protocol, True, levels)
                 stem = os.path.splitext(os.path.basename(p))[0]
                 _write_image(os.path.join(tmp, stem + '.png'), lr, grey, levels)
