@@ -312,11 +312,15 @@ def is_partial(name):
     return None
 
 
-def remove_stale_partials(folder):
+def remove_stale_partials(folder, locked=False):
     """Remove the partial files of runs that no longer live (a ``kill -9`` leaves them).
 
     Args:
         folder (str): An output folder.
+        locked (bool): The caller holds the folder's lock (an experiment's), so every partial file in it is a
+            dead run's, even where a live process has its PID since (a restarted container); the
+            ``.NAME.pth.XXXX.tmp`` and ``.NAME.state.XXXX.tmp`` checkpoint temporaries of earlier versions
+            go too. Default: False.
 
     Returns:
         list[str]: The removed files.
@@ -324,14 +328,11 @@ def remove_stale_partials(folder):
     removed = []
     for name in os.listdir(folder):
         pid = is_partial(name)
-        if pid is None:
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # its run is alive: leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # alive, another user's
+        if locked:  # every partial file is a dead run's
+            stale = pid is not None or _is_old_temporary(name)
+        else:
+            stale = pid is not None and not _alive(pid)
+        if not stale:
             continue
         try:
             os.remove(os.path.join(folder, name))
@@ -339,6 +340,23 @@ def remove_stale_partials(folder):
         except OSError:
             pass
     return removed
+
+
+def _is_old_temporary(name):
+    """Whether a file name is a checkpoint temporary of earlier versions (``.net_g_8.pth.XXXX.tmp``)."""
+    parts = name.split('.')
+    return name.startswith('.') and len(parts) > 3 and parts[-1] == 'tmp' and parts[-3] in ('pth', 'state')
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def atomic_write(path, write, replace=True, sync=False):

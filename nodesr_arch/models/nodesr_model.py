@@ -17,7 +17,7 @@ from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
 from nodesr_arch.archs.contract import contract
-from nodesr_arch.file_io import is_partial, to_pixels, write_image
+from nodesr_arch.file_io import remove_stale_partials, to_pixels, write_image
 from nodesr_arch.inference import (call_network, enlarge_to, fixed_scale, fixed_scale_message, run_network,
                                    self_ensemble, trajectory_strip)
 from nodesr_arch.metrics import image_metrics
@@ -366,19 +366,11 @@ class NODESRModel(SRModel):
 
     # ----------------------------------------------------------- checkpoints
     def _remove_partial_saves(self):
-        """Remove the temporary files of saves a killed run left: ``.net_g_8.PID.partial.pth`` and
-        ``.8.PID.partial.state`` (:func:`nodesr_arch.file_io.atomic_write`), and the ``.net_g_8.pth.*.tmp``,
-        ``.8.state.*.tmp`` of earlier versions. The experiment lock makes every such file a dead run's."""
-        removed = []
-        for key in ('models', 'training_states'):
-            folder = self.opt['path'].get(key)
-            for path in glob.glob(osp.join(folder, '.*')) if folder else []:
-                name = osp.basename(path)
-                parts = name.split('.')
-                old = name.endswith('.tmp') and len(parts) > 3 and parts[-3] in ('pth', 'state')
-                if old or (is_partial(name) is not None and parts[-1] in ('pth', 'state')):
-                    os.remove(path)
-                    removed.append(name)
+        """Remove the temporary files of saves a killed run left (:func:`nodesr_arch.file_io.remove_stale_partials`;
+        the experiment lock makes every such file a dead run's)."""
+        folders = [self.opt['path'].get(key) for key in ('models', 'training_states')]
+        removed = [name for folder in folders if folder and osp.isdir(folder)
+                   for name in remove_stale_partials(folder, locked=True)]
         if removed:
             get_root_logger().warning(f'Removed {len(removed)} partial save(s) of a killed run: {removed}')
 
