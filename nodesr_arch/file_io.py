@@ -8,6 +8,7 @@ run never sees half a file, and :func:`remove_stale_partials` can tell a dead ru
 import contextlib
 import io
 import os
+import shutil
 import warnings
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
@@ -298,10 +299,15 @@ def apply_orientation(img, orientation):
     return img
 
 
-def partial_path(final):
-    """The temporary name :func:`atomic_write` writes ``final`` under: ``.STEM.PID.partial.EXT`` beside it."""
+def partial_path(final, kind='partial'):
+    """The temporary name :func:`atomic_write` writes ``final`` under: ``.STEM.PID.partial.EXT`` beside it.
+
+    Args:
+        final (str): The final file.
+        kind (str): The word in place of ``partial`` (``replaced``: a folder being replaced). Default: 'partial'.
+    """
     stem, ext = os.path.splitext(os.path.basename(final))
-    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
+    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.{kind}{ext}')
 
 
 def is_partial(name):
@@ -362,13 +368,18 @@ def _alive(pid):
 def atomic_write(path, write, replace=True, sync=False):
     """Call ``write(tmp)`` on a temporary name beside ``path`` (:func:`partial_path`), then move it to ``path``.
 
+    ``write`` may make a folder there (an LMDB, a set of images): it is moved into place whole.
+
     Args:
-        path (str): Final file.
-        write (callable): Writes the file whose path it is given.
+        path (str): Final file or folder.
+        write (callable): Writes the file (or folder) whose path it is given.
         replace (bool): Replace an existing ``path``; otherwise raise FileExistsError if it exists, even if it
             appeared while ``write`` ran.
         sync (bool): ``fsync`` the file before the move (checkpoints: the new file is complete on disk before
             it replaces the previous one).
+
+    Returns:
+        What ``write`` returns.
 
     Raises:
         OSError: The file system's error (no space left, permission denied...); no temporary file is left.
@@ -376,18 +387,36 @@ def atomic_write(path, write, replace=True, sync=False):
     """
     tmp = partial_path(path)
     try:
-        write(tmp)
+        result = write(tmp)
         if sync:
             with open(tmp, 'rb+') as f:
                 os.fsync(f.fileno())
         _commit(tmp, path, replace)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
+    return result
+
+
+def _remove(path):
+    """Remove a file or a folder tree if it exists."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def _commit(tmp, final, replace):
     """Move a finished temporary file to ``final``; without ``replace`` never replace an existing file."""
+    if replace and os.path.isdir(tmp) and os.path.lexists(final):
+        old = partial_path(final, 'replaced')
+        os.replace(final, old)  # a folder cannot replace another in one move: the old one steps aside whole
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            os.replace(old, final)
+            raise
+        _remove(old)
+        return
     if replace:
         os.replace(tmp, final)
         return
@@ -425,12 +454,13 @@ class ImageWriteError(ValueError):
     """An image cannot be encoded in the format asked for (depth, channels or size)."""
 
 
-def encode_image(ext, img):
+def encode_image(ext, img, params=()):
     """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
 
     Args:
         ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
         img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
+        params (sequence[int]): OpenCV's encoder options, e.g. ``[cv2.IMWRITE_PNG_COMPRESSION, 9]``. Default: none.
 
     Returns:
         bytes: The file's contents.
@@ -444,7 +474,7 @@ def encode_image(ext, img):
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
     try:
-        ok, buf = cv2.imencode(ext, img)
+        ok, buf = cv2.imencode(ext, img, list(params))
     except cv2.error as e:
         ok, buf = False, str(e).strip().splitlines()[-1]
     finally:
@@ -455,12 +485,13 @@ def encode_image(ext, img):
     return buf.tobytes()
 
 
-def write_image(path, img, replace=True):
+def write_image(path, img, replace=True, params=()):
     """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension.
 
     Args:
         path (str): Final file; its extension picks the format.
         img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
         replace (bool): See :func:`atomic_write`.
+        params (sequence[int]): See :func:`encode_image`.
     """
-    write_bytes(path, encode_image(os.path.splitext(path)[1], img), replace)
+    write_bytes(path, encode_image(os.path.splitext(path)[1], img, params), replace)
