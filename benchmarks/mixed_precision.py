@@ -16,9 +16,9 @@ import torch
 
 from benchmarks.common import machine
 from nodesr_arch.api import load_model
-from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import enlarge, make_pair
-from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.file_io import list_images, read_image, resolve_dataset
+from nodesr_arch.metrics import image_metrics
 
 MODES = ('fp32', 'amp bf16 (fp32 state)', 'all bf16 (bf16 state)')
 
@@ -41,7 +41,7 @@ def main():
     args = parser.parse_args()
     print(machine())
     name, hr_dir, _ = resolve_dataset(args.data)
-    images = [read_image(p) for p in list_images(hr_dir)]
+    images = [read_image(p, as_float=True) for p in list_images(hr_dir)]
     net = load_model(args.model).net
     print(f'\n{name}, {len(images)} images, mod-crop, PSNR (dB, Y) / network time (s)\n')
     print('| scale | ' + ' | '.join(MODES) + ' | amp - fp32 (dB) | all bf16 - fp32 (dB) |')
@@ -58,7 +58,7 @@ def main():
                 with torch.inference_mode():
                     y = run(net, x, s, mode)
                 seconds[mode] += time.perf_counter() - start
-                psnr[mode].append(psnr_ssim(y[0].numpy().transpose(1, 2, 0), gt, s, grey)[0])
+                psnr[mode].append(image_metrics(y[0].numpy().transpose(1, 2, 0), gt, s, grey)['psnr'])
         mean = {m: float(np.mean(v)) for m, v in psnr.items()}
         cells = [f'{mean[m]:.4f} / {seconds[m]:.2f}' for m in MODES]
         print(f'| x{s:g} | ' + ' | '.join(cells) + f' | {mean[MODES[1]] - mean[MODES[0]]:+.4f} | '

@@ -68,9 +68,8 @@ def main(argv=None):
     from nodesr_arch.commands.benchmark import Bicubic, evaluate
     from nodesr_arch.commands.benchmark_report import csv_text
     from nodesr_arch.commands.solver_settings import SolverSetting, parse_setting
-    from nodesr_arch.data.image_io import resolve_dataset
     from nodesr_arch.data.scale_space import parse_scales
-    from nodesr_arch.file_io import write_bytes
+    from nodesr_arch.file_io import resolve_dataset, write_bytes
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -16,6 +16,7 @@ import torch
 
 from nodesr_arch.amp import check_amp_device, parse_amp
 from nodesr_arch.archs.contract import contract
+from nodesr_arch.file_io import to_pixels
 from nodesr_arch.inference import (FixedScaleWarning, enlarge_to, fixed_scale, fixed_scale_label, fixed_scale_message,
                                    run_network)
 from nodesr_arch.loading import DEFAULT_MODEL, WEIGHTS_DIR, bundled_models, load_network  # noqa: F401
@@ -392,7 +393,7 @@ def _to_tensor(img):
 
         def restore(y):
             y = np.ascontiguousarray(y[0].clamp(0, 1).cpu().numpy().transpose(1, 2, 0))
-            y = np.round(y * peak).astype(dtype) if peak != 1 else y.astype(dtype)
+            y = to_pixels(y, dtype) if peak != 1 else y.astype(dtype)
             return y[..., 0] if ndim == 2 else y
 
         return x, restore

@@ -1,4 +1,5 @@
-"""File I/O shared by the library and the commands: the image extensions, the image reader and atomic writes.
+"""File I/O shared by the library and the commands: the image extensions, the one image reader and decoder, the
+one conversion of images to 8 or 16 bits, dataset folders and atomic writes.
 
 Every file the project writes (images, checkpoints, CSV, JSON, Markdown) goes through :func:`atomic_write`:
 it is written to ``.STEM.PID.partial.EXT`` beside its final name, then moved there, so a reader or a killed
@@ -7,10 +8,14 @@ run never sees half a file, and :func:`remove_stale_partials` can tell a dead ru
 import contextlib
 import io
 import os
+import shutil
+import warnings
 
 IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm')
 #: The pixel types :func:`decode_image` returns.
 PIXEL_TYPES = ('uint8', 'uint16', 'float32')
+#: The largest value of each integer pixel type (a float image lies in [0, 1]).
+PEAKS = {'uint8': 255, 'uint16': 65535}
 
 
 class ImageReadError(ValueError):
@@ -32,15 +37,46 @@ def list_images(folder):
     return [os.path.join(folder, n) for n in names]
 
 
-def decode_image(content, name):
+def resolve_dataset(spec):
+    """Where a benchmark dataset lives, from ``DIR`` or ``NAME=DIR``.
+
+    ``DIR`` may hold an ``HR/`` folder (then it is the dataset root), be an ``HR`` folder (the root is
+    its parent) or be a plain folder of images (it is its own root). The name defaults to the root's
+    folder name.
+
+    Args:
+        spec (str): ``DIR`` or ``NAME=DIR``.
+
+    Returns:
+        tuple[str, str, str]: name, HR folder, dataset root.
+    """
+    name, sep, folder = str(spec).partition('=')
+    if not sep or not name or os.path.isdir(spec):
+        name, folder = '', str(spec)
+    folder = os.path.normpath(folder)
+    if os.path.isdir(os.path.join(folder, 'HR')):
+        hr, root = os.path.join(folder, 'HR'), folder
+    elif os.path.basename(folder).upper() == 'HR':
+        hr, root = folder, os.path.dirname(folder) or '.'
+    else:
+        hr, root = folder, folder
+    if not os.path.isdir(hr):
+        raise FileNotFoundError(f'dataset folder not found: {folder}')
+    return name or os.path.basename(os.path.abspath(root)), hr, root
+
+
+def decode_image(content, name, as_float=False):
     """Decode image bytes keeping depth and mode, in RGB order.
 
     Args:
         content (bytes | None): File contents (``None``: the file was not found, as from BasicSR's ``FileClient``).
         name (str): File name or LMDB key, for messages.
+        as_float (bool): Return the image as the datasets and benchmarks use it (see :func:`as_float_image`).
+            Default: False.
 
     Returns:
-        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
+        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32; with ``as_float``, the tuple
+        :func:`as_float_image` returns.
 
     Raises:
         FileNotFoundError: ``content`` is None.
@@ -61,7 +97,57 @@ def decode_image(content, name):
         if img.shape[2] not in (3, 4):
             raise ImageReadError(f'{name}: {img.shape[2]} channels; expected 1, 3 or 4')
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB if img.shape[2] == 3 else cv2.COLOR_BGRA2RGBA)
-    return img
+    return as_float_image(img, name) if as_float else img
+
+
+def as_float_image(img, name):
+    """A decoded 8/16-bit image as the datasets and benchmarks use it: float32 RGB in [0, 1].
+
+    Grey (1-channel) images become 3 equal channels; RGBA drops alpha with a warning; 16-bit images
+    keep full precision.
+
+    Args:
+        img (ndarray): (H, W) or (H, W, 3|4), from :func:`decode_image`.
+        name (str): File name or LMDB key, for messages.
+
+    Returns:
+        tuple: ``img`` (H, W, 3) float32 RGB, ``grey`` (bool: the file had one channel),
+        ``levels`` (int: 255 for 8-bit, 65535 for 16-bit).
+
+    Raises:
+        ImageReadError: A float image.
+    """
+    import numpy as np
+    levels = PEAKS.get(img.dtype.name)
+    if levels is None:
+        raise ImageReadError(f'{name}: unsupported pixel type {img.dtype} (8- or 16-bit images only)')
+    grey = img.ndim == 2
+    if grey:
+        img = np.repeat(img[..., None], 3, axis=2)
+    elif img.shape[2] == 4:
+        warnings.warn(f'{name}: RGBA image, the alpha channel is dropped', stacklevel=3)
+        img = img[..., :3]
+    return img.astype(np.float32) / levels, grey, levels
+
+
+def to_pixels(img, dtype='uint8'):
+    """An image as 8- or 16-bit pixels, rounded: how outputs are saved, shown and measured.
+
+    Args:
+        img (ndarray): Float in [0, 1] (values outside are clipped), uint8 or uint16.
+        dtype (str | np.dtype): 'uint8' (default) or 'uint16'.
+
+    Returns:
+        ndarray: ``img`` itself if it already is ``dtype``, else a new array of the same shape.
+    """
+    import numpy as np
+    dtype = np.dtype(dtype)
+    if img.dtype == dtype:
+        return img
+    peak = PEAKS[dtype.name]
+    if img.dtype.kind == 'f':
+        return np.round(np.clip(img, 0, 1) * peak).astype(dtype)
+    return np.round(img / (PEAKS[img.dtype.name] / peak)).astype(dtype)
 
 
 #: The largest image file read (a 16-bit RGB PNG of 20000 x 20000 pixels stored raw is 2.4 GB).
@@ -89,7 +175,7 @@ def read_bytes(path, max_bytes=MAX_IMAGE_BYTES):
         raise ImageReadError(str(e)) from None
 
 
-def read_image(path, check=False):
+def read_image(path, check=False, as_float=False):
     """Read an image file (see :func:`decode_image`), optionally as a photo viewer shows it.
 
     The file is read once and its pixels decoded once (by OpenCV, which keeps 16-bit and float depths).
@@ -99,9 +185,12 @@ def read_image(path, check=False):
         check (bool): Also identify it with PIL and turn the image as its EXIF orientation tag says; a file
             OpenCV refuses, or a JPEG without its end (which OpenCV 4 decodes as half an image), is then
             refused with PIL's reason. Default: False.
+        as_float (bool): Return the image as the datasets and benchmarks use it (see :func:`as_float_image`).
+            Default: False.
 
     Returns:
-        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
+        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32; with ``as_float``, the tuple
+        :func:`as_float_image` returns.
 
     Raises:
         FileNotFoundError: The file cannot be read.
@@ -110,7 +199,8 @@ def read_image(path, check=False):
     import numpy as np
     content = read_bytes(path)
     if not check:
-        return np.ascontiguousarray(decode_image(content, path))
+        img = decode_image(content, path)
+        return as_float_image(img, path) if as_float else np.ascontiguousarray(img)
     orientation, jpeg = 1, False  # for a float RGB TIFF, which PIL cannot open
     with _pil_errors(path, content):
         from PIL import Image
@@ -124,7 +214,8 @@ def read_image(path, check=False):
     except ImageReadError:
         _pil_decode(path, content)  # PIL's reason where it has one, as when PIL decoded every file
         raise
-    return np.ascontiguousarray(apply_orientation(img, orientation))
+    img = apply_orientation(img, orientation)
+    return as_float_image(img, path) if as_float else np.ascontiguousarray(img)
 
 
 def _pil_decode(path, content):
@@ -208,10 +299,15 @@ def apply_orientation(img, orientation):
     return img
 
 
-def partial_path(final):
-    """The temporary name :func:`atomic_write` writes ``final`` under: ``.STEM.PID.partial.EXT`` beside it."""
+def partial_path(final, kind='partial'):
+    """The temporary name :func:`atomic_write` writes ``final`` under: ``.STEM.PID.partial.EXT`` beside it.
+
+    Args:
+        final (str): The final file.
+        kind (str): The word in place of ``partial`` (``replaced``: a folder being replaced). Default: 'partial'.
+    """
     stem, ext = os.path.splitext(os.path.basename(final))
-    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.partial{ext}')
+    return os.path.join(os.path.dirname(final), f'.{stem}.{os.getpid()}.{kind}{ext}')
 
 
 def is_partial(name):
@@ -222,11 +318,15 @@ def is_partial(name):
     return None
 
 
-def remove_stale_partials(folder):
+def remove_stale_partials(folder, locked=False):
     """Remove the partial files of runs that no longer live (a ``kill -9`` leaves them).
 
     Args:
         folder (str): An output folder.
+        locked (bool): The caller holds the folder's lock (an experiment's), so every partial file in it is a
+            dead run's, even where a live process has its PID since (a restarted container); the
+            ``.NAME.pth.XXXX.tmp`` and ``.NAME.state.XXXX.tmp`` checkpoint temporaries of earlier versions
+            go too. Default: False.
 
     Returns:
         list[str]: The removed files.
@@ -234,14 +334,11 @@ def remove_stale_partials(folder):
     removed = []
     for name in os.listdir(folder):
         pid = is_partial(name)
-        if pid is None:
-            continue
-        try:
-            os.kill(pid, 0)
-            continue  # its run is alive: leave it
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # alive, another user's
+        if locked:  # every partial file is a dead run's
+            stale = pid is not None or _is_old_temporary(name)
+        else:
+            stale = pid is not None and not _alive(pid)
+        if not stale:
             continue
         try:
             os.remove(os.path.join(folder, name))
@@ -251,16 +348,38 @@ def remove_stale_partials(folder):
     return removed
 
 
+def _is_old_temporary(name):
+    """Whether a file name is a checkpoint temporary of earlier versions (``.net_g_8.pth.XXXX.tmp``)."""
+    parts = name.split('.')
+    return name.startswith('.') and len(parts) > 3 and parts[-1] == 'tmp' and parts[-3] in ('pth', 'state')
+
+
+def _alive(pid):
+    """Whether process ``pid`` runs (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 def atomic_write(path, write, replace=True, sync=False):
     """Call ``write(tmp)`` on a temporary name beside ``path`` (:func:`partial_path`), then move it to ``path``.
 
+    ``write`` may make a folder there (an LMDB, a set of images): it is moved into place whole.
+
     Args:
-        path (str): Final file.
-        write (callable): Writes the file whose path it is given.
+        path (str): Final file or folder.
+        write (callable): Writes the file (or folder) whose path it is given.
         replace (bool): Replace an existing ``path``; otherwise raise FileExistsError if it exists, even if it
             appeared while ``write`` ran.
         sync (bool): ``fsync`` the file before the move (checkpoints: the new file is complete on disk before
             it replaces the previous one).
+
+    Returns:
+        What ``write`` returns.
 
     Raises:
         OSError: The file system's error (no space left, permission denied...); no temporary file is left.
@@ -268,18 +387,36 @@ def atomic_write(path, write, replace=True, sync=False):
     """
     tmp = partial_path(path)
     try:
-        write(tmp)
+        result = write(tmp)
         if sync:
             with open(tmp, 'rb+') as f:
                 os.fsync(f.fileno())
         _commit(tmp, path, replace)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
+    return result
+
+
+def _remove(path):
+    """Remove a file or a folder tree if it exists."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def _commit(tmp, final, replace):
     """Move a finished temporary file to ``final``; without ``replace`` never replace an existing file."""
+    if replace and os.path.isdir(tmp) and os.path.lexists(final):
+        old = partial_path(final, 'replaced')
+        os.replace(final, old)  # a folder cannot replace another in one move: the old one steps aside whole
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            os.replace(old, final)
+            raise
+        _remove(old)
+        return
     if replace:
         os.replace(tmp, final)
         return
@@ -317,12 +454,13 @@ class ImageWriteError(ValueError):
     """An image cannot be encoded in the format asked for (depth, channels or size)."""
 
 
-def encode_image(ext, img):
+def encode_image(ext, img, params=()):
     """Encode an RGB(A)/grey image (uint8, uint16 or float32) in the format of extension ``ext``.
 
     Args:
         ext (str): ``'.png'``, ``'.jpg'``... (OpenCV picks the format by it).
         img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
+        params (sequence[int]): OpenCV's encoder options, e.g. ``[cv2.IMWRITE_PNG_COMPRESSION, 9]``. Default: none.
 
     Returns:
         bytes: The file's contents.
@@ -336,7 +474,7 @@ def encode_image(ext, img):
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # the error below says it in one line
     try:
-        ok, buf = cv2.imencode(ext, img)
+        ok, buf = cv2.imencode(ext, img, list(params))
     except cv2.error as e:
         ok, buf = False, str(e).strip().splitlines()[-1]
     finally:
@@ -347,12 +485,13 @@ def encode_image(ext, img):
     return buf.tobytes()
 
 
-def write_image(path, img, replace=True):
+def write_image(path, img, replace=True, params=()):
     """Write an RGB(A)/grey image (uint8, uint16 or float32) atomically, in the format of its extension.
 
     Args:
         path (str): Final file; its extension picks the format.
         img (ndarray): (H, W) grey or (H, W, 3|4) RGB(A).
         replace (bool): See :func:`atomic_write`.
+        params (sequence[int]): See :func:`encode_image`.
     """
-    write_bytes(path, encode_image(os.path.splitext(path)[1], img), replace)
+    write_bytes(path, encode_image(os.path.splitext(path)[1], img, params), replace)

@@ -1,8 +1,9 @@
 """Running any super-resolution network of this package (or of BasicSR) on one batch.
 
-Two helpers shared by the model's validation, the Python API and ``nodesr infer``:
+Helpers shared by the model's validation, the Python API and ``nodesr infer``:
 :func:`run_network` (bicubic-enlarge the LR when the network wants its input at output size, then call
-it with or without the scale) and :func:`self_ensemble` (the paper's "+": the x8 flip/transpose mean).
+it with or without the scale), :func:`self_ensemble` (the paper's "+": the x8 flip/transpose mean) and
+:func:`trajectory_strip` (the ODE states side by side).
 """
 import math
 
@@ -11,6 +12,7 @@ import torch
 from nodesr_arch.amp import autocast
 from nodesr_arch.archs.contract import contract
 from nodesr_arch.data.scale_space import imresize
+from nodesr_arch.file_io import to_pixels
 from nodesr_arch.scales import EPS, output_size
 
 
@@ -216,3 +218,40 @@ def self_ensemble(fn, x, out_size=None):
         y = _inverse_aug(out, *aug)
         total = y if total is None else total + y
     return total / len(_D8)
+
+
+def display_frame(img):
+    """An output image as a uint8 RGB frame of a trajectory strip or GIF: 8 bits, grey as 3 channels, no alpha.
+
+    Args:
+        img (ndarray): (H, W) or (H, W, 3|4), uint8, uint16 or float in [0, 1].
+    """
+    import numpy as np
+    img = to_pixels(np.asarray(img))
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def trajectory_strip(states):
+    """The ODE states side by side (the paper's Fig. 2), each labelled with its scale ``t``, 4 white pixels apart.
+
+    Args:
+        states (list[tuple[float, ndarray]]): ``(t, image)`` pairs, each image as :func:`display_frame` takes it.
+
+    Returns:
+        ndarray: (H, K * W + (K - 1) * 4, 3) uint8 RGB.
+    """
+    import cv2
+    import numpy as np
+    frames = []
+    for t, img in states:
+        frame = display_frame(img).copy()
+        size = max(0.35, min(frame.shape[:2]) / 400)
+        thick = max(1, round(size * 1.5))
+        org = (4, 4 + round(22 * size))
+        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):
+            cv2.putText(frame, f't={t:.2f}', org, cv2.FONT_HERSHEY_SIMPLEX, size, colour, width, cv2.LINE_AA)
+        frames.append(frame)
+    gap = np.full((frames[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([x for f in frames for x in (f, gap)][:-1], axis=1)

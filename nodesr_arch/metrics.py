@@ -2,40 +2,56 @@
 
 Colour images: Y channel (``test_y_channel``) of the 8-bit-rounded images. Grey images (1-channel
 files, run as 3 equal channels): their single channel directly, without the YCbCr conversion.
-Border: ``ceil(scale)`` pixels.
+Border: ``ceil(scale)`` pixels (``crop_border: scale``).
 """
 import numpy as np
 
-from nodesr_arch.data.image_io import to_uint8
+from nodesr_arch.file_io import to_pixels
 from nodesr_arch.scales import crop_border
+
+#: The literature's metrics, in the form of ``val: metrics`` of an option YAML.
+PSNR_SSIM = {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True},
+             'ssim': {'type': 'calculate_ssim', 'crop_border': 'scale', 'test_y_channel': True}}
 
 
 def _prepare(img, grey):
-    img = np.asarray(img)
-    img = img if img.dtype == np.uint8 else to_uint8(img)
+    """An image as BasicSR's metrics take it: 8-bit HWC, BGR (its Y conversion expects BGR), grey as (H, W)."""
+    if hasattr(img, 'detach'):  # a (C, H, W) tensor
+        img = img.detach().float().cpu().numpy().transpose(1, 2, 0)
+    img = to_pixels(np.asarray(img))
     if img.ndim == 2:
         return img
-    return img[..., 0] if grey else img[..., ::-1]  # BasicSR's Y conversion expects BGR
+    return img[..., 0] if grey else img[..., ::-1]
 
 
-def psnr_ssim(sr, gt, scale, grey=False):
-    """PSNR (dB) and SSIM of an SR image against its GT.
+def image_metrics(sr, gt, scale, grey=False, metric_opts=None):
+    """BasicSR metrics of one SR image against its GT.
 
     Args:
-        sr (ndarray): (H, W, 3) RGB, float in [0, 1] (rounded to 8 bits here) or uint8.
-        gt (ndarray): Same shape and kind as ``sr``.
-        scale (float): The SR scale; the border crop is ``ceil(scale)``.
+        sr (ndarray | Tensor): (H, W, 3) RGB array or (C, H, W) tensor, float in [0, 1] (rounded to 8 bits
+            here) or uint8.
+        gt (ndarray | Tensor): Same shape and kind as ``sr``.
+        scale (float): The SR scale, for ``crop_border: scale`` (``ceil(scale)``).
         grey (bool): The image is grey: measure channel 0 without YCbCr. Default: False.
+        metric_opts (dict | None): ``val: metrics`` of an option YAML, e.g.
+            ``{psnr: {type: calculate_psnr, crop_border: scale, test_y_channel: true}}``. Default:
+            :data:`PSNR_SSIM`.
 
     Returns:
-        tuple[float, float]: PSNR, SSIM.
+        dict[str, float]: One value per metric.
     """
-    from basicsr.metrics import calculate_psnr, calculate_ssim  # here: importing BasicSR imports all of it
+    from basicsr.metrics import calculate_metric  # here: importing BasicSR imports all of it
 
-    if np.shape(sr) != np.shape(gt):
-        raise ValueError(f'SR {np.shape(sr)} and GT {np.shape(gt)} differ in size')
-    a, b = _prepare(sr, grey), _prepare(gt, grey)
-    border = crop_border(scale)
-    y = not grey and a.ndim == 3
-    return (float(calculate_psnr(a, b, border, input_order='HWC', test_y_channel=y)),
-            float(calculate_ssim(a, b, border, input_order='HWC', test_y_channel=y)))
+    if tuple(sr.shape) != tuple(gt.shape):
+        raise ValueError(f'SR {tuple(sr.shape)} and GT {tuple(gt.shape)} differ in size')
+    data = {'img': _prepare(sr, grey), 'img2': _prepare(gt, grey)}
+    results = {}
+    for name, opt in (PSNR_SSIM if metric_opts is None else metric_opts).items():
+        opt = dict(opt)
+        opt.pop('better', None)
+        if opt.get('crop_border') == 'scale':
+            opt['crop_border'] = crop_border(scale)
+        if grey or data['img'].ndim == 2:
+            opt['test_y_channel'] = False
+        results[name] = float(calculate_metric(data, opt))
+    return results

@@ -9,18 +9,19 @@ the wheels. Set5 and Set14 (the evaluation) are packed the same way, all images 
 
 Layout written (the folder names the option files of options/train/*_gpu.yml expect):
 ``DEST/train/{BSD200,T91}/HR``, ``DEST/benchmark/{Set5,Set14}/HR`` and ``DEST/pack.json`` (sources, counts,
-bytes). The folder is written beside DEST first and renamed into place at the end, so an interrupted run
-leaves no half-packed DEST; an existing DEST is replaced only with ``--force``.
+bytes). The folder is written beside DEST first and renamed into place at the end
+(:func:`nodesr_arch.file_io.atomic_write`), so an interrupted run leaves no half-packed DEST; an existing DEST is
+replaced only with ``--force``.
 """
 import argparse
 import json
 import os
-import shutil
 import sys
 
 import cv2
 import numpy as np
 
+from nodesr_arch import file_io
 from nodesr_arch.file_io import list_images
 
 SETS = {'train': ('BSD200', 'T91'), 'benchmark': ('Set5', 'Set14')}
@@ -28,24 +29,29 @@ ENCODE = {'webp': ('.webp', [cv2.IMWRITE_WEBP_QUALITY, 101]),  # quality > 100: 
           'png': ('.png', [cv2.IMWRITE_PNG_COMPRESSION, 9])}
 
 
-def pack_image(src, dest_stem, fmt):
-    """Write ``src`` losslessly as ``dest_stem`` + the format's extension; return the bytes written.
+def pack_image(src, img, dest_stem, fmt):
+    """Write ``src``'s image losslessly as ``dest_stem`` + the format's extension; return the bytes written.
+
+    Args:
+        src (str): The image file, for messages.
+        img (ndarray): Its pixels, as :func:`nodesr_arch.file_io.read_image` gives them.
+        dest_stem (str): The output path without extension.
+        fmt (str): 'webp' or 'png'.
 
     Raises:
-        ValueError: the file does not decode, or its re-encoding does not decode to the same pixels.
+        ValueError: its re-encoding does not decode to the same pixels.
     """
-    img = cv2.imread(src, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise ValueError(f'cannot decode {src}')
     ext, params = ENCODE[fmt]
     if fmt == 'webp' and (img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3):
         ext, params = ENCODE['png']  # WebP holds 8-bit RGB here: 16-bit, grey (the dataset's `grey`) and RGBA stay PNG
-    ok, buf = cv2.imencode(ext, img, params)
-    back = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else None
+    try:
+        buf = file_io.encode_image(ext, img, params)
+        back = file_io.decode_image(buf, src)
+    except ValueError:  # ImageWriteError, ImageReadError
+        back = None
     if back is None or back.shape != img.shape or not np.array_equal(back, img):
         raise ValueError(f'{src}: the {ext} encoding is not pixel-identical')
-    with open(dest_stem + ext, 'wb') as f:
-        f.write(buf.tobytes())
+    file_io.write_bytes(dest_stem + ext, buf)
     return len(buf)
 
 
@@ -64,10 +70,9 @@ def pack(src, dest, min_side=200, fmt='webp', force=False):
     """
     if os.path.exists(dest) and not force:
         raise FileExistsError(f'{dest} exists (use --force to replace it)')
-    tmp = dest.rstrip('/') + '.partial'
-    shutil.rmtree(tmp, ignore_errors=True)
     report = {'src': os.path.abspath(src), 'format': fmt, 'min_side': min_side, 'sets': {}}
-    try:
+
+    def write(tmp):
         for group, names in SETS.items():
             for name in names:
                 folder = os.path.join(src, group, name, 'HR')
@@ -77,24 +82,23 @@ def pack(src, dest, min_side=200, fmt='webp', force=False):
                 os.makedirs(out)
                 kept = dropped = src_bytes = dest_bytes = 0
                 for path in list_images(folder):
-                    h, w = cv2.imread(path, cv2.IMREAD_UNCHANGED).shape[:2]
-                    if group == 'train' and min(h, w) < min_side:
+                    try:
+                        img = file_io.read_image(path)
+                    except file_io.ImageReadError:
+                        raise ValueError(f'cannot decode {path}') from None
+                    if group == 'train' and min(img.shape[:2]) < min_side:
                         dropped += 1
                         continue
                     stem = os.path.join(out, os.path.splitext(os.path.basename(path))[0])
-                    dest_bytes += pack_image(path, stem, fmt)
+                    dest_bytes += pack_image(path, img, stem, fmt)
                     src_bytes += os.path.getsize(path)
                     kept += 1
                 report['sets'][f'{group}/{name}'] = {'images': kept, 'dropped': dropped, 'src_bytes': src_bytes,
                                                      'bytes': dest_bytes}
         report['bytes'] = sum(s['bytes'] for s in report['sets'].values())
-        with open(os.path.join(tmp, 'pack.json'), 'w') as f:
-            json.dump(report, f, indent=1)
-        if os.path.exists(dest):
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        file_io.write_bytes(os.path.join(tmp, 'pack.json'), json.dumps(report, indent=1))
+
+    file_io.atomic_write(os.path.normpath(dest), write)
     return report
 
 

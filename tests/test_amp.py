@@ -106,11 +106,11 @@ def test_option_check_names_the_amp_key(tmp_path, section, value, message):
 def _pictures():
     """Set5 (centre 96 px crops of the HR images) when ../shared has it, else scikit-image pictures."""
     from nodesr_arch.commands.demo import load_picture
-    from nodesr_arch.data.image_io import list_images, read_image
+    from nodesr_arch.file_io import list_images, read_image
     if os.path.isdir(SET5):
         pics = []
         for path in list_images(SET5):
-            img, grey, _ = read_image(path)
+            img, grey, _ = read_image(path, as_float=True)
             top, left = (img.shape[0] - 96) // 2, (img.shape[1] - 96) // 2
             pics.append((img[top:top + 96, left:left + 96], grey))
         return 'Set5', pics
@@ -121,26 +121,27 @@ def _pictures():
 def test_bundled_model_bf16_within_005_db_of_fp32(scale):
     from nodesr_arch.api import load_model
     from nodesr_arch.data.scale_space import make_pair
-    from nodesr_arch.metrics import psnr_ssim
+    from nodesr_arch.metrics import image_metrics
     source, pics = _pictures()
     fp32, bf16 = load_model(), load_model(amp='bf16')
     diffs = []
     for img, grey in pics:
         lr, gt, out = make_pair(img, scale, 'modcrop')
-        a = psnr_ssim(fp32.super_resolve(lr, scale, out), gt, scale, grey)[0]
-        b = psnr_ssim(bf16.super_resolve(lr, scale, out), gt, scale, grey)[0]
+        a = image_metrics(fp32.super_resolve(lr, scale, out), gt, scale, grey)['psnr']
+        b = image_metrics(bf16.super_resolve(lr, scale, out), gt, scale, grey)['psnr']
         diffs.append(b - a)
     assert abs(np.mean(diffs)) <= 0.05, f'{source} x{scale}: bf16 - fp32 = {np.mean(diffs):+.4f} dB ({diffs})'
 
 
 def test_infer_and_benchmark_take_amp(tmp_path):
+    from nodesr_arch import file_io
     from nodesr_arch.commands import benchmark, infer
     model = save_tiny_model(str(tmp_path / 'm'))
     write_images(str(tmp_path / 'in'), [(20, 24)])
     for amp, out in ((None, 'fp32'), ('bf16', 'bf16')):
         argv = ['-i', str(tmp_path / 'in'), '-o', str(tmp_path / out), '--scale', '2', '--model', model, '-q']
         assert infer.main(argv + (['--amp', amp] if amp else [])) == 0
-    a, b = (infer.read_image(str(tmp_path / d / 'img0_x2.png')).astype(int) for d in ('fp32', 'bf16'))
+    a, b = (file_io.read_image(str(tmp_path / d / 'img0_x2.png')).astype(int) for d in ('fp32', 'bf16'))
     assert a.shape == b.shape == (40, 48, 3) and np.abs(a - b).max() <= 2
     assert benchmark.main(['--model', model, '--data', str(tmp_path / 'in'), '--scales', '2', '--amp', 'bf16',
                            '--out', str(tmp_path / 'bench'), '--quiet', '--no-plot']) == 0

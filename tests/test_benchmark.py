@@ -8,9 +8,9 @@ import pytest
 
 import nodesr_arch  # noqa: F401,I001
 from nodesr_arch.commands import benchmark, prepare
-from nodesr_arch.data.image_io import read_image
 from nodesr_arch.data.scale_space import enlarge, make_pair
-from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.file_io import read_image
+from nodesr_arch.metrics import image_metrics
 
 
 @pytest.fixture
@@ -41,9 +41,9 @@ def test_bicubic_csv_and_markdown(tiny, tmp_path):
     # the x1.6 figure is the mean over the images of the protocol pair measured directly
     scores = []
     for name in ('a', 'b'):
-        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'))
+        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'), as_float=True)
         lr, gt, out_size = make_pair(hr, 1.6, 'modcrop')
-        scores.append(psnr_ssim(enlarge(lr, 1.6, out_size), gt, 1.6, grey))
+        scores.append(tuple(image_metrics(enlarge(lr, 1.6, out_size), gt, 1.6, grey).values()))
     assert float(rows[2]['psnr']) == pytest.approx(np.mean(scores, axis=0)[0], abs=1e-3)
     assert float(rows[2]['ssim']) == pytest.approx(np.mean(scores, axis=0)[1], abs=1e-4)
     md = open(os.path.join(out, 'results.md')).read()
@@ -88,7 +88,7 @@ def test_decoded_images_as_a_dataset_and_each_sr_image_to_a_callback(tiny):
     models = [('bicubic', benchmark.Bicubic())]
     from_files, from_memory, seen = [], [], []
     rows = benchmark.evaluate(models, [('Tiny', hr_dir, tiny)], [2.5], per_image=from_files, progress=False)
-    decoded = [(os.path.basename(p), *read_image(p)) for p in paths]
+    decoded = [(os.path.basename(p), *read_image(p, as_float=True)) for p in paths]
     again = benchmark.evaluate(models, [('Tiny', decoded, None)], [2.5], per_image=from_memory, progress=False,
                                on_image=lambda row, sr, grey: seen.append((row['image'], sr.shape, grey)))
     assert again == rows and from_memory == from_files
@@ -140,9 +140,9 @@ def test_trained_models_paper_layout_and_plot(tiny, tmp_path):
     # x6 (beyond the training range) through the shared I(s) equals the Python API given the LR itself
     up, scores = load_model(node), []
     for name in ('a', 'b'):
-        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'))
+        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'), as_float=True)
         lr, gt, out_size = make_pair(hr, 6, 'metasr')
-        scores.append(psnr_ssim(up.super_resolve(lr, 6, out_size), gt, 6, grey))
+        scores.append(tuple(image_metrics(up.super_resolve(lr, 6, out_size), gt, 6, grey).values()))
     assert float(rows[4]['psnr']) == pytest.approx(np.mean(scores, axis=0)[0], abs=2e-3)
     # paper layout: scales as columns, methods as rows, the best PSNR of each column in bold
     header, body = _table(open(os.path.join(out, 'results.md')).read(), 'Tiny')
@@ -253,10 +253,10 @@ def test_fixed_scale_model_rows_are_labelled_and_warned(tiny, tmp_path, capsys):
     # the labelled figure is what the API gives, warning, for the protocol's LR at x2.5
     up, scores = load_model(edsr), []
     for name in ('a', 'b'):
-        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'))
+        hr, grey, _ = read_image(os.path.join(tiny, 'HR', name + '.png'), as_float=True)
         lr, gt, out_size = make_pair(hr, 2.5, 'metasr')
         with pytest.warns(FixedScaleWarning):
-            scores.append(psnr_ssim(up.super_resolve(lr, 2.5, out_size), gt, 2.5, grey))
+            scores.append(tuple(image_metrics(up.super_resolve(lr, 2.5, out_size), gt, 2.5, grey).values()))
     assert float(rows[3]['psnr']) == pytest.approx(np.mean(scores, axis=0)[0], abs=2e-3)
     # --resume finds the labelled rows: it keeps them (an edited figure survives) and computes nothing again
     text = open(os.path.join(out, 'results.csv')).read().replace(f'Tiny,3,{label},', f'Tiny,3,{label},1')

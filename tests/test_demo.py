@@ -32,10 +32,10 @@ def test_demo_prints_table_and_writes_outputs(tmp_path, capsys):
 
 
 def test_demo_numbers_are_the_protocol(tmp_path):
-    """Each picture's PSNR/SSIM is psnr_ssim of the written enlargement against its Meta-SR GT (bicubic)."""
-    from nodesr_arch.data.image_io import read_image
+    """Each picture's PSNR/SSIM is image_metrics of the written enlargement against its Meta-SR GT (bicubic)."""
     from nodesr_arch.data.scale_space import metasr_pair
-    from nodesr_arch.metrics import psnr_ssim
+    from nodesr_arch.file_io import read_image
+    from nodesr_arch.metrics import image_metrics
     model = save_tiny_model(str(tmp_path / 'model'))
     out = tmp_path / 'demo'
     assert main(['--model', model, '--out', str(out), '--images', 'camera,astronaut', '--scales', '2.5',
@@ -44,8 +44,8 @@ def test_demo_numbers_are_the_protocol(tmp_path):
     for name in ('camera', 'astronaut'):
         hr, grey = load_picture(name, crop=40)
         _, gt, _ = metasr_pair(hr, 2.5)
-        sr, _, _ = read_image(str(out / f'{name}_x2.5_bicubic.png'))
-        psnr, ssim = psnr_ssim(sr, gt, 2.5, grey=grey)
+        sr, _, _ = read_image(str(out / f'{name}_x2.5_bicubic.png'), as_float=True)
+        psnr, ssim = image_metrics(sr, gt, 2.5, grey=grey).values()
         assert float(rows[name, 'bicubic']['psnr']) == pytest.approx(psnr, abs=1e-4)
         assert float(rows[name, 'bicubic']['ssim']) == pytest.approx(ssim, abs=1e-5)
 

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from helpers import save_tiny_model
+from nodesr_arch import file_io
 from nodesr_arch.commands.infer import main
 
 
@@ -165,8 +166,6 @@ def test_command_line_entry_point(model, images, tmp_path):
 def test_exif_orientation_is_applied(tmp_path):
     from PIL import ImageOps
 
-    from nodesr_arch.commands.infer import read_image
-
     img = np.random.default_rng(0).integers(0, 256, (6, 9, 3)).astype(np.uint8)
     for orientation in range(1, 9):
         path = tmp_path / f'o{orientation}.png'
@@ -176,10 +175,10 @@ def test_exif_orientation_is_applied(tmp_path):
         pil.save(path, exif=exif)
         with Image.open(path) as im:
             upright = np.asarray(ImageOps.exif_transpose(im))
-        assert np.array_equal(read_image(str(path)), upright), orientation
+        assert np.array_equal(file_io.read_image(str(path), check=True), upright), orientation
         late = tmp_path / f'late{orientation}.png'  # the eXIf chunk after the pixels, where PNG allows it too
         late.write_bytes(exif_after_pixels(path.read_bytes()))
-        assert np.array_equal(read_image(str(late)), upright), orientation
+        assert np.array_equal(file_io.read_image(str(late), check=True), upright), orientation
 
 
 def exif_after_pixels(png):
@@ -208,16 +207,14 @@ def test_each_input_is_decoded_once(model, images, tmp_path, monkeypatch):
 
 
 def test_half_a_jpeg_is_refused_where_opencv_decodes_it(images, monkeypatch):
-    from nodesr_arch.commands.infer import InferError, read_image
-
     monkeypatch.setattr(cv2, 'imdecode', lambda *a: np.zeros((15, 13, 3), np.uint8))  # as OpenCV 4 does
     jpeg = (images / 'odd.jpg').read_bytes()
     (images / 'cut.jpg').write_bytes(jpeg[:len(jpeg) - 40])
     (images / 'tail.jpg').write_bytes(jpeg + b'trailing bytes after the end marker')
-    with pytest.raises(InferError, match=r'cannot decode image .*cut\.jpg: image file is truncated'):
-        read_image(str(images / 'cut.jpg'))
+    with pytest.raises(file_io.ImageReadError, match=r'cannot decode image .*cut\.jpg: image file is truncated'):
+        file_io.read_image(str(images / 'cut.jpg'), check=True)
     for name in ('odd.jpg', 'tail.jpg'):
-        assert read_image(str(images / name)).shape == (15, 13, 3)
+        assert file_io.read_image(str(images / name), check=True).shape == (15, 13, 3)
 
 
 def test_progress_bar_on_stderr_unless_quiet(model, images, tmp_path, capsys):

@@ -7,8 +7,8 @@ import numpy as np
 import nodesr_arch  # noqa: F401,I001
 from nodesr_arch.commands import prepare
 from nodesr_arch.data.continuous_scale_dataset import lmdb_meta
-from nodesr_arch.data.image_io import read_image
 from nodesr_arch.data.scale_space import metasr_pair
+from nodesr_arch.file_io import read_image
 
 
 def _images(folder):
@@ -74,9 +74,9 @@ def test_lr_sets(tmp_path, capsys):
         folder = os.path.join(root, 'LR_bicubic', f'X{s:.2f}')
         assert sorted(os.listdir(folder)) == ['a.png', 'b.png', 'c.png']
         for name in ('a', 'b', 'c'):
-            hr, grey, levels = read_image(os.path.join(root, 'HR', name + '.png'))
+            hr, grey, levels = read_image(os.path.join(root, 'HR', name + '.png'), as_float=True)
             lr, _, _ = metasr_pair(hr, s, levels=levels)
-            got, got_grey, got_levels = read_image(os.path.join(folder, name + '.png'))
+            got, got_grey, got_levels = read_image(os.path.join(folder, name + '.png'), as_float=True)
             assert (got_grey, got_levels) == (grey, levels)
             np.testing.assert_allclose(got, lr, atol=1e-6)
     assert prepare.main(['lr', '--data', root, '--scales', '2']) == 1

@@ -12,8 +12,8 @@ import torch
 import nodesr_arch  # noqa: F401,I001  (compat fixes first, registers the dataset)
 from basicsr.data import build_dataset
 from helpers import one_thread_fixture, write_images
-from nodesr_arch.data.image_io import read_image
 from nodesr_arch.data.scale_space import scale_grid, shrink_to
+from nodesr_arch.file_io import read_image
 
 one_thread = one_thread_fixture()
 
@@ -54,7 +54,7 @@ def test_lr_patch_mode_crops_and_shrinks(hr_folder):
         assert min(abs(side - round(12 * t)) for t in grid) == 0  # round(lq_size * t0) for a grid scale
         assert s['scale'] == side / 12 and s['out_size'].tolist() == [side, side]
         gt = s['gt'].numpy().transpose(1, 2, 0)
-        img = read_image(s['gt_path'])[0]
+        img = read_image(s['gt_path'], as_float=True)[0]
         assert _find(img, gt) is not None, 'gt is a crop of the image'
         np.testing.assert_array_equal(s['lq'].numpy().transpose(1, 2, 0), shrink_to(gt, (12, 12)))
 
@@ -90,7 +90,7 @@ def test_sample_q_pixels_index_their_values(hr_folder):
     crop = torch.zeros(3, 144)
     crop[:, s['pixels']] = s['gt']
     crop = crop.reshape(3, 12, 12).numpy().transpose(1, 2, 0)
-    assert _find(read_image(s['gt_path'])[0], crop) is not None
+    assert _find(read_image(s['gt_path'], as_float=True)[0], crop) is not None
     np.testing.assert_array_equal(s['lq'].numpy().transpose(1, 2, 0), shrink_to(crop, (6, 6)))
 
 
@@ -199,7 +199,8 @@ def test_rival_benchmark_infer_api_export(trained_rival, tmp_path, capsys):
     assert up.upscale(img, scale=1.7, self_ensemble=True).shape == (18, 22, 3)
     src = write_images(str(tmp_path / 'in'), [(15, 17)])[0]
     assert infer.main(['-i', src, '-o', str(tmp_path / 'sr'), '-s', '3.3', '--model', ckpt, '-q']) == 0
-    assert read_image(os.path.join(tmp_path, 'sr', os.listdir(tmp_path / 'sr')[0]))[0].shape[:2] == (49, 56)
+    sr = os.path.join(tmp_path, 'sr', os.listdir(tmp_path / 'sr')[0])
+    assert read_image(sr, as_float=True)[0].shape[:2] == (49, 56)
     # nodesr export writes NODE-SR solves only: one clear line
     capsys.readouterr()
     assert export.main(['--model', ckpt, '-o', str(tmp_path / 'x.onnx'), '--scale', '2']) == 1

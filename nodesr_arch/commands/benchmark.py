@@ -41,10 +41,10 @@ from nodesr_arch.commands import solver_settings
 from nodesr_arch.commands.benchmark_report import (FIELDS, IMAGE_FIELDS, markdown, merge_rows, read_csv,  # noqa: F401
                                                    read_source, scale_key, unique, write_results)
 from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
-from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, enlarge, make_pair, parse_scales
+from nodesr_arch.file_io import list_images, read_image, resolve_dataset
 from nodesr_arch.inference import FixedScaleWarning, fixed_scale_label, fixed_scale_message
-from nodesr_arch.metrics import psnr_ssim
+from nodesr_arch.metrics import image_metrics
 from nodesr_arch.runtime import RUNTIMES
 from nodesr_arch.scales import num_steps, output_size
 
@@ -148,7 +148,7 @@ def _pairs(hr_images, hr_dir, scale, protocol, lr_dir):
 def _hr_images(hr):
     """A dataset's HR images as ``(path or name, img, grey, levels)``: read from a folder, or as given."""
     if isinstance(hr, str):
-        return [(p, *read_image(p)) for p in list_images(hr)]
+        return [(p, *read_image(p, as_float=True)) for p in list_images(hr)]
     return list(hr)
 
 
@@ -203,7 +203,7 @@ def evaluate(models, datasets, scales, protocol='metasr', lr_dirs=None, self_ens
                     for model_name, (_, model), want in zip(names, models, wants_up):
                         sr = model.super_resolve(up if want else lr, s, out, self_ensemble=self_ensemble,
                                                  **sr_kwargs)
-                        score = psnr_ssim(np.asarray(sr), gt, s, grey=grey)
+                        score = tuple(image_metrics(np.asarray(sr), gt, s, grey=grey).values())
                         scores[model_name].append(score)
                         row = dict(dataset=name, scale=s, model=model_name, image=os.path.basename(path),
                                    psnr=score[0], ssim=score[1])

@@ -91,10 +91,9 @@ def run(args, command=None):
     from nodesr_arch.api import load_model
     from nodesr_arch.commands.benchmark import Bicubic, evaluate
     from nodesr_arch.commands.benchmark_report import gain_table, paper_table, write_results
-    from nodesr_arch.commands.infer import to_display, trajectory_strip
-    from nodesr_arch.data.image_io import to_uint8
     from nodesr_arch.data.scale_space import metasr_pair
-    from nodesr_arch.file_io import write_image
+    from nodesr_arch.file_io import to_pixels, write_image
+    from nodesr_arch.inference import trajectory_strip
 
     start = time.time()
     names = [n.strip() for n in args.images.split(',') if n.strip()]
@@ -105,11 +104,11 @@ def run(args, command=None):
         raise ValueError(f'two methods share a name: {[n for n, _ in methods]}')
     os.makedirs(args.out, exist_ok=True)
     for name, (hr, grey) in pictures.items():
-        img = to_uint8(hr)
+        img = to_pixels(hr)
         write_image(os.path.join(args.out, f'{name}_hr.png'), img[..., 0] if grey else img)
 
     def save(row, sr, grey):
-        img = to_uint8(sr)
+        img = to_pixels(sr)
         path = os.path.join(args.out, f"{row['image']}_x{row['scale']:g}_{row['model']}.png")
         write_image(path, img[..., 0] if grey else img)
 
@@ -129,7 +128,7 @@ def run(args, command=None):
         s = max(args.scales)
         lr, _, out_size = metasr_pair(hr, s)
         _, states = model.super_resolve(lr, s, out_size=out_size, trajectory=args.trajectory)
-        strip = trajectory_strip([(t, to_display(np.clip(st, 0, 1))) for t, st in states])
+        strip = trajectory_strip(states)
         strip_path = os.path.join(args.out, f'{name}_x{s:g}_trajectory.png')
         write_image(strip_path, strip)
 

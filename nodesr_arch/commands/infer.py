@@ -130,21 +130,6 @@ def collect_inputs(path):
     return [path]
 
 
-def read_image(path):
-    """Decode an image file, keeping its depth and mode, upright as its EXIF orientation says.
-
-    Returns:
-        ndarray: (H, W) grey or (H, W, 3|4) RGB(A), uint8, uint16 or float32.
-
-    Raises:
-        InferError: The file is unreadable, truncated or not an image.
-    """
-    try:
-        return file_io.read_image(path, check=True)
-    except (FileNotFoundError, file_io.ImageReadError) as e:
-        raise InferError(str(e)) from None
-
-
 def encode_image(ext, img):
     """:func:`nodesr_arch.file_io.encode_image`, raising RunError when the format cannot hold the image."""
     try:
@@ -160,39 +145,6 @@ def write_bytes(path, data, force=True):
         file_io.write_bytes(path, data, replace=force)
     except FileExistsError as e:
         raise RunError(f'{e}; not overwritten (use --force)') from None
-
-
-def to_display(img):
-    """Any output image -> uint8 RGB for the trajectory strip and GIF (alpha dropped)."""
-    import numpy as np
-    if img.dtype == np.uint16:
-        img = np.round(img / 257.0).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    return np.ascontiguousarray(img[..., :3])
-
-
-def trajectory_strip(states):
-    """Frames side by side, each labelled with its scale ``t``.
-
-    Args:
-        states (list[tuple[float, ndarray]]): ``(t, uint8 RGB image)`` pairs.
-    """
-    import cv2
-    import numpy as np
-    frames = []
-    for t, img in states:
-        frame = img.copy()
-        size = max(0.35, min(frame.shape[:2]) / 400)
-        thick = max(1, round(size * 1.5))
-        org = (4, 4 + round(22 * size))
-        for colour, width in (((0, 0, 0), thick + 2), ((255, 255, 255), thick)):
-            cv2.putText(frame, f't={t:.2f}', org, cv2.FONT_HERSHEY_SIMPLEX, size, colour, width, cv2.LINE_AA)
-        frames.append(frame)
-    gap = np.full((frames[0].shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([x for f in frames for x in (f, gap)][:-1], axis=1)
 
 
 def encode_gif(frames, ms=400):
@@ -310,7 +262,10 @@ def plan(args):
     in_real = {os.path.realpath(p) for p in inputs}
     jobs, seen, kept = [], set(), 0
     for path in inputs:
-        img = read_image(path)
+        try:
+            img = file_io.read_image(path, check=True)  # upright as its EXIF orientation says
+        except (FileNotFoundError, file_io.ImageReadError) as e:
+            raise InferError(str(e)) from None
         try:
             t0, out_size = plan_size(img.shape[:2], args.scale, args.size, args.width)
             if img.dtype.name == 'float32':
@@ -444,6 +399,8 @@ def run(args):
             files = enlarge(up, job, args, options)
         except RunError as e:
             raise RunError(f'{job.path}: {e}{_done(written)}') from None
+        except (FileNotFoundError, file_io.ImageReadError) as e:  # changed since plan() read it
+            raise InferError(str(e)) from None
         except (MemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and 'memory' not in str(e).lower():
                 raise
@@ -478,14 +435,16 @@ def enlarge(up, job, args, options):
         list[tuple[str, bytes]]: ``(path, file contents)`` of the image and, with ``--trajectory``, the strip
         and the GIF.
     """
-    img = job.image if job.image is not None else read_image(job.path)
+    from nodesr_arch.inference import display_frame, trajectory_strip
+
+    img = job.image if job.image is not None else file_io.read_image(job.path, check=True)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
         result = up.upscale(img, plan=Plan(job.t0, job.out_size), trajectory=args.trajectory, **options)
     big, states = result if args.trajectory else (result, None)
     files = [(job.out, encode_image(os.path.splitext(job.out)[1], big))]
     if states is not None:
-        frames = [to_display(s) for _, s in states]
+        frames = [display_frame(s) for _, s in states]
         strip = trajectory_strip([(t, f) for (t, _), f in zip(states, frames)])
         files += [(job.extras[0], encode_image('.png', strip)), (job.extras[1], encode_gif(frames))]
     return files

@@ -7,11 +7,10 @@
 optional sub-image extraction as BasicSR's ``scripts/data_preparation/extract_subimages.py`` does it.
 ``lr`` writes ``<dataset>/LR_bicubic/X{scale:.2f}/<name>.png`` under a benchmark protocol, so other
 frameworks can be evaluated on identical inputs. Nothing existing is overwritten without ``--force``, and
-outputs are built under a temporary name and renamed when complete.
+outputs are built under a temporary name and renamed when complete (:func:`nodesr_arch.file_io.atomic_write`).
 """
 import argparse
 import os
-import shutil
 import sys
 from multiprocessing import Pool
 
@@ -21,8 +20,9 @@ from PIL import Image
 
 import nodesr_arch  # noqa: F401  (BasicSR compatibility fixes before basicsr is imported)
 from basicsr.utils.lmdb_util import make_lmdb_from_imgs
-from nodesr_arch.data.image_io import list_images, read_image, resolve_dataset
 from nodesr_arch.data.scale_space import PROTOCOLS, make_pair, parse_scales
+from nodesr_arch.file_io import (ImageReadError, ImageWriteError, atomic_write, list_images, read_image,
+                                 resolve_dataset, to_pixels, write_image)
 
 
 class PrepareError(Exception):
@@ -34,13 +34,18 @@ def _check_free(path, force):
         raise PrepareError(f'{path} already exists; pass --force to replace it')
 
 
-def _replace(tmp, final):
-    """Move a completed ``tmp`` output to ``final``, removing an old ``final`` (only with --force)."""
-    if os.path.isdir(final):
-        shutil.rmtree(final)
-    elif os.path.exists(final):
-        os.remove(final)
-    os.rename(tmp, final)
+def _read(path):
+    try:
+        return read_image(path)
+    except (FileNotFoundError, ImageReadError):
+        raise PrepareError(f'cannot read image {path}') from None
+
+
+def _write(path, img, params=()):
+    try:
+        write_image(path, img, params=params)
+    except (OSError, ImageWriteError):
+        raise PrepareError(f'cannot write {path}') from None
 
 
 def _starts(n, crop_size, step, thresh_size):
@@ -55,9 +60,7 @@ def _starts(n, crop_size, step, thresh_size):
 
 def _extract_worker(args):
     path, out_dir, crop_size, step, thresh_size, compress_level = args
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise PrepareError(f'cannot read image {path}')
+    img = _read(path)
     name, ext = os.path.splitext(os.path.basename(path))
     h, w = img.shape[:2]
     index = 0
@@ -66,8 +69,7 @@ def _extract_worker(args):
             index += 1
             crop = np.ascontiguousarray(img[y:y + crop_size, x:x + crop_size, ...])
             out = os.path.join(out_dir, f'{name}_s{index:03d}{ext}')
-            if not cv2.imwrite(out, crop, [cv2.IMWRITE_PNG_COMPRESSION, compress_level]):
-                raise PrepareError(f'cannot write {out}')
+            _write(out, crop, [cv2.IMWRITE_PNG_COMPRESSION, compress_level])
     return index
 
 
@@ -135,29 +137,27 @@ def make_lmdb(input_dir, lmdb_path, force=False, compress_level=1):
         if key in seen:
             raise PrepareError(f'{seen[key]} and {name} would share the LMDB key {key!r}')
         seen[key] = name
-    tmp = f'{lmdb_path[:-5]}.partial-{os.getpid()}.lmdb'
-    try:
-        make_lmdb_from_imgs(input_dir, tmp, names, keys, compress_level=compress_level, map_size=_map_size(paths))
-        _replace(tmp, lmdb_path)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+    map_size = _map_size(paths)
+    atomic_write(lmdb_path, lambda tmp: make_lmdb_from_imgs(input_dir, tmp, names, keys, compress_level=compress_level,
+                                                            map_size=map_size))
     return len(keys)
 
 
-def _write_image(path, img, grey, levels):
-    dtype = np.uint8 if levels == 255 else np.uint16
-    data = np.clip(np.round(img * levels), 0, levels).astype(dtype)
-    data = data[..., 0] if grey else data[..., ::-1]
-    if not cv2.imwrite(path, data):
-        raise PrepareError(f'cannot write {path}')
+def _write_lr_set(folder, paths, s, protocol):
+    """Make ``folder`` and write the LR image of each of ``paths`` into it."""
+    os.makedirs(folder)
+    for p in paths:
+        img, grey, levels = read_image(p, as_float=True)
+        lr, _, _ = make_pair(img, s, protocol, True, levels)
+        lr = to_pixels(lr, np.uint8 if levels == 255 else np.uint16)
+        _write(os.path.join(folder, os.path.splitext(os.path.basename(p))[0] + '.png'), lr[..., 0] if grey else lr)
 
 
 def make_lr_sets(datasets, scales, protocol='metasr', out=None, force=False):
     """Write benchmark LR images: ``<root>/LR_bicubic/X{scale:.2f}/<stem>.png`` for each dataset and scale.
 
     Args:
-        datasets (list[str]): ``DIR`` or ``NAME=DIR`` (see :func:`nodesr_arch.data.image_io.resolve_dataset`).
+        datasets (list[str]): ``DIR`` or ``NAME=DIR`` (see :func:`nodesr_arch.file_io.resolve_dataset`).
         scales (list[float]): Scales.
         protocol (str): 'metasr' (default) or 'modcrop'.
         out (str | None): Write to ``out/<name>/LR_bicubic/...`` instead of next to the HR folder.
@@ -179,18 +179,7 @@ def make_lr_sets(datasets, scales, protocol='metasr', out=None, force=False):
             plans.append((paths, s, folder))
     written = []
     for paths, s, folder in plans:
-        tmp = f'{folder}.partial-{os.getpid()}'
-        os.makedirs(tmp)
-        try:
-            for p in paths:
-                img, grey, levels = read_image(p)
-                lr, _, _ = make_pair(img, s, protocol, True, levels)
-                stem = os.path.splitext(os.path.basename(p))[0]
-                _write_image(os.path.join(tmp, stem + '.png'), lr, grey, levels)
-            _replace(tmp, folder)
-        finally:
-            if os.path.exists(tmp):
-                shutil.rmtree(tmp)
+        atomic_write(folder, lambda tmp: _write_lr_set(tmp, paths, s, protocol))
         written.append(folder)
         print(f'{folder}: {len(paths)} images (x{s:g}, {protocol})')
     return written
@@ -231,13 +220,8 @@ def main(argv=None):
                 sub_dir = args.sub_dir or os.path.normpath(args.input) + '_sub'
                 _check_free(sub_dir, args.force)
                 _check_free(args.output, args.force)
-                tmp = f'{os.path.normpath(sub_dir)}.partial-{os.getpid()}'
-                try:
-                    n = extract_subimages(args.input, tmp, args.crop_size, args.step, args.thresh_size, args.n_thread)
-                    _replace(tmp, sub_dir)
-                finally:
-                    if os.path.exists(tmp):
-                        shutil.rmtree(tmp)
+                n = atomic_write(os.path.normpath(sub_dir), lambda tmp: extract_subimages(
+                    args.input, tmp, args.crop_size, args.step, args.thresh_size, args.n_thread))
                 print(f'{sub_dir}: {n} sub-images')
                 source = sub_dir
             n = make_lmdb(source, args.output, args.force, args.compress_level)

@@ -12,10 +12,15 @@ from torch.utils.data import get_worker_info
 
 from nodesr_arch.archs.encoder import gather_pixels
 from nodesr_arch.data.exact_resume import SampleKey
-from nodesr_arch.data.image_io import IMG_EXTENSIONS, decode_image, list_images, to_tensor
 from nodesr_arch.data.scale_space import (PROTOCOLS, enlarge, lr_file_pair, make_pair, scale_grid, scale_space,
                                           scale_space_patch, shrink_to)
+from nodesr_arch.file_io import IMG_EXTENSIONS, decode_image, list_images
 from nodesr_arch.registry import DATASET_REGISTRY
+
+
+def to_tensor(img):
+    """(H, W, C) float array -> (C, H, W) float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))
 
 
 def _as_list(value):
@@ -316,7 +321,7 @@ class ContinuousScalePairedDataset(data.Dataset):
             self.file_client = FileClient(opt.pop('type', 'disk'), **opt)
         if self.backend != 'lmdb' and not os.path.isfile(path):
             raise FileNotFoundError(f'image not found: {display}')
-        return decode_image(self.file_client.get(path, client_key), display)
+        return decode_image(self.file_client.get(path, client_key), display, as_float=True)
 
     def __getitem__(self, index):
         key = index if isinstance(index, SampleKey) else None

@@ -12,17 +12,34 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import get_dist_info, master_only
 from basicsr.utils.registry import MODEL_REGISTRY
 from nodesr_arch.amp import autocast, parse_amp
 from nodesr_arch.archs.contract import contract
-from nodesr_arch.file_io import is_partial
-from nodesr_arch.inference import call_network, enlarge_to, fixed_scale, fixed_scale_message, run_network, self_ensemble
+from nodesr_arch.file_io import remove_stale_partials, to_pixels, write_image
+from nodesr_arch.inference import (call_network, enlarge_to, fixed_scale, fixed_scale_message, run_network,
+                                   self_ensemble, trajectory_strip)
+from nodesr_arch.metrics import image_metrics
 from nodesr_arch.models.checkpoint import atomic_torch_save, to_python_numbers
-from nodesr_arch.models.val_util import center_crop, gather_records, image_metrics, trajectory_strip, write_summary
-from nodesr_arch.scales import output_size
+from nodesr_arch.models.val_util import center_crop, gather_records, trajectory_states, write_summary
+from nodesr_arch.scales import EPS, output_size
 from nodesr_arch.solver_metadata import attach_solver
+
+
+def _write_png(path, img):
+    """Write an image atomically as PNG (:func:`nodesr_arch.file_io.write_image`), making its folder as BasicSR's
+    ``imwrite`` does.
+
+    Args:
+        path (str): The ``.png`` file.
+        img (ndarray | Tensor): (H, W, 3) uint8 RGB, or a (C, H, W) tensor in [0, 1] (rounded to 8 bits).
+    """
+    if torch.is_tensor(img):
+        img = to_pixels(img.detach().float().cpu().numpy().transpose(1, 2, 0))
+        img = img[..., 0] if img.shape[2] == 1 else img
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    write_image(path, img)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -349,19 +366,11 @@ class NODESRModel(SRModel):
 
     # ----------------------------------------------------------- checkpoints
     def _remove_partial_saves(self):
-        """Remove the temporary files of saves a killed run left: ``.net_g_8.PID.partial.pth`` and
-        ``.8.PID.partial.state`` (:func:`nodesr_arch.file_io.atomic_write`), and the ``.net_g_8.pth.*.tmp``,
-        ``.8.state.*.tmp`` of earlier versions. The experiment lock makes every such file a dead run's."""
-        removed = []
-        for key in ('models', 'training_states'):
-            folder = self.opt['path'].get(key)
-            for path in glob.glob(osp.join(folder, '.*')) if folder else []:
-                name = osp.basename(path)
-                parts = name.split('.')
-                old = name.endswith('.tmp') and len(parts) > 3 and parts[-3] in ('pth', 'state')
-                if old or (is_partial(name) is not None and parts[-1] in ('pth', 'state')):
-                    os.remove(path)
-                    removed.append(name)
+        """Remove the temporary files of saves a killed run left (:func:`nodesr_arch.file_io.remove_stale_partials`;
+        the experiment lock makes every such file a dead run's)."""
+        folders = [self.opt['path'].get(key) for key in ('models', 'training_states')]
+        removed = [name for folder in folders if folder and osp.isdir(folder)
+                   for name in remove_stale_partials(folder, locked=True)]
         if removed:
             get_root_logger().warning(f'Removed {len(removed)} partial save(s) of a killed run: {removed}')
 
@@ -487,7 +496,7 @@ class NODESRModel(SRModel):
                         rec['metrics'] = image_metrics(self.output[b], self.gt[b], s, self.grey[b], metric_opts)
                     records.append(rec)
                     if save_img:
-                        imwrite(tensor2img(self.output[b]), self._image_path(dataset_name, name, current_iter))
+                        _write_png(self._image_path(dataset_name, name, current_iter), self.output[b])
                 if idx == 0 and rank == 0:
                     self._warn_fixed_scale(net, dataset_name, scales)
                     self._log_trajectory(net, dataset_name, current_iter, tb_logger)
@@ -519,7 +528,7 @@ class NODESRModel(SRModel):
     def _warn_fixed_scale(self, net, dataset_name, scales):
         """Say so when a fixed-scale network (an x2 EDSR) is validated at another scale: its output is resized."""
         factor = fixed_scale(net, channels=self.lq.shape[1])
-        other = sorted({s for s in scales if factor is not None and abs(s - factor) > 1e-6})
+        other = sorted({s for s in scales if factor is not None and abs(s - factor) > EPS})
         if other:
             get_root_logger().warning(f'{dataset_name}: {fixed_scale_message(type(net).__name__, factor, other)}')
 
@@ -544,15 +553,16 @@ class NODESRModel(SRModel):
         was_training = net.training
         net.eval()
         with torch.no_grad():
-            strip, ts = trajectory_strip(net, x, s, num=traj.get('num', 5))
+            states = trajectory_states(net, x, s, num=traj.get('num', 5))
         if was_training:
             net.train()
+        strip = trajectory_strip(states)
         tag = f'trajectory/{dataset_name}'
         if tb_logger is not None:
-            tb_logger.add_image(tag, strip.cpu(), current_iter if isinstance(current_iter, int) else 0)
+            tb_logger.add_image(tag, strip, current_iter if isinstance(current_iter, int) else 0, dataformats='HWC')
         path = osp.join(self.opt['path']['visualization'], 'trajectory', f'{dataset_name}_{current_iter}.png')
-        imwrite(tensor2img(strip), path)
-        get_root_logger().info(f'Trajectory of {dataset_name} at t = {[round(t, 3) for t in ts]}: {path}')
+        _write_png(path, strip)
+        get_root_logger().info(f'Trajectory of {dataset_name} at t = {[round(t, 3) for t, _ in states]}: {path}')
 
     def _add_summary(self, dataset_name, records):
         metric_names = sorted({m for r in records for m in r['metrics']})

@@ -13,7 +13,7 @@ import torch
 
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from nodesr_arch.archs.contract import contract
-from nodesr_arch.data.image_io import list_images
+from nodesr_arch.file_io import list_images
 from nodesr_arch.option_files import OptionFileError, check_experiment_name, read_option_file
 from nodesr_arch.scales import check_scale
 

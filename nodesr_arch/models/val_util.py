@@ -1,46 +1,14 @@
-"""Validation helpers of :class:`~nodesr_arch.models.nodesr_model.NODESRModel`: per-image metrics with
-per-image borders, gathering results over ranks, the trajectory strip and the test summary files."""
+"""Validation helpers of :class:`~nodesr_arch.models.nodesr_model.NODESRModel`: gathering results over ranks,
+the trajectory states and the test summary files (per-image metrics are :mod:`nodesr_arch.metrics`')."""
 import csv
 import io
 import json
 import os
 
-import torch
 import torch.distributed as dist
 
-from basicsr.metrics import calculate_metric
-from basicsr.utils import tensor2img
 from nodesr_arch.file_io import write_bytes
-from nodesr_arch.scales import crop_border, trajectory_scales
-
-
-def image_metrics(sr, gt, scale, grey, metric_opts):
-    """BasicSR metrics of one image.
-
-    Args:
-        sr (Tensor): (C, H, W) output in [0, 1] (rounded to 8 bits here, as BasicSR does).
-        gt (Tensor): (C, H, W) ground truth in [0, 1].
-        scale (float): The image's scale, for ``crop_border: scale``.
-        grey (bool): The image was 1-channel: measure channel 0 directly, without YCbCr.
-        metric_opts (dict): ``val: metrics`` of the option YAML, e.g.
-            ``{psnr: {type: calculate_psnr, crop_border: scale, test_y_channel: true}}``.
-
-    Returns:
-        dict[str, float]: One value per metric.
-    """
-    if grey:
-        sr, gt = sr[:1], gt[:1]
-    data = {'img': tensor2img(sr), 'img2': tensor2img(gt)}
-    results = {}
-    for name, opt in metric_opts.items():
-        opt = dict(opt)
-        opt.pop('better', None)
-        if opt.get('crop_border') == 'scale':
-            opt['crop_border'] = crop_border(scale)  # ceil(s), docs/design.md section 3.4
-        if grey:
-            opt['test_y_channel'] = False
-        results[name] = float(calculate_metric(data, opt))
-    return results
+from nodesr_arch.scales import trajectory_scales
 
 
 def gather_records(records):
@@ -62,29 +30,21 @@ def center_crop(x, max_size):
     return x[..., top:top + ch, left:left + cw]
 
 
-def trajectory_strip(net, x, scale, num=5, gap=2):
-    """The states ``I(t_i)`` from ``t = scale`` down to 1, side by side (the paper's Fig. 2).
+def trajectory_states(net, x, scale, num=5):
+    """The states ``I(t_i)`` from ``t = scale`` down to 1, for :func:`nodesr_arch.inference.trajectory_strip`.
 
     Args:
         net (nn.Module): A NODE-SR network (``forward(x, scale, t_eval)``).
         x (Tensor): (1, C, H, W): ``I(scale)``, the bicubic-enlarged input at output size.
         scale (float): The scale ``s`` (> 1).
         num (int): Number of states, equally spaced in ``t`` from ``s`` to 1 (>= 2).
-        gap (int): White pixels between the states.
 
     Returns:
-        tuple[Tensor, list[float]]: The (C, H, num * W + (num - 1) * gap) strip in [0, 1] and the ``t_i``.
+        list[tuple[float, ndarray]]: ``(t_i, (H, W, C) float image in [0, 1])`` pairs.
     """
-    num = max(2, int(num))
-    ts = trajectory_scales(num, scale)
+    ts = trajectory_scales(max(2, int(num)), scale)
     states = net(x, scale, t_eval=ts)[:, 0].clamp(0, 1)  # (K, C, H, W)
-    white = torch.ones(states.shape[1], states.shape[2], gap, dtype=states.dtype, device=states.device)
-    parts = []
-    for i, state in enumerate(states):
-        if i:
-            parts.append(white)
-        parts.append(state)
-    return torch.cat(parts, dim=-1), ts
+    return [(t, state.float().cpu().numpy().transpose(1, 2, 0)) for t, state in zip(ts, states)]
 
 
 def write_summary(folder, summary):
