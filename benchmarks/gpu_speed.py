@@ -33,11 +33,11 @@ import sys
 import time
 
 import torch
-import yaml
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
 from benchmarks.gpu_check import infer_table, train_table
+from nodesr_arch.option_files import read_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,8 +62,7 @@ def paper_config(model, tiny=False):
         dict: ``network_g``, ``batch``, ``patch``, ``scales`` (the training grid), ``total_iter``, ``yaml``.
     """
     path = os.path.join(ROOT, 'options', 'train', PAPER[model])
-    with open(path) as f:
-        opt = yaml.safe_load(f)
+    opt = read_yaml(path)
     train = opt['datasets']['train']
     lo, hi = train['scale_range']
     step = train['scale_step']

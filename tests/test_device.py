@@ -8,11 +8,11 @@ the device is CUDA: memory statistics, pinned memory with BasicSR's ``CUDAPrefet
 and an NCCL process group (gloo and ``CPUPrefetcher`` on the CPU).
 """
 import copy
-import os
 
 import numpy as np
 import pytest
 import torch
+from test_model import make_opt
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
@@ -135,20 +135,7 @@ def test_checkpoint_lowers_peak_cuda_memory(device):
 
 def model_opt(root, device, ema_decay=0.5):
     """Options as BasicSR's parse_options leaves them: a tiny NODE-VDSR on ``device``."""
-    root = str(root)
-    return {
-        'name': 'tiny', 'model_type': 'NODESRModel', 'num_gpu': 1 if device.type == 'cuda' else 0,
-        'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'manual_seed': 0, 'datasets': {},
-        'network_g': {'type': 'NODEVDSR', 'num_feat': 6, 'num_layer': 3, 'ode': {'method': 'rk4'}},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': root,
-                 'models': os.path.join(root, 'models'), 'training_states': os.path.join(root, 'states'),
-                 'visualization': os.path.join(root, 'vis'), 'results_root': os.path.join(root, 'results'),
-                 'log': root},
-        'train': {'ema_decay': ema_decay, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'total_iter': 10},
-        'val': {'save_img': False, 'metrics': {}},
-    }
+    return make_opt(root, train={'ema_decay': ema_decay}, num_gpu=1 if device.type == 'cuda' else 0)
 
 
 def train_batch(seed=0):
