@@ -1,9 +1,10 @@
-"""The package on the device under test (``NODESR_TEST_DEVICE``, default ``cpu``; see conftest.py).
+"""The package on the device under test (the ``device`` fixture of conftest.py: the CPU, and CUDA under
+the ``gpu`` marker).
 
 Archs, the integrator (rk4, checkpoint, adjoint), a NODESRModel training step, tiling and the Python
 API run on that device and are compared with the same computation on the CPU. On the CPU the comparison
-is trivial but every path runs; on a GPU (``NODESR_TEST_DEVICE=cuda pytest tests/test_device.py``) it
-checks CUDA against the CPU, with TF32 switched off for the comparison. The CUDA-only paths run where
+is trivial but every path runs; on a GPU (``pytest -m gpu tests/test_device.py``) it checks CUDA against
+the CPU, with TF32 switched off for the comparison. The CUDA-only paths run where
 the device is CUDA: memory statistics, pinned memory with BasicSR's ``CUDAPrefetcher``, cudnn flags
 and an NCCL process group (gloo and ``CPUPrefetcher`` on the CPU).
 """
@@ -59,7 +60,7 @@ def on(device, net):
 
 def cuda_only(device):
     if device.type != 'cuda':
-        pytest.skip('CUDA-only path (NODESR_TEST_DEVICE is not a CUDA device)')
+        pytest.skip('CUDA-only path (the device under test is the CPU)')
 
 
 # ---- architectures ---------------------------------------------------------------------------------------

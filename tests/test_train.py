@@ -226,6 +226,29 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert weights_hash(net.parameters()) == hashes[0]
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize('launcher', ['nodesr train', 'torchrun'])
+def test_training_on_one_gpu(tmp_path, launcher):
+    """``nodesr train`` of the tiny YAML with ``num_gpu: 1`` and BasicSR's CUDA prefetcher (pinned memory), and
+    the same under ``torchrun --nproc_per_node 1 ... --launcher pytorch`` (NCCL): trains, validates, saves."""
+    root = str(tmp_path)
+    write_data(root)
+    opt = tiny_train_options('tiny_gpu', num_gpu=1)
+    opt['datasets']['train'].update(prefetch_mode='cuda', pin_memory=True)
+    path = write_yml(root, opt)
+    if launcher == 'torchrun':
+        out = run(root, ['--standalone', '--nproc_per_node', '1', '-m', 'nodesr_arch.train', '-opt', path,
+                         '--launcher', 'pytorch'], module='torch.distributed.run')
+    else:
+        out = run(root, ['train', '-opt', path], module='nodesr_arch.commands.cli')
+    assert 'Use cuda prefetch dataloader' in out and 'World size (gpu number): 1' in out, out[-3000:]
+    for name in ('val_x2', 'val_x3.5'):
+        assert re.search(rf'Validation {re.escape(name)}\s+# psnr: \d+\.\d+', out), out[-3000:]
+    exp = os.path.join(root, 'experiments', 'tiny_gpu')
+    for f in ('models/net_g_latest.pth', 'training_states/4.state'):
+        assert os.path.isfile(os.path.join(exp, f)), f
+
+
 def test_paired_image_dataset_fixed_x2(tmp_path):
     """BasicSR's own PairedImageDataset (low-res lq files, top-level scale 2) trains and validates."""
     import cv2
