@@ -20,7 +20,11 @@ JSON is rewritten after every case, so a killed run still leaves what it measure
 
     python -m benchmarks.gpu_speed train --out train_speed.json [--budget 150] [--max-iters 30]
     python -m benchmarks.gpu_speed infer --out infer_speed.json [--budget 90]
-    python -m benchmarks.gpu_speed train --tiny --device cpu --out x.json   # tiny nets: checks the script
+    python -m benchmarks.gpu_speed train --dry-run --out x.json   # tiny nets on the CPU: checks the script
+
+Each JSON holds the machine (GPU, torch, CUDA, cudnn, BasicSR, torchdiffeq, nodesr_arch versions) and one
+row per case; the Markdown table of the rows is printed at the end. ``scripts/gpu_check.sh`` runs both
+kinds after ``pytest -m gpu``.
 """
 import argparse
 import contextlib
@@ -33,11 +37,10 @@ import sys
 import time
 
 import torch
-import yaml
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
-from benchmarks.gpu_check import infer_table, train_table
+from nodesr_arch.option_files import read_yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,8 +65,7 @@ def paper_config(model, tiny=False):
         dict: ``network_g``, ``batch``, ``patch``, ``scales`` (the training grid), ``total_iter``, ``yaml``.
     """
     path = os.path.join(ROOT, 'options', 'train', PAPER[model])
-    with open(path) as f:
-        opt = yaml.safe_load(f)
+    opt = read_yaml(path)
     train = opt['datasets']['train']
     lo, hi = train['scale_range']
     step = train['scale_step']
@@ -109,13 +111,18 @@ def infer_cases(tiny=False):
 
 def device_info(device):
     """What the figures were measured on."""
+    import torchdiffeq
+
+    import basicsr
     info = {'device': str(device), 'torch': torch.__version__, 'python': platform.python_version(),
-            'cpu_threads': torch.get_num_threads()}
+            'cpu_threads': torch.get_num_threads(), 'basicsr': basicsr.__version__,
+            'torchdiffeq': torchdiffeq.__version__, 'nodesr_arch': nodesr_arch.__version__,
+            'time_utc': time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())}
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         info.update(name=torch.cuda.get_device_name(device), memory_gib=round(props.total_memory / GIB, 1),
                     capability=f'{props.major}.{props.minor}', multiprocessors=props.multi_processor_count,
-                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+                    cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(), gpu_count=torch.cuda.device_count())
     else:
         info['name'] = platform.processor() or platform.machine()
     return info
@@ -228,7 +235,7 @@ def measure_train(case, device, budget_s, max_iters=30, warmup=2, tiny=False):
     return {**case, 'status': 'ok', 'batch': b, 'patch': p, 'warmup_iters': warmup, 'warmup_s': round(warm_s, 2),
             'iters': iters, 'seconds': round(seconds, 2), 'it_per_s': round(it_per_s, 3),
             's_per_it': round(1 / it_per_s, 4), 'nfe_per_iter': round(sum(nfes) / len(nfes), 2),
-            'loss': float(loss), 'total_iter': cfg['total_iter'],
+            'loss': float(loss.detach()), 'total_iter': cfg['total_iter'],
             'gpu_hours': round(cfg['total_iter'] / it_per_s / 3600, 1), **peak_memory(device),
             'warmup_peak_alloc_gib': warm_peak}
 
@@ -285,6 +292,49 @@ def measure_infer(case, up, device, budget_s, repeat=3):
             's_per_image': round(med, 4), 'images_per_s': round(1 / med, 3), 'nfe': nfe, **peak_memory(device)}
 
 
+# ---- tables ----------------------------------------------------------------------------------------------
+
+
+def fmt(v, spec='.2f'):
+    return '-' if v is None else format(v, spec)
+
+
+def _status(case):
+    """A speed case's status cell: ``ok``, or the status with the start of its error."""
+    error = case.get('error') if case['status'] != 'ok' else None
+    return case['status'] + (f' ({error[:80]})' if error else '')
+
+
+def _markdown_table(head, rows):
+    """A Markdown table: the ``head`` cells, the separator and one line per row of cells."""
+    lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+    lines += ['| ' + ' | '.join(str(cell) for cell in row) + ' |' for row in rows]
+    return '\n'.join(lines)
+
+
+def train_table(report):
+    """Markdown table of a ``gpu_speed train`` report."""
+    head = ['model', 'precision', 'solver', 'checkpoint', 'batch', 'status', 'timed its', 'it/s', 'f evals/it',
+            'peak alloc (GiB)', 'peak reserved (GiB)', 'warm-up peak alloc (GiB)', 'GPU-hours, 600k it']
+    rows = [[r['model'], r['precision'], r['solver'], 'on' if r['checkpoint'] else 'off',
+             f"{r.get('batch', '-')}x{r.get('patch', '-')}²", _status(r), r.get('iters', '-'),
+             fmt(r.get('it_per_s'), '.3f'), fmt(r.get('nfe_per_iter'), '.1f'), fmt(r.get('peak_alloc_gib')),
+             fmt(r.get('peak_reserved_gib')), fmt(r.get('warmup_peak_alloc_gib')), fmt(r.get('gpu_hours'), '.1f')]
+            for r in report.get('cases', [])]
+    return _markdown_table(head, rows)
+
+
+def infer_table(report):
+    """Markdown table of a ``gpu_speed infer`` report."""
+    head = ['model', 'precision', 'output', 'scale', 'status', 'timed runs', 'images/s', 's/image', 'f evals',
+            'peak alloc (GiB)']
+    rows = [[r['model'], r['precision'], f"{r['size']}²", f"x{r['scale']}", _status(r), r.get('runs', '-'),
+             fmt(r.get('images_per_s'), '.3f'), fmt(r.get('s_per_image'), '.4f'), r.get('nfe', '-'),
+             fmt(r.get('peak_alloc_gib'))]
+            for r in report.get('cases', [])]
+    return _markdown_table(head, rows)
+
+
 # ---- driver ----------------------------------------------------------------------------------------------
 
 
@@ -338,7 +388,11 @@ def main(argv=None):
     parser.add_argument('--max-iters', type=int, default=30, help='most timed training steps per case')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--tiny', action='store_true', help='tiny networks and sizes (checks the script on a CPU)')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='--tiny --device cpu --max-iters 2, budget 5 s: the script\'s logic in seconds')
     args = parser.parse_args(argv)
+    if args.dry_run:
+        args.tiny, args.device, args.max_iters, args.budget = True, 'cpu', 2, args.budget or 5
     device = torch.device(args.device)
     if args.kind == 'train':
         torch.backends.cudnn.benchmark = True  # as BasicSR's train_pipeline sets it (the API leaves it off)

@@ -35,12 +35,12 @@ import os
 import weakref
 
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
 import nodesr_arch  # noqa: F401
 from basicsr.archs import build_network
 from benchmarks.common import machine
+from nodesr_arch.option_files import read_yaml
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER = {'NODEVDSR': (16, 200), 'VDSRt': (16, 200), 'NODERDN': (8, 130), 'RDNt': (8, 130)}
@@ -80,10 +80,14 @@ def saved_bytes(net, x, scale):
     return sum(storages.values()), out
 
 
+def network_options(model):
+    """``network_g`` of ``options/train/train_MODEL_DIV2K.yml``."""
+    return dict(read_yaml(os.path.join(REPO, 'options', 'train', f'train_{model}_DIV2K.yml'))['network_g'])
+
+
 def measure(model, patch, amp, checkpoint=False):
     """Per evaluation of f at batch 1 x ``patch``^2: FLOPs (forward + backward) and saved bytes."""
-    with open(os.path.join(REPO, 'options', 'train', f'train_{model}_DIV2K.yml')) as f:
-        opt = yaml.safe_load(f)['network_g']
+    opt = network_options(model)
     is_ode = 'ode' in opt
     if is_ode:
         opt['ode'] = {'method': 'rk4', 'num_steps': 1, 'checkpoint': checkpoint}
@@ -166,8 +170,7 @@ def lr_step(net, patch, scale, queries=None, amp=False):
 def estimate_rival(model, patch):
     """The row of one rival's recipe: parameters, TFLOP per iteration, GB, H100-hours (see the module doc)."""
     batch, size, queries, iterations = RIVALS[model]
-    with open(os.path.join(REPO, 'options', 'train', f'train_{model}_DIV2K.yml')) as f:
-        opt = yaml.safe_load(f)['network_g']
+    opt = network_options(model)
     torch.manual_seed(0)
     net = build_network(opt)
     row = dict(model=model, batch=batch, patch=size, params=sum(p.numel() for p in net.parameters()))

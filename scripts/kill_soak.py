@@ -13,7 +13,7 @@ iteration c must be batch c of the uninterrupted run's data stream. At the end: 
 runs that differ from the uninterrupted run's at the same iteration, whether the final weights equal the
 uninterrupted run's (``torch.equal``, every tensor), and the temporary and lock files left (all must be 0).
 
-    python scripts/kill_soak.py [--kills 21] [--freq 4] [--workers 2] [--seed 0] [--keep DIR]
+    python -m scripts.kill_soak [--kills 21] [--freq 4] [--workers 2] [--seed 0] [--keep DIR]
 """
 import argparse
 import os
@@ -29,6 +29,8 @@ import time
 import cv2
 import yaml
 from skimage import data as skdata
+
+from benchmarks.common import tiny_train_options
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 MOMENTS = ('random', 'save', 'validation')
@@ -74,36 +76,33 @@ if __name__ == '__main__':
 '''
 
 
+def soak_options(freq, workers):
+    """The tiny training of the tests (``tiny_train_options``) under the recording model: checkpoint every
+    ``freq`` iterations, validation every ``freq + 1``, 10 batches an epoch, EMA, no end in sight."""
+    opt = tiny_train_options('soak', total_iter=10 ** 6, model_type='SoakNODESRModel',
+                             train={'ema_decay': 0.9, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 6],
+                                                                    'gamma': 0.5}},
+                             val={'val_freq': freq + 1, 'trajectory': False},
+                             logger={'save_checkpoint_freq': freq, 'use_tb_logger': False})
+    opt['datasets']['train'].update(num_worker_per_gpu=workers, dataset_enlarge_ratio=5)
+    return opt
+
+
 def write_project(root, freq, workers):
-    """Training images, a validation image, the recording model and a tiny NODE-VDSR option file (checkpoint
-    every ``freq`` iterations, validation every ``freq + 1``, 10 batches an epoch)."""
+    """Training images (``data/hr``), a validation image (``data/val``), the recording model and the option file
+    of :func:`soak_options`."""
     for sub, pics in (('hr', (skdata.astronaut(), skdata.coffee(), skdata.chelsea(), skdata.rocket())),
                       ('val', (skdata.astronaut(), ))):
-        os.makedirs(os.path.join(root, sub))
+        os.makedirs(os.path.join(root, 'data', sub))
         for i, pic in enumerate(pics):
-            cv2.imwrite(os.path.join(root, sub, f'img{i}.png'), cv2.resize(pic, (48, 48))[..., ::-1])
+            cv2.imwrite(os.path.join(root, 'data', sub, f'img{i}.png'), cv2.resize(pic, (48, 48))[..., ::-1])
     with open(os.path.join(root, 'hook.py'), 'w') as f:
         f.write(HOOK)
-    opt = {
-        'name': 'soak', 'model_type': 'SoakNODESRModel', 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {
-            'train': {
-                'name': 'toy', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr',
-                'io_backend': {'type': 'disk'},
-                'scale_range': [1.1, 4.0], 'scale_step': 0.1, 'gt_size': 16, 'num_worker_per_gpu': workers,
-                'batch_size_per_gpu': 2, 'dataset_enlarge_ratio': 5},
-            'val': {'name': 'val', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'val',
-                    'io_backend': {'type': 'disk'}, 'scale': 3.0}},
-        'network_g': {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 3, 'ode': {'method': 'rk4', 'step_size': 1.0}},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'ema_decay': 0.9, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10 ** 6], 'gamma': 0.5}, 'total_iter': 10 ** 6,
-                  'warmup_iter': -1, 'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}},
-        'val': {'val_freq': freq + 1, 'save_img': False, 'trajectory': False,
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale'}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': freq, 'use_tb_logger': False},
-    }
-    path = os.path.join(root, 'soak.yml')
+    return write_options(root, 'soak.yml', soak_options(freq, workers))
+
+
+def write_options(root, name, opt):
+    path = os.path.join(root, name)
     with open(path, 'w') as f:
         yaml.safe_dump(opt, f, sort_keys=False)
     return path
@@ -223,12 +222,9 @@ def main():
     rows[-1].update(resumed=runs[-1]['start'], lost=rows[-1]['last'] - runs[-1]['start'])
     left = leftovers(root)
     # the same training, uninterrupted
-    with open(opt_path) as f:
-        opt = yaml.safe_load(f)
+    opt = soak_options(args.freq, args.workers)
     opt['name'], opt['train']['total_iter'] = 'soak_reference', total
-    ref_opt = os.path.join(root, 'reference.yml')
-    with open(ref_opt, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
+    ref_opt = write_options(root, 'reference.yml', opt)
     ref_batches = os.path.join(root, 'reference.batches')
     ref = subprocess.run([sys.executable, 'hook.py', '-opt', ref_opt], cwd=root,
                          env=dict(env, SOAK_BATCHES=ref_batches), capture_output=True, text=True)

@@ -287,7 +287,7 @@ def write_results(path, rows):
 
 
 def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
-    from benchmarks.seed_tables import main, seed_stats
+    from scripts.seed_tables import main, seed_stats
     rows = two_models_three_seeds()
     stats = seed_stats(rows, 'S', ['A0', 'A1', 'A2'], ['B0', 'B1', 'B2'])
     assert [st['verdict'] for st in stats] == ['A', '~']
@@ -313,13 +313,13 @@ def test_seed_tables_mean_spread_and_verdict(tmp_path, capsys):
 
 
 def test_seed_tables_scale_ranges():
-    from benchmarks.seed_tables import scale_ranges
+    from scripts.seed_tables import scale_ranges
     assert scale_ranges([1.8, 1.9, 2.0, 3.2, 3.3, 6, 8]) == 'x1.8 to x2.0, x3.2 to x3.3, x6, x8'
     assert scale_ranges([2.0, 3.0]) == 'x2, x3' and scale_ranges([1.5]) == 'x1.5' and scale_ranges([]) == 'none'
 
 
 def test_val_curves_reads_basicsr_logs(tmp_path, capsys):
-    from benchmarks.val_curves import main, read_log
+    from scripts.val_curves import main, read_log
     log = tmp_path / 'train.log'
     log.write_text(
         "2026 INFO: [NODEV..][epoch:  0, iter:     250, lr:(5.000e-04,)] [eta: 0:01:00] l_pix: 2.0e-02\n"
@@ -347,7 +347,7 @@ def test_scale_sampling_expected_evaluations():
 
 
 def test_method_tables_leaders_table_cost_and_plot(tmp_path, capsys):
-    from benchmarks.method_tables import leader, main, method_stats
+    from scripts.method_tables import leader, main, method_stats
     rows = two_models_three_seeds()  # A leads B beyond the spread at x2, inside it at x3
     # bicubic, one run, far behind
     rows += [{'dataset': 'S', 'scale': s, 'model': 'bicubic', 'psnr': 25.0} for s in (2.0, 3.0)]

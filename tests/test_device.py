@@ -1,18 +1,19 @@
-"""The package on the device under test (``NODESR_TEST_DEVICE``, default ``cpu``; see conftest.py).
+"""The package on the device under test (the ``device`` fixture of conftest.py: the CPU, and CUDA under
+the ``gpu`` marker).
 
 Archs, the integrator (rk4, checkpoint, adjoint), a NODESRModel training step, tiling and the Python
 API run on that device and are compared with the same computation on the CPU. On the CPU the comparison
-is trivial but every path runs; on a GPU (``NODESR_TEST_DEVICE=cuda pytest tests/test_device.py``) it
-checks CUDA against the CPU, with TF32 switched off for the comparison. The CUDA-only paths run where
+is trivial but every path runs; on a GPU (``pytest -m gpu tests/test_device.py``) it checks CUDA against
+the CPU, with TF32 switched off for the comparison. The CUDA-only paths run where
 the device is CUDA: memory statistics, pinned memory with BasicSR's ``CUDAPrefetcher``, cudnn flags
 and an NCCL process group (gloo and ``CPUPrefetcher`` on the CPU).
 """
 import copy
-import os
 
 import numpy as np
 import pytest
 import torch
+from test_model import make_opt
 
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
@@ -59,7 +60,7 @@ def on(device, net):
 
 def cuda_only(device):
     if device.type != 'cuda':
-        pytest.skip('CUDA-only path (NODESR_TEST_DEVICE is not a CUDA device)')
+        pytest.skip('CUDA-only path (the device under test is the CPU)')
 
 
 # ---- architectures ---------------------------------------------------------------------------------------
@@ -135,20 +136,7 @@ def test_checkpoint_lowers_peak_cuda_memory(device):
 
 def model_opt(root, device, ema_decay=0.5):
     """Options as BasicSR's parse_options leaves them: a tiny NODE-VDSR on ``device``."""
-    root = str(root)
-    return {
-        'name': 'tiny', 'model_type': 'NODESRModel', 'num_gpu': 1 if device.type == 'cuda' else 0,
-        'dist': False, 'rank': 0, 'world_size': 1, 'is_train': True, 'manual_seed': 0, 'datasets': {},
-        'network_g': {'type': 'NODEVDSR', 'num_feat': 6, 'num_layer': 3, 'ode': {'method': 'rk4'}},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': root,
-                 'models': os.path.join(root, 'models'), 'training_states': os.path.join(root, 'states'),
-                 'visualization': os.path.join(root, 'vis'), 'results_root': os.path.join(root, 'results'),
-                 'log': root},
-        'train': {'ema_decay': ema_decay, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'total_iter': 10},
-        'val': {'save_img': False, 'metrics': {}},
-    }
+    return make_opt(root, train={'ema_decay': ema_decay}, num_gpu=1 if device.type == 'cuda' else 0)
 
 
 def train_batch(seed=0):

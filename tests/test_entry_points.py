@@ -16,8 +16,9 @@ import uuid
 
 import pytest
 
+from benchmarks.common import tiny_train_options
 from helpers import BASICSR_ALONE
-from test_train import train_options, write_data, write_yml
+from test_train import write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
@@ -81,8 +82,8 @@ def experiments_root(entry, root):
 @pytest.mark.parametrize('entry', list(ENTRIES))
 def test_entry_point_trains_and_resumes_a_node_vdsr_yaml(entry, project):
     root, name = project
-    opt = train_options(name, total_iter=2, logger={'save_checkpoint_freq': 2, 'use_tb_logger': False},
-                        val={'val_freq': 2})
+    opt = tiny_train_options(name, total_iter=2, logger={'save_checkpoint_freq': 2, 'use_tb_logger': False},
+                             val={'val_freq': 2})
     opt_path = write_yml(root, opt)
     out = run(root, ENTRIES[entry](root) + ['-opt', opt_path])
     assert re.search(r'Validation val_x3\.5\s+# psnr: \d+\.\d+', out), out[-3000:]
@@ -97,9 +98,9 @@ def test_entry_point_trains_and_resumes_a_node_vdsr_yaml(entry, project):
 
 def test_basicsr_test_runs_a_node_vdsr_yaml(project):
     root, name = project
-    run(root, ENTRIES['project train.py'](root) + ['-opt', write_yml(root, train_options(name, total_iter=2))])
+    run(root, ENTRIES['project train.py'](root) + ['-opt', write_yml(root, tiny_train_options(name, total_iter=2))])
     weights = os.path.join(root, 'experiments', name, 'models', 'net_g_2.pth')
-    opt = train_options(name)
+    opt = tiny_train_options(name)
     test_opt = {'name': name, 'model_type': 'NODESRModel', 'num_gpu': 0,
                 'datasets': {k: v for k, v in opt['datasets'].items() if k != 'train'},
                 'network_g': opt['network_g'], 'path': {'pretrain_network_g': weights, 'strict_load_g': True},
@@ -113,7 +114,7 @@ def test_basicsr_test_runs_a_node_vdsr_yaml(project):
 
 def test_basicsr_train_refuses_a_node_arch_under_srmodel_before_writing(project):
     root, name = project
-    opt_path = write_yml(root, dict(train_options(name), model_type='SRModel'))
+    opt_path = write_yml(root, dict(tiny_train_options(name), model_type='SRModel'))
     out = run(root, [sys.executable, '-m', 'basicsr.train', '-opt', opt_path], expect=2)
     assert 'network_g:type: NODEVDSR takes the scale' in out and 'NODESRModel' in out
     assert 'Traceback' not in out

@@ -9,9 +9,10 @@ import sys
 import pytest
 from test_safety import ENV, nodesr, tree
 
+from benchmarks.common import tiny_train_options
 from nodesr_arch.commands import test as nodesr_test
 from nodesr_arch.commands import train as nodesr_train
-from test_train import train_options, write_data, write_yml
+from test_train import write_data, write_yml
 
 
 def refused(proc, message):
@@ -43,7 +44,7 @@ def victim(tmp_path):
     proj.mkdir(parents=True)
     (folder / 'precious.txt').write_text('years of work')
     write_data(str(proj))
-    write_yml(str(proj), train_options('tiny', total_iter=2))
+    write_yml(str(proj), tiny_train_options('tiny', total_iter=2))
     return folder
 
 
@@ -52,7 +53,7 @@ def test_a_name_with_a_path_archives_nothing_outside_the_project(victim, command
     before = tree(str(victim.parent))
     args = ['--force_yml', 'name=../../victim'] if command == 'test' else []
     if command == 'train':
-        opt = train_options('../../victim', total_iter=2)
+        opt = tiny_train_options('../../victim', total_iter=2)
         write_yml(str(victim / 'proj'), opt)
     proc = nodesr(str(victim / 'proj'), command, '-opt', 'opt.yml', *args)
     refused(proc, "name: '../../victim' holds '/'; the experiment name must be one folder name")
@@ -85,7 +86,7 @@ def test_basicsrs_own_trainer_refuses_a_path_name_of_any_model(victim):
 @pytest.mark.parametrize('main', [nodesr_train.main, nodesr_test.main], ids=['train', 'test'])
 def test_every_name_that_is_not_one_folder_name_is_refused_first(victim, monkeypatch, capsys, main, name, message):
     proj = victim / 'proj'
-    write_yml(str(proj), train_options(name, total_iter=2))
+    write_yml(str(proj), tiny_train_options(name, total_iter=2))
     monkeypatch.chdir(proj)
     before = tree(str(victim.parent))
     main_refuses(main, ['-opt', 'opt.yml'], capsys, message)
@@ -104,7 +105,7 @@ def test_the_name_bound_leaves_room_for_every_name_basicsr_derives():
 
 def test_the_debug_prefix_is_part_of_the_checked_name(victim, monkeypatch, capsys):
     proj = victim / 'proj'
-    write_yml(str(proj), train_options('x' * 195, total_iter=2))
+    write_yml(str(proj), tiny_train_options('x' * 195, total_iter=2))
     monkeypatch.chdir(proj)
     main_refuses(nodesr_train.main, ['-opt', 'opt.yml', '--debug'], capsys, 'name: 201 bytes long')
     assert not (proj / 'experiments').exists()
@@ -117,7 +118,7 @@ def test_the_debug_prefix_is_part_of_the_checked_name(victim, monkeypatch, capsy
 def project(tmp_path, monkeypatch):
     """A project with data and a valid tiny option file ``opt.yml`` (experiment ``tiny``), as the cwd."""
     write_data(str(tmp_path))
-    write_yml(str(tmp_path), train_options('tiny', total_iter=2))
+    write_yml(str(tmp_path), tiny_train_options('tiny', total_iter=2))
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -10,6 +10,7 @@ import torch
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.data import build_dataset
 from basicsr.utils import tensor2img
+from benchmarks.common import tiny_train_options
 from helpers import load_script, one_thread_fixture, randomized, write_images
 from nodesr_arch.data.scale_space import imresize
 from nodesr_arch.inference import enlarge_to
@@ -19,26 +20,23 @@ from nodesr_arch.models.nodesr_model import NODESRModel, NonFiniteLossError
 one_thread = one_thread_fixture()
 
 
-def make_opt(tmp_path, is_train=True, net=None, train=None, val=None):
-    """Options as BasicSR's parse_options leaves them, for a tiny NODE-VDSR on the CPU."""
+def make_opt(tmp_path, is_train=True, net=None, train=None, val=None, num_gpu=0):
+    """Options as BasicSR's parse_options leaves them, for the tiny NODE-VDSR of ``tiny_train_options`` (on the
+    CPU unless ``num_gpu``), without datasets."""
     root = str(tmp_path)
-    opt = {
-        'name': 'tiny', 'model_type': 'NODESRModel', 'num_gpu': 0, 'dist': False, 'rank': 0, 'world_size': 1,
-        'is_train': is_train, 'manual_seed': 0, 'datasets': {},
-        'network_g': net or {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 3, 'ode': {'method': 'rk4'}},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'experiments_root': root,
-                 'models': os.path.join(root, 'models'), 'training_states': os.path.join(root, 'states'),
-                 'visualization': os.path.join(root, 'vis'), 'results_root': os.path.join(root, 'results'),
-                 'log': root},
-        'val': {'save_img': False, 'metrics': {
-            'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}},
-    }
+    opt = tiny_train_options('tiny', total_iter=10, num_gpu=num_gpu, dist=False, rank=0, world_size=1,
+                             is_train=is_train)
+    opt['datasets'] = {}
+    opt['network_g'] = net or opt['network_g']
+    opt['path'].update(experiments_root=root, models=os.path.join(root, 'models'),
+                       training_states=os.path.join(root, 'states'), visualization=os.path.join(root, 'vis'),
+                       results_root=os.path.join(root, 'results'), log=root)
+    opt['val'] = {'save_img': False, 'metrics': opt['val']['metrics'], **(val or {})}
     if is_train:
-        opt['train'] = {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                        'scheduler': {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5},
-                        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0}, 'total_iter': 10}
+        opt['train']['scheduler']['milestones'] = [100]
         opt['train'].update(train or {})
-    opt['val'].update(val or {})
+    else:
+        del opt['train']
     return opt
 
 

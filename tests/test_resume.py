@@ -11,8 +11,9 @@ import sys
 import pytest
 import torch
 
+from benchmarks.common import tiny_train_options
 from helpers import write_images
-from test_train import ENV, train_options, write_data, write_yml
+from test_train import ENV, write_data, write_yml
 
 HOOK = '''
 import hashlib, os, sys
@@ -44,7 +45,7 @@ if __name__ == '__main__':
 
 def resume_options(name, workers=0, total_iter=5):
     """4 images, batch 2: 2 batches an epoch, so 5 iterations cross 2 epoch ends; a state every iteration."""
-    opt = train_options(name, total_iter=total_iter, logger={'save_checkpoint_freq': 1, 'use_tb_logger': False})
+    opt = tiny_train_options(name, total_iter=total_iter, logger={'save_checkpoint_freq': 1, 'use_tb_logger': False})
     opt['model_type'] = 'RecordingNODESRModel'
     opt['datasets'] = {'train': dict(opt['datasets']['train'], num_worker_per_gpu=workers)}
     del opt['val']

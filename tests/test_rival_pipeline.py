@@ -126,12 +126,13 @@ TINY_RIVALS = {
 
 def rival_options(rival):
     """A 4-iteration training of a tiny rival in the LR-patch mode, validated at x2 and x3.5 on LR inputs, with EMA."""
-    from test_train import train_options
+    from benchmarks.common import tiny_train_options
     net, mode = TINY_RIVALS[rival]
     train_ds = dict(name='toy', type='ContinuousScalePairedDataset', dataroot_gt='data/hr', io_backend={'type': 'disk'},
                     lq_size=8, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=2,
                     dataset_enlarge_ratio=1, **mode)
-    opt = train_options(rival, train_ds=train_ds)
+    opt = tiny_train_options(rival)
+    opt['datasets']['train'] = train_ds
     for phase in ('val_1', 'val_2'):
         opt['datasets'][phase]['lq_size'] = 'lr'
     opt['network_g'] = dict(net)

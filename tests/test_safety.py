@@ -8,10 +8,11 @@ import time
 
 import pytest
 
+from benchmarks.common import tiny_train_options
 from helpers import write_images
 from nodesr_arch.commands import test as nodesr_test
 from nodesr_arch.commands import train as nodesr_train
-from test_train import train_options, write_data, write_yml
+from test_train import write_data, write_yml
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
 
@@ -115,7 +116,7 @@ def test_wrong_options_stop_before_any_folder_is_made_or_renamed(earlier_run, mo
     os.makedirs(os.path.join(root, 'notes'))
     with open(os.path.join(root, 'notes', 'readme.txt'), 'w') as f:
         f.write('not an image')
-    opt = train_options('tiny')
+    opt = tiny_train_options('tiny')
     _set(opt, key, value)
     path = write_yml(root, opt)
     before = tree(root)
@@ -127,7 +128,7 @@ def test_wrong_options_stop_before_any_folder_is_made_or_renamed(earlier_run, mo
 
 
 def test_wrong_option_exits_2_from_the_command_line(earlier_run):
-    opt = train_options('tiny')
+    opt = tiny_train_options('tiny')
     opt['datasets']['val_1']['dataroot_gt'] = 'empty'
     os.makedirs(os.path.join(earlier_run, 'empty'))
     path = write_yml(earlier_run, opt)
@@ -139,7 +140,7 @@ def test_wrong_option_exits_2_from_the_command_line(earlier_run):
 
 def test_nodesr_test_with_an_empty_folder_writes_nothing(tmp_path, monkeypatch, capsys):
     os.makedirs(tmp_path / 'empty')
-    opt = train_options('tiny')
+    opt = tiny_train_options('tiny')
     test_opt = {'name': 'tiny', 'model_type': 'NODESRModel', 'num_gpu': 0, 'network_g': opt['network_g'],
                 'datasets': {'test_1': dict(opt['datasets']['val_1'], dataroot_gt='empty')}, 'path': {},
                 'val': {'save_img': True, 'metrics': opt['val']['metrics']}}
@@ -165,8 +166,8 @@ def wait_for(predicate, timeout=120):
 def test_a_second_run_with_the_same_name_is_refused_and_a_stale_lock_is_taken_over(tmp_path):
     root = str(tmp_path)
     write_data(root)
-    long_run = write_yml(root, train_options('tiny', total_iter=100000, val={'val_freq': 100000},
-                                             logger={'save_checkpoint_freq': 100000, 'use_tb_logger': False}))
+    long_run = write_yml(root, tiny_train_options('tiny', total_iter=100000, val={'val_freq': 100000},
+                                                  logger={'save_checkpoint_freq': 100000, 'use_tb_logger': False}))
     first = subprocess.Popen([sys.executable, '-m', 'nodesr_arch.commands.cli', 'train', '-opt', long_run], cwd=root,
                              env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -180,7 +181,8 @@ def test_a_second_run_with_the_same_name_is_refused_and_a_stale_lock_is_taken_ov
         first.send_signal(signal.SIGKILL)
         first.wait(30)
         assert os.path.isfile(os.path.join(root, 'experiments', '.tiny.lock'))  # stale: its holder is dead
-        third = nodesr(root, 'train', '-opt', write_yml(root, train_options('tiny', total_iter=2)), '--auto_resume')
+        opt_path = write_yml(root, tiny_train_options('tiny', total_iter=2))
+        third = nodesr(root, 'train', '-opt', opt_path, '--auto_resume')
         assert third.returncode == 0, third.stderr[-3000:]
         assert not os.path.exists(os.path.join(root, 'experiments', '.tiny.lock'))  # released on exit
     finally:
@@ -194,7 +196,7 @@ def test_a_second_run_with_the_same_name_is_refused_and_a_stale_lock_is_taken_ov
 def test_partial_saves_of_a_killed_run_are_removed_on_restart(tmp_path):
     root = str(tmp_path)
     write_data(root)
-    path = write_yml(root, train_options('tiny', total_iter=2))
+    path = write_yml(root, tiny_train_options('tiny', total_iter=2))
     assert nodesr(root, 'train', '-opt', path).returncode == 0
     exp = os.path.join(root, 'experiments', 'tiny')
     partial = [os.path.join(exp, 'models', '.net_g_4.pth.k2j4_x.tmp'),
@@ -211,7 +213,7 @@ def test_partial_saves_of_a_killed_run_are_removed_on_restart(tmp_path):
 
 def test_too_small_images_fail_at_the_check_not_mid_training(tmp_path, monkeypatch, capsys):
     write_images(str(tmp_path / 'hr'), [(40, 40), (12, 40)])
-    opt = train_options('tiny')
+    opt = tiny_train_options('tiny')
     opt['datasets']['train']['dataroot_gt'] = 'hr'
     path = write_yml(str(tmp_path), opt)
     monkeypatch.chdir(tmp_path)
@@ -238,7 +240,7 @@ def test_infer_removes_partial_files_of_killed_runs_only(tmp_path):
 def test_a_dataroot_under_home_is_expanded_as_basicsr_does(tmp_path, monkeypatch, capsys):
     write_data(str(tmp_path))
     monkeypatch.setenv('HOME', str(tmp_path))
-    opt = train_options('tiny')
+    opt = tiny_train_options('tiny')
     opt['datasets']['train']['dataroot_gt'] = '~/data/hr'
     opt['datasets']['val_1']['dataroot_gt'] = ['~/data/val']
     opt['datasets']['val_2']['dataroot_gt'] = '~/data/val'

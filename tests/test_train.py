@@ -17,46 +17,17 @@ import pytest
 import torch
 import yaml
 
+from benchmarks.common import tiny_train_options
 from helpers import write_images
 
 ENV = dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-TINY_NET = {'type': 'NODEVDSR', 'num_feat': 4, 'num_layer': 3, 'ode': {'method': 'rk4', 'step_size': 1.0}}
+TINY_NET = tiny_train_options()['network_g']
 
 
 def write_data(root):
     """Training images (4 colour: 2 batches an epoch) and validation images (2 colour + 1 grey) under ``root/data``."""
     write_images(os.path.join(root, 'data', 'hr'), [(40, 40), (44, 40), (40, 48), (42, 42)])
     write_images(os.path.join(root, 'data', 'val'), [(24, 28), (27, 25), (26, 26)], grey=(2,), prefix='v')
-
-
-def train_options(name, train_ds=None, total_iter=4, **sections):
-    """A tiny NODE-VDSR training (4 features, 3 layers) with two validation sets (x2 and x3.5)."""
-    val = {'name': None, 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'data/val',
-           'io_backend': {'type': 'disk'}, 'protocol': 'metasr'}
-    opt = {
-        'name': name, 'model_type': 'NODESRModel', 'num_gpu': 0, 'manual_seed': 0,
-        'datasets': {
-            'train': train_ds or {
-                'name': 'toy', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'data/hr',
-                'io_backend': {'type': 'disk'}, 'scale_range': [1.1, 4.0], 'scale_step': 0.1, 'gt_size': 16,
-                'use_hflip': True, 'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 2,
-                'dataset_enlarge_ratio': 1},
-            'val_1': dict(val, name='val_x2', scale=2.0),
-            'val_2': dict(val, name='val_x3.5', scale=3.5),
-        },
-        'network_g': dict(TINY_NET),
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {'ema_decay': 0, 'optim_g': {'type': 'Adam', 'lr': 1e-3},
-                  'scheduler': {'type': 'MultiStepLR', 'milestones': [3, 5], 'gamma': 0.5},
-                  'total_iter': total_iter, 'warmup_iter': -1,
-                  'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'}},
-        'val': {'val_freq': 2, 'save_img': False, 'trajectory': {'num': 3},
-                'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 'scale', 'test_y_channel': True}}},
-        'logger': {'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True},
-    }
-    for key, value in sections.items():
-        opt[key].update(value)
-    return opt
 
 
 def write_yml(root, opt, name='opt.yml'):
@@ -88,7 +59,7 @@ def trained(tmp_path_factory):
     """One 4-iteration training on folder data, shared by the tests that inspect or continue it."""
     root = str(tmp_path_factory.mktemp('train'))
     write_data(root)
-    out = run(root, ['-opt', write_yml(root, train_options('tiny'))])
+    out = run(root, ['-opt', write_yml(root, tiny_train_options('tiny'))])
     return root, out
 
 
@@ -168,7 +139,7 @@ def test_lmdb_training(tmp_path):
     names = sorted(os.listdir(os.path.join(root, 'data', 'hr')))
     make_lmdb_from_imgs(os.path.join(root, 'data', 'hr'), os.path.join(root, 'data', 'hr.lmdb'), names,
                         [os.path.splitext(n)[0] for n in names], multiprocessing_read=False)
-    opt = train_options('tiny_lmdb', total_iter=2, val={'val_freq': 100})
+    opt = tiny_train_options('tiny_lmdb', total_iter=2, val={'val_freq': 100})
     opt['datasets']['train'].update(dataroot_gt='data/hr.lmdb', io_backend={'type': 'lmdb'})
     out = run(root, ['-opt', write_yml(root, opt)])
     assert 'Validation val_x3.5' in out and 'iter:       2,' in out
@@ -178,8 +149,8 @@ def test_lmdb_training(tmp_path):
 def test_sigkill_then_auto_resume(tmp_path):
     root = str(tmp_path)
     write_data(root)
-    opt = train_options('tiny_kill', total_iter=100000, val={'val_freq': 10 ** 6},
-                        logger={'save_checkpoint_freq': 1, 'print_freq': 1000})
+    opt = tiny_train_options('tiny_kill', total_iter=100000, val={'val_freq': 10 ** 6},
+                             logger={'save_checkpoint_freq': 1, 'print_freq': 1000})
     path = write_yml(root, opt)
     states = os.path.join(root, 'experiments', 'tiny_kill', 'training_states')
     proc = subprocess.Popen([sys.executable, '-m', 'nodesr_arch.train', '-opt', path], cwd=root, env=ENV,
@@ -234,7 +205,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     write_data(root)
     with open(os.path.join(root, 'hook.py'), 'w') as f:
         f.write(HOOK)
-    opt = train_options('tiny_ddp', total_iter=4)
+    opt = tiny_train_options('tiny_ddp', total_iter=4)
     opt['model_type'] = 'HashingNODESRModel'
     path = write_yml(root, opt)
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'hook.py',
@@ -255,6 +226,29 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     assert weights_hash(net.parameters()) == hashes[0]
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize('launcher', ['nodesr train', 'torchrun'])
+def test_training_on_one_gpu(tmp_path, launcher):
+    """``nodesr train`` of the tiny YAML with ``num_gpu: 1`` and BasicSR's CUDA prefetcher (pinned memory), and
+    the same under ``torchrun --nproc_per_node 1 ... --launcher pytorch`` (NCCL): trains, validates, saves."""
+    root = str(tmp_path)
+    write_data(root)
+    opt = tiny_train_options('tiny_gpu', num_gpu=1)
+    opt['datasets']['train'].update(prefetch_mode='cuda', pin_memory=True)
+    path = write_yml(root, opt)
+    if launcher == 'torchrun':
+        out = run(root, ['--standalone', '--nproc_per_node', '1', '-m', 'nodesr_arch.train', '-opt', path,
+                         '--launcher', 'pytorch'], module='torch.distributed.run')
+    else:
+        out = run(root, ['train', '-opt', path], module='nodesr_arch.commands.cli')
+    assert 'Use cuda prefetch dataloader' in out and 'World size (gpu number): 1' in out, out[-3000:]
+    for name in ('val_x2', 'val_x3.5'):
+        assert re.search(rf'Validation {re.escape(name)}\s+# psnr: \d+\.\d+', out), out[-3000:]
+    exp = os.path.join(root, 'experiments', 'tiny_gpu')
+    for f in ('models/net_g_latest.pth', 'training_states/4.state'):
+        assert os.path.isfile(os.path.join(exp, f)), f
+
+
 def test_paired_image_dataset_fixed_x2(tmp_path):
     """BasicSR's own PairedImageDataset (low-res lq files, top-level scale 2) trains and validates."""
     import cv2
@@ -269,9 +263,10 @@ def test_paired_image_dataset_fixed_x2(tmp_path):
         cv2.imwrite(os.path.join(root, 'data', 'lr', name), lr)
     paired = {'type': 'PairedImageDataset', 'dataroot_gt': 'data/hr', 'dataroot_lq': 'data/lr',
               'io_backend': {'type': 'disk'}}
-    opt = train_options('tiny_paired', total_iter=2, train_ds=dict(
-        paired, name='toy', gt_size=16, use_hflip=True, use_rot=True, num_worker_per_gpu=0, batch_size_per_gpu=2))
-    opt['datasets'] = {'train': opt['datasets']['train'], 'val': dict(paired, name='paired_val')}
+    opt = tiny_train_options('tiny_paired', total_iter=2)
+    opt['datasets'] = {'train': dict(paired, name='toy', gt_size=16, use_hflip=True, use_rot=True,
+                                     num_worker_per_gpu=0, batch_size_per_gpu=2),
+                       'val': dict(paired, name='paired_val')}
     opt = {'scale': 2, **opt}
     out = run(root, ['-opt', write_yml(root, opt)])
     m = re.findall(r'Validation paired_val\s+# psnr: (\d+\.\d+)', out)

@@ -1,6 +1,6 @@
 """Several methods, each over its training seeds: one table per dataset, who leads where, and a plot.
 
-    python -m benchmarks.method_tables RESULTS.csv [MORE.csv ...] --method LABEL=NAME[,NAME ...] ...
+    python -m scripts.method_tables RESULTS.csv [MORE.csv ...] --method LABEL=NAME[,NAME ...] ...
         [--compact 1.1 1.5 2 ...] [--vs LABEL] [--cost COST.csv] [--csv-out OUT.csv] [--plot OUT.png]
 
 Each ``--method`` names the rows of ``nodesr benchmark`` results that are one method trained with different
@@ -8,7 +8,7 @@ seeds (``NODE=NODE1s-s10,NODE1s-s11``), or one row name for a model without seed
 model). Per dataset and scale every method gets its mean and standard deviation over its seeds (``sd``,
 n - 1 in the denominator; 0 for one run), and the scale its *leader*: the method with the highest mean,
 ``beyond`` the spread when its margin over the runner-up is larger than the two sds together and, when
-both have seeds paired by position, every seed pair agrees (the rule of :mod:`benchmarks.seed_tables`).
+both have seeds paired by position, every seed pair agrees (the rule of :mod:`scripts.seed_tables`).
 
 Printed: the Markdown table at ``--compact`` scales (mean +- sd; the leader in bold when beyond the
 spread), the leader per dataset as ranges of the 0.1 grid, and with ``--vs LABEL`` where ``LABEL`` is ahead
@@ -22,8 +22,8 @@ import csv
 
 import numpy as np
 
-from benchmarks.seed_tables import scale_ranges
 from nodesr_arch.commands.benchmark_report import merge_rows, read_csv, scale_key, unique
+from scripts.seed_tables import scale_ranges
 
 
 def parse_method(text):

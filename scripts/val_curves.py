@@ -1,6 +1,6 @@
 """Validation PSNR over iterations, read from BasicSR training logs: a table and a CSV.
 
-    python -m benchmarks.val_curves NAME=LOG [NAME=LOG ...] [--datasets Set5_x1.1 Set5_x2]
+    python -m scripts.val_curves NAME=LOG [NAME=LOG ...] [--datasets Set5_x1.1 Set5_x2]
         [--every 500] [--csv OUT.csv] [--vs A B]
 
 Each ``LOG`` is a ``train_*.log`` that BasicSR writes into ``experiments/NAME/`` (several logs of one run,

@@ -1,6 +1,6 @@
 """Two models over several training seeds: mean and spread per scale, and where their difference exceeds it.
 
-    python -m benchmarks.seed_tables RESULTS.csv [MORE.csv ...] --a A1 A2 A3 --b B1 B2 B3
+    python -m scripts.seed_tables RESULTS.csv [MORE.csv ...] --a A1 A2 A3 --b B1 B2 B3
         [--labels NODE VDSRt] [--csv-out OUT.csv] [--compact 1.1 1.5 2 ...] [--compact-diff 1.1 2 ...]
 
 ``--a`` and ``--b`` name the rows of ``nodesr benchmark`` results that are the same model trained with

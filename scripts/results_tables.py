@@ -1,6 +1,6 @@
 """Tables for docs from ``nodesr benchmark`` results: selected scales, and one method against another.
 
-    python -m benchmarks.results_tables RESULTS.csv [MORE.csv ...] [--scales 1.5 2 2.5 3 3.5 4 6 8]
+    python -m scripts.results_tables RESULTS.csv [MORE.csv ...] [--scales 1.5 2 2.5 3 3.5 4 6 8]
         [--models bicubic A B] [--cell psnr|psnr-ssim] [--vs A B]
 
 Prints, per dataset, the paper-layout table (scales as columns, methods as rows, best PSNR in bold) at the
