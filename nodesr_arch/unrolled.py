@@ -10,8 +10,10 @@ buffer becomes ``ScatterND`` nodes): that it gives the right graph is an acciden
 
 :class:`UnrolledNODE` takes every such decision once, in Python, when it is built: the scale (or, with the
 scale as an input, the step count) is checked there, and the grid and the Runge-Kutta coefficients are
-plain numbers, so the graph holds only the evaluations of ``f`` and their weighted sums. With the scale as
-an input and a network that steps by ``step_size``, the step rule of ``nodesr infer`` is in the graph
+plain numbers, so the graph holds only the evaluations of ``f`` and their weighted sums: each step is
+torchdiffeq's own step function (:func:`nodesr_arch.archs.solvers.one_step`) on the field ``dI/du`` of
+:func:`nodesr_arch.archs.ode.scale_at`, ``f``'s scale channel added by :func:`nodesr_arch.archs.contract.with_scale`.
+With the scale as an input and a network that steps by ``step_size``, the step rule of ``nodesr infer`` is in the graph
 instead: each sample takes ``ceil((s - 1) / step_size)`` steps (the steps a graph unrolls beyond a
 sample's count leave it as it is), up to the count at a largest scale fixed when the graph is built.
 """
@@ -19,20 +21,11 @@ sample's count leave it as it is), up to the count at a largest scale fixed when
 import torch
 from torch import nn
 
-from nodesr_arch.archs.contract import contract
+from nodesr_arch.archs.contract import contract, with_scale
 from nodesr_arch.archs.node_util import pad_to_multiple
 from nodesr_arch.archs.ode import scale_at
+from nodesr_arch.archs.solvers import ONE_STEP_METHODS, one_step
 from nodesr_arch.scales import EPS, check_scale
-
-# Butcher tableaus (c, a, b) of torchdiffeq's fixed-grid methods; its 'rk4' is the 3/8 rule
-TABLEAUS = {
-    'euler': ((0.0, ), (), (1.0, )),
-    'midpoint': ((0.0, 0.5), ((0.5, ), ), (0.0, 1.0)),
-    'heun2': ((0.0, 1.0), ((1.0, ), ), (0.5, 0.5)),
-    'heun3': ((0.0, 1 / 3, 2 / 3), ((1 / 3, ), (0.0, 2 / 3)), (0.25, 0.0, 0.75)),
-    'rk4': ((0.0, 1 / 3, 2 / 3, 1.0), ((1 / 3, ), (-1 / 3, 1.0), (1.0, -1.0, 1.0)), (0.125, 0.375, 0.375, 0.125)),
-}
-
 
 #: The most steps a graph unrolls: every step is one more copy of the network's operations in the graph (100 rk4
 #: steps of NODE-VDSR-S: 400 copies of its 8 layers; at ``step_size`` 1 that covers x101).
@@ -77,7 +70,8 @@ class UnrolledNODE(nn.Module):
         scale (float | None): The scale ``t0`` fixed in the graph, or None for a scale input.
         num_steps (int | None): Steps, at most :data:`MAX_STEPS`. Default: the network's count at ``scale``
             (its ``step_size`` or ``num_steps``); with a scale input, see above.
-        method (str | None): A fixed-grid method of :data:`TABLEAUS`. Default: the network's.
+        method (str | None): A one-step fixed-grid method of torchdiffeq
+            (:data:`nodesr_arch.archs.solvers.ONE_STEP_METHODS`). Default: the network's.
         max_scale (float | None): With a scale input, a network with ``step_size`` and no ``num_steps``:
             the largest scale whose step count the graph holds (required then).
 
@@ -91,9 +85,10 @@ class UnrolledNODE(nn.Module):
         if not contract(net).is_ode:
             raise ValueError(f'{type(net).__name__} is not a NODE-SR network (NODEVDSR, NODERDN, NODESR)')
         method = method or net.ode.method
-        if method not in TABLEAUS:
-            raise ValueError(f'method {method!r} cannot be unrolled: use a fixed-step method ({", ".join(TABLEAUS)}); '
-                             'adaptive methods (dopri5...) choose their steps from the data')
+        if method not in ONE_STEP_METHODS:
+            raise ValueError(f'method {method!r} cannot be unrolled: use a fixed-step method '
+                             f'({", ".join(ONE_STEP_METHODS)}); adaptive methods (dopri5...) choose their steps from '
+                             'the data')
         self.step_size = None
         if scale is not None:
             scale = check_scale(scale)
@@ -116,6 +111,7 @@ class UnrolledNODE(nn.Module):
         self.max_scale = max_scale if self.step_size is not None else None
         self.num_steps = check_num_steps(num_steps, scale if self.step_size is None else scale_of_count)
         self.method = method
+        self.step = one_step(method)
         self.time = net.ode.time
 
     def steps_at(self, t0):
@@ -129,8 +125,8 @@ class UnrolledNODE(nn.Module):
     def rate(self, state, t0, u):
         """``dI/du`` at ``u`` (:func:`nodesr_arch.archs.ode.scale_at`); ``t0``: (B, 1, 1, 1)."""
         t, factor = scale_at(t0, u, self.time)
-        t = t.expand(state.shape[0], 1, state.shape[2], state.shape[3])
-        return self.func(torch.cat([state, t.to(state.dtype)], dim=1)).to(state.dtype) * factor
+        t = t.expand(state.shape[0], -1, -1, -1).to(state.dtype)  # a batch-wide scale, given as (1, 1, 1, 1)
+        return self.func(with_scale(state, t)).to(state.dtype) * factor
 
     def forward(self, x, scale=None):
         """Super-resolve.
@@ -148,22 +144,11 @@ class UnrolledNODE(nn.Module):
                              else 'this graph takes the scale as its second input')
         x, (h, w) = pad_to_multiple(x, self.size_multiple)
         t0 = torch.full_like(x[:, :1, :1, :1], self.scale) if scale is None else scale.reshape(-1, 1, 1, 1).to(x)
-        c, a, b = TABLEAUS[self.method]
         state = x
         steps = self.steps_at(t0) if self.step_size is not None else None
+        n = self.num_steps if steps is None else steps  # the sample's own grid of steps[b] steps (a tensor)
         for i in range(self.num_steps):
-            if steps is None:
-                u0, du = i / self.num_steps, 1 / self.num_steps
-            else:  # the sample's own grid of steps[b] steps; steps beyond it keep the state
-                du = 1 / steps
-                u0 = i * du
-            k = []
-            for stage in range(len(c)):
-                y = state
-                for a_j, k_j in zip(a[stage - 1] if stage else (), k):
-                    if a_j:
-                        y = y + (du * a_j) * k_j
-                k.append(self.rate(y, t0, u0 + c[stage] * du))
-            step = sum(b_i * k_i for b_i, k_i in zip(b, k) if b_i)
-            state = state + du * step if steps is None else torch.where(steps > i, state + du * step, state)
-        return state[..., :h, :w]
+            u0, u1 = i / n, (i + 1) / n
+            increment = self.step(lambda u, y: self.rate(y, t0, u), u0, u1 - u0, u1, state)
+            state = state + increment if steps is None else torch.where(steps > i, state + increment, state)
+        return state[..., :h, :w]  # steps beyond a sample's own count kept its state

@@ -9,7 +9,8 @@ import torch
 import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.archs import build_network
 from helpers import one_thread_fixture, randomized, save_tiny_model
-from nodesr_arch.unrolled import MAX_STEPS, TABLEAUS, UnrolledNODE
+from nodesr_arch.archs.solvers import ONE_STEP_METHODS
+from nodesr_arch.unrolled import MAX_STEPS, UnrolledNODE
 
 one_thread = one_thread_fixture()
 HAVE_ORT = all(importlib.util.find_spec(m) for m in ('onnx', 'onnxscript', 'onnxruntime'))
@@ -31,7 +32,7 @@ def test_unrolled_equals_torchdiffeq_at_a_fixed_scale(scale):
         assert torch.allclose(UnrolledNODE(net, scale)(x), net(x, scale), atol=1e-6)
 
 
-@pytest.mark.parametrize('method', sorted(TABLEAUS))
+@pytest.mark.parametrize('method', sorted(ONE_STEP_METHODS))
 def test_unrolled_equals_torchdiffeq_with_the_scale_as_input(method):
     net = tiny(num_steps=2).set_ode(method=method)
     x, scale = torch.rand(2, 3, 16, 18), torch.tensor([1.7, 3.9])

@@ -14,8 +14,10 @@ before, it is used as it is.
 
 torchdiffeq's public API (``odeint``, ``odeint_adjoint``, ``odeint_event``) has no list of its methods, so this
 module reads three private names: ``torchdiffeq._impl.odeint.SOLVERS``, ``torchdiffeq._impl.solvers.FixedGridODESolver``
-and the module ``torchdiffeq._impl.scipy_wrapper``. ``setup.py`` therefore pins torchdiffeq to the releases whose
-internals were checked (0.2.3 to 0.2.5, tests/test_ode.py run against each); widen the pin only after the same check.
+and the module ``torchdiffeq._impl.scipy_wrapper``; :func:`one_step` calls a one-step fixed-grid solver's
+``_step_func`` (same signature in 0.2.3 to 0.2.5), so that an unrolled graph takes torchdiffeq's own steps.
+``setup.py`` therefore pins torchdiffeq to the releases whose internals were checked (0.2.3 to 0.2.5,
+tests/test_ode.py and tests/test_export.py run against each); widen the pin only after the same check.
 """
 import importlib.util
 import os
@@ -86,3 +88,29 @@ def is_fixed_grid(method):
 #: The methods of the torchdiffeq installed at import, fixed-grid and adaptive (for messages and docs).
 FIXED_GRID_METHODS = tuple(m for m in methods() if is_fixed_grid(m))
 ADAPTIVE_METHODS = tuple(m for m in methods() if not is_fixed_grid(m))
+
+
+#: Fixed-grid methods whose step needs nothing but the current state (torchdiffeq's ``fixed_grid`` module: euler,
+#: midpoint, rk4, and heun2/heun3 where the release has them); the Adams methods carry earlier steps along.
+ONE_STEP_METHODS = tuple(m for m in FIXED_GRID_METHODS if SOLVERS[m].__module__.endswith('.fixed_grid'))
+
+
+def one_step(method):
+    """torchdiffeq's step of a one-step fixed-grid method as a plain function.
+
+    Args:
+        method (str): A name of :data:`ONE_STEP_METHODS`.
+
+    Returns:
+        callable: ``step(rate, u0, du, u1, state)`` -> the increment of ``state`` over ``[u0, u1]`` (``du = u1 - u0``),
+        where ``rate(u, state)`` is the field; ``u0``, ``du``, ``u1`` may be floats or tensors that broadcast with
+        ``state`` (one grid per sample).
+    """
+    solver = SOLVERS[method]
+    unperturbed = types.SimpleNamespace(perturb=False)  # the one attribute the step functions read
+
+    def step(rate, u0, du, u1, state):
+        increment, _ = solver._step_func(unperturbed, lambda u, y, perturb=None: rate(u, y), u0, du, u1, state)
+        return increment
+
+    return step
