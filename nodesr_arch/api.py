@@ -137,9 +137,9 @@ class Upscaler:
         # the network called: self.net itself, or a copy (taking the solver options) whose f runs in onnxruntime
         self._runner, self.runtime, self.runtime_reason = choose_runtime(self.net, runtime, self.device, self.amp)
 
-    @property
+    @functools.cached_property
     def contract(self):
-        """What the network declares (:func:`nodesr_arch.archs.contract.contract`)."""
+        """What the network declares (:func:`nodesr_arch.archs.contract.contract`), read once."""
         return contract(self.net)
 
     @property
@@ -154,7 +154,7 @@ class Upscaler:
     @functools.cached_property
     def fixed_scale(self):
         """The one factor the network enlarges by (2 for an x2 EDSR), or None when it takes any scale."""
-        return fixed_scale(self.net, self.channels)
+        return fixed_scale(self.net, self.channels, terms=self.contract)
 
     def label(self, scale):
         """The name of this model's results at ``scale``: its name, or ``'NAME xF + bicubic'`` when it is a
@@ -176,7 +176,7 @@ class Upscaler:
         return self
 
     def tiling_for(self, tile, tile_pad=None):
-        """The tiling of one call (``tile=None``: off, None returned), checked; the network is left unchanged.
+        """The tiling of a call (``tile=None``: off, None returned), checked; the network is left unchanged.
 
         Raises:
             ValueError: The network cannot tile, or ``tile``/``tile_pad`` are bad
@@ -189,8 +189,11 @@ class Upscaler:
         return None if tile is None else self.net.tiling_for(tile, tile_pad)
 
     @torch.inference_mode()
-    def _run(self, x, scale, out_size, self_ensemble, tile, tile_pad, t_eval):
-        """x: (B, C, h, w) float tensor of image channels (any C); returns (B, C, H, W) or (K, B, C, H, W)."""
+    def _run(self, x, scale, out_size, self_ensemble, tiling, t_eval):
+        """x: (B, C, h, w) float tensor of image channels (any C); returns (B, C, H, W) or (K, B, C, H, W).
+
+        ``tiling`` (from :meth:`tiling_for`) and ``t_eval`` (from :meth:`trajectory_scales`) are checked already.
+        """
         b, c = x.shape[:2]
         x = x.to(self.device, torch.float32)
         if self.channels == 1:  # one-channel network: each channel on its own
@@ -201,7 +204,7 @@ class Upscaler:
             raise ValueError(f'{self.name} takes {self.channels}-channel images, got {c} channels')
         # the tiling goes with this call, not onto the shared network (threads may tile differently)
         out = run_network(self._runner, x, scale, out_size, ensemble=self_ensemble, t_eval=t_eval, amp=self.amp,
-                          tiling=self.tiling_for(tile, tile_pad))
+                          tiling=tiling, terms=self.contract)
         if self.channels == 1:
             out = out.reshape(*out.shape[:-4], b, c, *out.shape[-2:])
         elif c == 1 and self.channels == 3:
@@ -313,7 +316,8 @@ class Upscaler:
             out_size = check_out_size(out_size, x.shape[-2:], 'out_size')
         self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
-        out = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, None)
+        tiling = self.tiling_for(tile, tile_pad)
+        out = self._run(x, t0, out_size, self_ensemble, tiling, None)
 
         def back(y):
             if is_numpy:
@@ -322,7 +326,7 @@ class Upscaler:
 
         if t_eval is None:
             return back(out)
-        states = self._run(x, t0, out_size, self_ensemble, tile, tile_pad, t_eval)
+        states = self._run(x, t0, out_size, self_ensemble, tiling, t_eval)
         return back(out), [(t, back(state)) for t, state in zip(t_eval, states)]
 
     def upscale(self, img, scale=None, size=None, width=None, self_ensemble=False, tile=None,
@@ -349,46 +353,80 @@ class Upscaler:
             The enlarged image, same dtype, layout and channels (rounded and clipped). With
             ``trajectory``: ``(image, [(t_i, state_i), ...])`` with states in the same format.
         """
-        x, restore = _to_tensor(img)
+        in_size = _image_size(img)
         if plan is None:
-            t0, out_size = plan_size(x.shape[-2:], scale, size, width)
-        elif scale is None and size is None and width is None:
-            t0, out_size = plan
-        else:
+            plan = plan_size(in_size, scale, size, width)
+        elif scale is not None or size is not None or width is not None:
             raise ValueError('give either plan or one of scale, size, width')
+        t0 = plan[0]
         self._warn_if_resized(t0)
         t_eval = self.trajectory_scales(trajectory, t0)
+        return self._upscale(img, plan, self_ensemble, self.tiling_for(tile, tile_pad), t_eval)
+
+    def _upscale(self, img, plan, self_ensemble=False, tiling=None, t_eval=None):
+        """:meth:`upscale` with every decision taken and checked by the caller, which ``nodesr infer`` does once
+        per run (the tiling) or per input (the plan, the trajectory): nothing is checked again, nothing warns.
+
+        Args:
+            img (ndarray | Tensor): As :meth:`upscale` takes it, checked (:func:`_image_size`).
+            plan (Plan): ``(t0, out_size)`` for this image (:func:`~nodesr_arch.scales.plan_size`).
+            self_ensemble (bool): See :meth:`super_resolve`.
+            tiling (Tiling | None): From :meth:`tiling_for`.
+            t_eval (list[float] | None): From :meth:`trajectory_scales`.
+        """
+        t0, out_size = plan
+        x, restore = _to_tensor(img)
         colour, alpha = (x[:, :-1], x[:, -1:]) if x.shape[1] in (2, 4) else (x, None)
         if alpha is not None:
             alpha = enlarge_to(alpha.to(self.device, torch.float32), t0, out_size)
-
-        def run(t_eval_):
-            out = self._run(colour, t0, out_size, self_ensemble, tile, tile_pad, t_eval_)
-            if alpha is None:
-                return out
-            return torch.cat([out, alpha.expand(*out.shape[:-3], *alpha.shape[-3:])], dim=-3)
-
-        out = restore(run(None))
+        out = restore(_with_alpha(self._run(colour, t0, out_size, self_ensemble, tiling, None), alpha))
         if t_eval is None:
             return out
-        return out, [(t, restore(state)) for t, state in zip(t_eval, run(t_eval))]
+        states = _with_alpha(self._run(colour, t0, out_size, self_ensemble, tiling, t_eval), alpha)
+        return out, [(t, restore(state)) for t, state in zip(t_eval, states)]
 
 
-def _to_tensor(img):
-    """(B, C, H, W) float32 tensor in [0, 1] from an image, and the function that maps a result back."""
+def _with_alpha(out, alpha):
+    """``out`` (..., B, C, H, W) with the enlarged alpha (B, 1, H, W) as its last channel; ``out`` when None."""
+    if alpha is None:
+        return out
+    return torch.cat([out, alpha.expand(*out.shape[:-3], *alpha.shape[-3:])], dim=-3)
+
+
+def _image_size(img):
+    """The (H, W) of an image :meth:`Upscaler.upscale` takes, once its type, layout, dtype and values are checked.
+
+    Raises:
+        ValueError: Not a numpy array or tensor, another layout or dtype, an empty image, or float values
+            outside [0, 1], NaN or infinite (:func:`check_values`).
+    """
     if isinstance(img, np.ndarray):
-        dtype, ndim = img.dtype, img.ndim
-        if ndim == 2:
-            arr = img[..., None]
-        elif ndim == 3 and img.shape[2] in (1, 2, 3, 4):
-            arr = img
-        else:
+        if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 2, 3, 4))):
             raise ValueError(f'image must be (H, W) or (H, W, 1|2|3|4), got shape {img.shape}')
         if img.size == 0:
             raise ValueError(f'the image is empty (shape {img.shape})')
-        peak = _peak(dtype)
-        if peak == 1:
+        if _peak(img.dtype) == 1:
             check_values(img, 0.0, 1.0, 'float image')
+        return img.shape[:2]
+    if torch.is_tensor(img):
+        if img.ndim not in (3, 4) or img.shape[-3] not in (1, 2, 3, 4):
+            raise ValueError(f'tensor image must be (C, H, W) or (B, C, H, W) with C in 1..4, got {tuple(img.shape)}')
+        if not (img.dtype == torch.uint8 or img.is_floating_point()):
+            raise ValueError(f'tensor image must be uint8 or float, got {img.dtype}')
+        if img.numel() == 0:
+            raise ValueError(f'the image is empty (shape {tuple(img.shape)})')
+        if img.is_floating_point():
+            check_values(img, 0.0, 1.0, 'float image')
+        return tuple(img.shape[-2:])
+    raise ValueError(f'image must be a numpy array or a torch tensor, got {type(img).__name__}')
+
+
+def _to_tensor(img):
+    """(B, C, H, W) float32 tensor in [0, 1] from an image :func:`_image_size` accepts, and the function that maps a
+    result back."""
+    if isinstance(img, np.ndarray):
+        dtype, ndim, peak = img.dtype, img.ndim, _peak(img.dtype)
+        arr = img[..., None] if ndim == 2 else img
         x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)).astype(np.float32) / peak)[None]
 
         def restore(y):
@@ -397,25 +435,15 @@ def _to_tensor(img):
             return y[..., 0] if ndim == 2 else y
 
         return x, restore
-    if torch.is_tensor(img):
-        if img.ndim not in (3, 4) or img.shape[-3] not in (1, 2, 3, 4):
-            raise ValueError(f'tensor image must be (C, H, W) or (B, C, H, W) with C in 1..4, got {tuple(img.shape)}')
-        peak = 255.0 if img.dtype == torch.uint8 else 1.0
-        if not (img.dtype == torch.uint8 or img.is_floating_point()):
-            raise ValueError(f'tensor image must be uint8 or float, got {img.dtype}')
-        if img.numel() == 0:
-            raise ValueError(f'the image is empty (shape {tuple(img.shape)})')
-        if peak == 1:
-            check_values(img, 0.0, 1.0, 'float image')
-        x = (img if img.ndim == 4 else img[None]).float() / peak
+    peak = 255.0 if img.dtype == torch.uint8 else 1.0
+    x = (img if img.ndim == 4 else img[None]).float() / peak
 
-        def restore(y):
-            y = y.clamp(0, 1)
-            y = (y * peak).round().to(img.dtype) if peak != 1 else y.to(img.dtype)
-            return (y if img.ndim == 4 else y[0]).to(img.device)
+    def restore(y):
+        y = y.clamp(0, 1)
+        y = (y * peak).round().to(img.dtype) if peak != 1 else y.to(img.dtype)
+        return (y if img.ndim == 4 else y[0]).to(img.device)
 
-        return x, restore
-    raise ValueError(f'image must be a numpy array or a torch tensor, got {type(img).__name__}')
+    return x, restore
 
 
 def check_values(img, lo, hi, what='image'):

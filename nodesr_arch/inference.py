@@ -51,7 +51,7 @@ class FixedScaleWarning(UserWarning):
     """A fixed-scale network was asked for another scale: its output is resized with bicubic."""
 
 
-def fixed_scale(net, channels=3, side=48):
+def fixed_scale(net, channels=3, side=48, terms=None):
     """The one factor ``net`` enlarges by (2 for BasicSR's EDSR x2), or None when it takes any scale.
 
     Networks that take the scale (``takes_scale``) or their input at output size (``input_size ==
@@ -63,11 +63,12 @@ def fixed_scale(net, channels=3, side=48):
         net (nn.Module): The network, in eval mode.
         channels (int): Its input channels. Default: 3.
         side (int): Side of the probe input. Default: 48.
+        terms (Contract | None): ``net``'s contract; default :func:`contract` of ``net``.
 
     Returns:
         float | None: Output height over input height, or None.
     """
-    c = contract(net)
+    c = contract(net) if terms is None else terms
     if c.takes_scale or c.input_size == 'output':
         return None
     param = next(net.parameters(), None)
@@ -121,7 +122,7 @@ def call_network(net, x, scale, out_size, terms=None, **kwargs):
     return net(x, scale, **kwargs)
 
 
-def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None, tiling=None):
+def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=None, tiling=None, terms=None):
     """Super-resolve a batch with any network, whatever input it wants.
 
     Args:
@@ -142,6 +143,8 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
         tiling (Tiling | None): This call's tiling (``net.tiling_for(tile, tile_pad)``), passed to a network
             whose contract ``tiles``; the network itself is left unchanged, so threads sharing it may tile
             differently. Default: None (the network's own default, untiled unless ``set_tiling`` was called).
+        terms (Contract | None): ``net``'s contract, for a caller that read it once; default :func:`contract`
+            of ``net``.
 
     Returns:
         Tensor: (B, C, H, W) (or (K, B, C, H, W) with ``t_eval``) at ``out_size``. A fixed-scale
@@ -152,7 +155,7 @@ def run_network(net, lq, scale, out_size=None, ensemble=False, t_eval=None, amp=
     if out_size is None:
         out_size = output_size(lq.shape[-2:], s_max)
     out_size = (int(out_size[0]), int(out_size[1]))
-    c = contract(net)
+    c = contract(net) if terms is None else terms
     if tiling is not None and not c.tiles:
         raise ValueError(f'{type(net).__name__} does not support tiling')
     kwargs = {} if tiling is None else {'tiling': tiling}

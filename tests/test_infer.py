@@ -401,10 +401,10 @@ def test_failed_writes_report_the_system_error_and_leave_no_partial_file(model, 
 def test_out_of_memory_while_running_is_one_line(model, images, tmp_path, capsys, monkeypatch):
     from nodesr_arch.api import Upscaler
 
-    def upscale(self, img, **kwargs):
+    def upscale(self, img, *args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory\nmore")
 
-    monkeypatch.setattr(Upscaler, 'upscale', upscale)
+    monkeypatch.setattr(Upscaler, '_upscale', upscale)
     out = tmp_path / 'out'
     assert main(['-i', str(images / 'odd.jpg'), '-o', str(out), '--scale', '2', '--model', model, '-q']) == 1
     line = one_error_line(capsys.readouterr().err)
@@ -426,3 +426,39 @@ def test_each_input_is_decoded_once_and_planned_once(model, images, tmp_path, mo
     inputs = [n for n in os.listdir(images) if not n.startswith('.')]
     assert sorted(os.path.basename(p) for p in decoded) == sorted(inputs)
     assert len(planned) == len(inputs)
+
+
+def test_the_plan_is_not_redone_below_it(model, tmp_path):
+    """The request is checked per image in the plan, the contract read and the tiling decided once per run and the
+    trajectory's scales computed once per image; the layers below run what was decided (issue 21)."""
+    from nodesr_arch import scales
+    from nodesr_arch.api import Upscaler
+    from nodesr_arch.archs import contract
+    watched = {'check_scale': scales.check_scale, 'plan_size': scales.plan_size,
+               'trajectory_scales': scales.trajectory_scales, 'Upscaler.trajectory_scales': Upscaler.trajectory_scales,
+               'contract': contract.contract, 'Upscaler.contract': Upscaler.contract.func,
+               'Upscaler.tiling_for': Upscaler.tiling_for, 'SRNetwork.tiling_for': contract.SRNetwork.tiling_for,
+               'check_tiling': contract.check_tiling}
+    names = {fn.__code__: name for name, fn in watched.items()}
+    calls = collections.Counter()
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), np.full((9, 11, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / 'b.png'), np.full((8, 7), 200, np.uint8))
+
+    def count(frame, event, arg):
+        if event == 'call' and frame.f_code in names:
+            calls[names[frame.f_code]] += 1
+
+    before = sys.getprofile()
+    sys.setprofile(count)
+    try:
+        status = main(['-i', str(folder), '-o', str(tmp_path / 'out'), '-s', '2.7', '--model', model, '-q',
+                       '--tile', '16', '--trajectory', '3'])
+    finally:
+        sys.setprofile(before)
+    assert status == 0 and len(listing(tmp_path / 'out')) == 6
+    per_run = {'check_scale': 1, 'contract': 1, 'Upscaler.contract': 1, 'Upscaler.tiling_for': 1,
+               'SRNetwork.tiling_for': 1, 'check_tiling': 1}  # check_scale: the argument itself (argparse)
+    per_image = {'check_scale': 1, 'plan_size': 1, 'trajectory_scales': 1, 'Upscaler.trajectory_scales': 1}
+    assert dict(calls) == {name: per_run.get(name, 0) + 2 * per_image.get(name, 0) for name in watched}

@@ -24,7 +24,7 @@ OUTPUT_EXTENSIONS = {'uint8': IMG_EXTENSIONS, 'uint16': ('.png', '.tif', '.tiff'
 # largest side the encoders take (OpenCV 5's JPEG and WebP, libpng's default limit, GIF's 16-bit sizes)
 MAX_SIDE = {'.jpg': 65500, '.jpeg': 65500, '.webp': 16383, '.png': 1000000, '.gif': 65535}
 
-Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image in_size', defaults=(None,))
+Job = collections.namedtuple('Job', 'path out t0 out_size extras channels image in_size t_eval', defaults=(None, None))
 # decoded inputs kept from the checks for the run, so they are not decoded again, up to this many bytes in all
 KEEP_DECODED = 256 * 2**20
 
@@ -242,9 +242,10 @@ def plan(args):
     """Check every input and output name.
 
     Returns:
-        list[Job]: ``(path, out, t0, out_size, extras, channels, image, in_size)`` per input; ``extras`` are the
-        trajectory strip and GIF; ``image`` is the decoded input while the inputs kept so far stay within
-        :data:`KEEP_DECODED` bytes (else None: the run decodes it again).
+        list[Job]: ``(path, out, t0, out_size, extras, channels, image, in_size, t_eval)`` per input; ``extras``
+        are the trajectory strip and GIF; ``image`` is the decoded input while the inputs kept so far stay within
+        :data:`KEEP_DECODED` bytes (else None: the run decodes it again); ``t_eval`` is None (:func:`run` sets the
+        trajectory's scales once the model is loaded).
 
     Raises:
         InferError: The first problem found; nothing has been written.
@@ -368,10 +369,9 @@ def run(args):
            if v is not None}
     try:
         up = load_model(args.model, device=args.device, ode=ode or None, amp=args.amp, runtime=args.runtime)
-        if args.tile is not None:  # fail now, not after the first image
-            up.tiling_for(args.tile, args.tile_pad)
-        if args.trajectory:
-            up.trajectory_scales(args.trajectory, 2.0)
+        # decided and checked here, once, before anything is written; the images below only run them
+        tiling = up.tiling_for(args.tile, args.tile_pad)
+        jobs = [job._replace(t_eval=up.trajectory_scales(args.trajectory, job.t0)) for job in jobs]
         resized = sorted({job.t0 for job in jobs if up.label(job.t0) != up.name})
     except (OSError, ValueError, RuntimeError, ImportError) as e:
         if isinstance(e, OSError) and e.strerror:
@@ -388,7 +388,6 @@ def run(args):
         raise RunError(f'cannot create the output folder {args.output}: {e.strerror or e}') from None
     for name in remove_stale_partials(args.output):
         print(f'nodesr infer: removed {name}, left by a killed run', file=sys.stderr)
-    options = dict(self_ensemble=args.self_ensemble, tile=args.tile, tile_pad=args.tile_pad)
     from tqdm import tqdm
 
     bar = tqdm(jobs, desc=f'nodesr infer ({up.name})', unit='img', disable=args.quiet, file=sys.stderr,
@@ -396,7 +395,7 @@ def run(args):
     written = []
     for job in bar:
         try:
-            files = enlarge(up, job, args, options)
+            files = enlarge(up, job, args, tiling)
         except RunError as e:
             raise RunError(f'{job.path}: {e}{_done(written)}') from None
         except (FileNotFoundError, file_io.ImageReadError) as e:  # changed since plan() read it
@@ -422,14 +421,14 @@ def run(args):
     return 0
 
 
-def enlarge(up, job, args, options):
-    """Enlarge one input and encode its outputs.
+def enlarge(up, job, args, tiling):
+    """Enlarge one input as planned (nothing is checked again) and encode its outputs.
 
     Args:
         up (Upscaler): The model.
-        job (Job): From :func:`plan`.
+        job (Job): From :func:`plan`, with its trajectory's scales.
         args (argparse.Namespace): The parsed options.
-        options (dict): ``self_ensemble``, ``tile``, ``tile_pad`` for :meth:`~nodesr_arch.api.Upscaler.upscale`.
+        tiling (Tiling | None): From :meth:`~nodesr_arch.api.Upscaler.tiling_for`.
 
     Returns:
         list[tuple[str, bytes]]: ``(path, file contents)`` of the image and, with ``--trajectory``, the strip
@@ -440,8 +439,8 @@ def enlarge(up, job, args, options):
     img = job.image if job.image is not None else file_io.read_image(job.path, check=True)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', UserWarning)
-        result = up.upscale(img, plan=Plan(job.t0, job.out_size), trajectory=args.trajectory, **options)
-    big, states = result if args.trajectory else (result, None)
+        result = up._upscale(img, Plan(job.t0, job.out_size), args.self_ensemble, tiling, job.t_eval)
+    big, states = result if job.t_eval is not None else (result, None)
     files = [(job.out, encode_image(os.path.splitext(job.out)[1], big))]
     if states is not None:
         frames = [display_frame(s) for _, s in states]
