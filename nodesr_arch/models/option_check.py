@@ -196,9 +196,31 @@ def _count_images(d):
     return sum(len(list_images(root)) for root in roots)  # roots ~-expanded by the caller, as BasicSR does
 
 
+_BUILT = []  # (dataset options, dataset) the last check_options built, for BasicSR's build_dataset
+
+
+def take_built_dataset(dataset_opt):
+    """The dataset the last :func:`check_options` built from options equal to ``dataset_opt`` (once), so BasicSR's
+    pipeline builds it no second time (compatibility fix 6 rebinds its ``build_dataset``).
+
+    Args:
+        dataset_opt (dict): A dataset's options as BasicSR's ``parse_options`` made them.
+
+    Returns:
+        torch.utils.data.Dataset | None: The dataset, or None if the check built none from these options.
+    """
+    for i, (built_opt, dataset) in enumerate(_BUILT):
+        if built_opt == dataset_opt:
+            del _BUILT[i]
+            return dataset
+    return None
+
+
 def _check_dataset_contents(opt, phase, d):
-    """Build this package's datasets (they check their folders, protocol, patch size) and count images,
-    so an empty folder or a batch larger than the data stops here rather than after the folders exist."""
+    """Build this package's datasets (their constructors check folders, protocol, patch sizes and LR-patch mode;
+    BasicSR then takes the built one, :func:`take_built_dataset`) and count BasicSR's datasets' images, so a
+    refused dataset, an empty folder or a batch larger than the data stops here, before BasicSR makes or
+    archives the experiment folder: it builds its datasets only after that."""
     key = f'datasets:{phase}'
     d = dict(d, phase=phase.split('_')[0])
     if opt.get('scale') is not None:  # what BasicSR's parse_options does: the top-level scale, ~ expanded
@@ -210,9 +232,11 @@ def _check_dataset_contents(opt, phase, d):
             d[root] = [os.path.expanduser(p) for p in d[root]]
     if d['type'] == 'ContinuousScalePairedDataset':
         try:
-            count = len(DATASET_REGISTRY.get(d['type'])(d))
+            dataset = DATASET_REGISTRY.get(d['type'])(d)
         except (ValueError, OSError, KeyError) as e:
             raise OptionError(f'{key}: {e}') from None
+        _BUILT.append((d, dataset))
+        count = len(dataset)
     else:
         try:
             count = _count_images(d)
@@ -401,6 +425,7 @@ def check_options(opt, is_train=True, check_paths=True):
     datasets = opt.get('datasets')
     if not isinstance(datasets, dict) or not datasets:
         raise OptionError('datasets: missing')
+    _BUILT.clear()
     for phase, d in datasets.items():
         _check_dataset(phase, d, is_train, check_paths)
         if check_paths and (is_train or phase != 'train'):
