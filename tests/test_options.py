@@ -100,6 +100,10 @@ def write_train_yml(tmp_path, **changes):
     ({'model_type': 'SRModel'}, 'network_g:type'),  # NODEVDSR needs the scale SRModel does not feed
     ({'model_type': 'SRModel', 'network_g': {'type': 'VDSR', 'num_feat': 4, 'num_layer': 3}}, 'datasets:train:type'),
     ({'scale': 4}, 'scale'),  # BasicSR would copy it over val_1's x2 and the training scale range
+    # what BasicSR's train_pipeline reads only after making the experiment folder
+    ({'logger': {'print_freq': 1, 'save_checkpoint_freq': 1}}, 'logger:use_tb_logger: missing'),
+    ({'datasets:test_1': {'name': 't', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr', 'scale': 2.0}},
+     "datasets:test_1: phase 'test_1' must be train or val*"),
 ])
 def test_wrong_option_stops_before_writing(tmp_path, monkeypatch, capsys, changes, key):
     path = write_train_yml(tmp_path, **changes)
