@@ -36,7 +36,10 @@ alone needs lives in ``NODESRModel`` and changes no other model:
 6. Registration on demand: ``ARCH_REGISTRY``, ``DATASET_REGISTRY`` and ``MODEL_REGISTRY`` import
    ``nodesr_arch`` when asked for one of its names (:data:`PLUGIN_TYPES`) that is not registered yet, and
    ``parse_options`` checks an option file that names one (``nodesr_arch.models.option_check``) before
-   BasicSR makes any folder. Lookups of every other name are unchanged.
+   BasicSR makes any folder. Lookups of every other name are unchanged. The check builds NODE-SR's datasets
+   (their constructors refuse wrong options before the folders exist; BasicSR builds datasets only after
+   ``make_exp_dirs``); ``build_dataset`` is rebound in the namespace of BasicSR's ``train.py`` and ``test.py``
+   (as fix 3 rebinds names) to take the dataset the check built from equal options, so none is built twice.
 7. Option files are parsed with a safe YAML loader that keeps key order (``options.ordered_yaml``):
    BasicSR's full loader builds Python objects from ``!!python/...`` tags, so opening a shared option
    file could run code. Files without such tags load exactly as before; a file with one is refused.
@@ -255,19 +258,21 @@ def _keep_existing_on_auto_resume(func):
     return wrapper
 
 
-def _is_basicsr_train(namespace):
-    """True if ``namespace`` holds BasicSR's ``train.py`` (imported as ``basicsr.train`` or run as a script)."""
+def _is_basicsr_pipeline(namespace, kind):
+    """True if ``namespace`` holds BasicSR's ``train.py`` (``kind`` 'train') or ``test.py`` ('test'), imported as
+    ``basicsr.train`` or run as a script."""
     basicsr = sys.modules.get('basicsr')
     path = namespace.get('__file__')
-    if basicsr is None or not path or 'train_pipeline' not in namespace:
+    if basicsr is None or not path or f'{kind}_pipeline' not in namespace:
         return False
-    own = os.path.join(os.path.dirname(basicsr.__file__), 'train.py')
+    own = os.path.join(os.path.dirname(basicsr.__file__), f'{kind}.py')
     return os.path.realpath(path) == os.path.realpath(own)
 
 
 def fix_train_namespace(namespace):
     """Fix 3 (BasicSR#538): rebind ``load_resume_state``, ``make_exp_dirs`` and ``mkdir_and_rename`` in the
-    namespace of BasicSR's ``train.py``; fix 9: ``EnlargedSampler`` and ``build_dataloader``.
+    namespace of BasicSR's ``train.py``; fix 6: ``build_dataset``; fix 9: ``EnlargedSampler`` and
+    ``build_dataloader``.
 
     ``python -m basicsr.train`` and ``python .../basicsr/train.py`` run a second copy of that module as
     ``__main__``, whose functions no module attribute reaches; its ``train_pipeline`` calls
@@ -283,6 +288,7 @@ def fix_train_namespace(namespace):
     namespace['load_resume_state'] = load_resume_state
     namespace['make_exp_dirs'] = master_only(_keep_existing_on_auto_resume(namespace['make_exp_dirs']))
     namespace['mkdir_and_rename'] = _keep_existing_on_auto_resume(namespace['mkdir_and_rename'])
+    fix_build_dataset(namespace)
     for name, wrap in (('EnlargedSampler', _exact_sampler), ('build_dataloader', _exact_loader)):  # fix 9
         if name in namespace:
             namespace[name] = wrap(namespace[name])
@@ -438,12 +444,38 @@ def names_plugin(opt):
     return False
 
 
+def _built_once(original):
+
+    def build_dataset(dataset_opt):
+        check = sys.modules.get('nodesr_arch.models.option_check')
+        dataset = check.take_built_dataset(dataset_opt) if check is not None else None
+        return original(dataset_opt) if dataset is None else dataset
+
+    build_dataset.__wrapped__ = original
+    return build_dataset
+
+
+def fix_build_dataset(namespace):
+    """Fix 6: rebind ``build_dataset`` in the namespace of BasicSR's ``train.py`` or ``test.py`` to take the datasets
+    the option check built (``option_check.take_built_dataset``).
+
+    Args:
+        namespace (dict): The module globals of BasicSR's ``train.py`` or ``test.py``.
+    """
+    if 'build_dataset' in namespace and not hasattr(namespace['build_dataset'], '__wrapped__'):
+        namespace['build_dataset'] = _built_once(namespace['build_dataset'])
+
+
 _CHECKED_ARGV = []
 
 
 def mark_checked(argv):
-    """``nodesr train``/``test`` checked these arguments' options already: :func:`check_plugin_options`
-    need not build the datasets again."""
+    """``nodesr train``/``test`` read and checked these arguments' options and now runs BasicSR's pipeline: the next
+    :func:`check_plugin_options` (its ``parse_options``) reads the file no second time.
+
+    Args:
+        argv (list[str]): The arguments checked.
+    """
     _CHECKED_ARGV[:] = [list(argv)]
 
 
@@ -461,17 +493,20 @@ def check_plugin_options(argv, is_train):
     Raises:
         SystemExit: Exit status 2 with one line naming the wrong option.
     """
+    if [list(argv)] == _CHECKED_ARGV:
+        _CHECKED_ARGV.clear()  # once: the file may change before another run in this process
+        return  # nodesr train/test read and checked them
     prog = os.path.basename(sys.argv[0]) or 'basicsr'
     try:
         opt = read_option_file(argv)
     except OptionFileError as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         raise SystemExit(2) from None
-    if opt is None or [list(argv)] == _CHECKED_ARGV or not names_plugin(opt):
-        return  # BasicSR's parser reports a missing -opt; nodesr train checked already
-    from nodesr_arch.models.option_check import OptionError, read_options
+    if opt is None or not names_plugin(opt):
+        return  # BasicSR's parser reports a missing -opt
+    from nodesr_arch.models.option_check import OptionError, check_options
     try:
-        read_options(argv, is_train=is_train)
+        check_options(opt, is_train=is_train)
     except OptionError as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         raise SystemExit(2) from None
@@ -482,8 +517,10 @@ def _checked_parse_options(original):
     def parse_options(root_path, is_train=True):
         sys.argv = normalize_argv(sys.argv)  # fix 4
         caller = sys._getframe(1).f_globals
-        if _is_basicsr_train(caller):
-            fix_train_namespace(caller)  # fix 3
+        if _is_basicsr_pipeline(caller, 'train'):
+            fix_train_namespace(caller)  # fixes 3, 6, 9
+        elif _is_basicsr_pipeline(caller, 'test'):
+            fix_build_dataset(caller)  # fix 6
         check_plugin_options(sys.argv[1:], is_train)  # fixes 6, 8
         opt, args = original(root_path, is_train)
         if any(force_yml_keys(entry) == ['manual_seed'] for entry in args.force_yml or []):  # fix 8

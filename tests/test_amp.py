@@ -95,7 +95,7 @@ def test_option_check_names_the_amp_key(tmp_path, section, value, message):
     opt = make_opt(tmp_path)
     opt['datasets'] = {'train': {'type': 'ContinuousScalePairedDataset', 'dataroot_gt': str(tmp_path),
                                  'batch_size_per_gpu': 1, 'num_worker_per_gpu': 0}}
-    opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 1}
+    opt['logger'] = {'print_freq': 1, 'save_checkpoint_freq': 1, 'use_tb_logger': False}
     opt['val']['val_freq'] = 1
     check_options(opt, check_paths=False)
     opt[section]['amp'] = value

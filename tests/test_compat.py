@@ -230,9 +230,10 @@ def test_train_namespace_is_fixed_when_train_pipeline_parses_options(tmp_path):
     compat.fix_train_namespace(namespace)  # once only
     assert namespace['make_exp_dirs'].__wrapped__.__wrapped__ is misc.make_exp_dirs
     # BasicSR's train.py, as a module or run as __main__, is recognised; other callers are left alone
-    assert compat._is_basicsr_train(vars(bt))
-    assert compat._is_basicsr_train({'__file__': bt.__file__, 'train_pipeline': None})
-    assert not compat._is_basicsr_train({'__file__': str(tmp_path / 'train.py'), 'train_pipeline': None})
+    assert compat._is_basicsr_pipeline(vars(bt), 'train')
+    assert compat._is_basicsr_pipeline({'__file__': bt.__file__, 'train_pipeline': None}, 'train')
+    assert not compat._is_basicsr_pipeline({'__file__': str(tmp_path / 'train.py'), 'train_pipeline': None}, 'train')
+    assert not compat._is_basicsr_pipeline(vars(bt), 'test')
 
 
 def test_auto_resume_never_archives(tmp_path):

@@ -10,10 +10,13 @@ import nodesr_arch  # noqa: F401  (compat fixes, registries)
 from basicsr.data import build_dataset
 from basicsr.models import build_model
 from basicsr.utils.options import ordered_yaml
+from benchmarks.common import tiny_train_options
 from helpers import one_thread_fixture, write_images
 from nodesr_arch.commands import test as nodesr_test
 from nodesr_arch.commands import train as nodesr_train
+from nodesr_arch.data.continuous_scale_dataset import ContinuousScalePairedDataset
 from nodesr_arch.models.option_check import check_options
+from test_train import write_data, write_yml
 
 one_thread = one_thread_fixture()
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,6 +100,10 @@ def write_train_yml(tmp_path, **changes):
     ({'model_type': 'SRModel'}, 'network_g:type'),  # NODEVDSR needs the scale SRModel does not feed
     ({'model_type': 'SRModel', 'network_g': {'type': 'VDSR', 'num_feat': 4, 'num_layer': 3}}, 'datasets:train:type'),
     ({'scale': 4}, 'scale'),  # BasicSR would copy it over val_1's x2 and the training scale range
+    # what BasicSR's train_pipeline reads only after making the experiment folder
+    ({'logger': {'print_freq': 1, 'save_checkpoint_freq': 1}}, 'logger:use_tb_logger: missing'),
+    ({'datasets:test_1': {'name': 't', 'type': 'ContinuousScalePairedDataset', 'dataroot_gt': 'hr', 'scale': 2.0}},
+     "datasets:test_1: phase 'test_1' must be train or val*"),
 ])
 def test_wrong_option_stops_before_writing(tmp_path, monkeypatch, capsys, changes, key):
     path = write_train_yml(tmp_path, **changes)
@@ -149,3 +156,28 @@ def test_scale_rules_name_the_sets_and_the_model(tmp_path, monkeypatch):
     for metric in opt['val']['metrics'].values():
         metric['crop_border'] = 2
     check_options(opt, is_train=False)
+
+
+@pytest.mark.parametrize('door', ['nodesr train', 'basicsr train.py'])
+def test_start_up_reads_the_file_once_for_the_checks_and_builds_each_dataset_once(tmp_path, monkeypatch, door):
+    """The checks read the option file once (BasicSR's parse_options once more) and build NODE-SR's datasets
+    before any folder exists; BasicSR's pipeline takes those instead of building them again."""
+    import basicsr.train as bt
+    write_data(str(tmp_path))
+    path = write_yml(str(tmp_path), tiny_train_options('tiny', total_iter=1))
+    monkeypatch.chdir(tmp_path)
+    reads, built, init, load = [], [], ContinuousScalePairedDataset.__init__, yaml.load
+    monkeypatch.setattr(yaml, 'load', lambda *a, **k: reads.append(1) or load(*a, **k))
+    monkeypatch.setattr(ContinuousScalePairedDataset, '__init__', lambda self, opt: built.append(1) or init(self, opt))
+
+    def stop(opt):  # after BasicSR built its datasets
+        raise InterruptedError(len(built), (tmp_path / 'experiments' / 'tiny').is_dir())
+
+    monkeypatch.setattr(bt, 'build_model', stop)
+    with pytest.raises(InterruptedError) as stopped:
+        if door == 'nodesr train':
+            nodesr_train.main(['-opt', path])
+        else:
+            monkeypatch.setattr('sys.argv', ['train.py', '-opt', path])
+            bt.train_pipeline(str(tmp_path))
+    assert stopped.value.args == (3, True) and len(reads) == 2  # train, val_1, val_2

@@ -214,7 +214,7 @@ def test_rival_benchmark_infer_api_export(trained_rival, tmp_path, capsys):
     ('LIIF', {'datasets:train': {'sampel_q': 40}},
      'datasets:train:sampel_q: not an option of ContinuousScalePairedDataset (did you mean sample_q?)'),
     ('LIIF', {'datasets:train': {'sample_q': 0}}, 'datasets:train: sample_q must be a positive integer'),
-    ('LIIF', {'datasets:val_1': {'lq_size': 48}}, "datasets:val_1:lq_size: in val/test 'output' or 'lr'"),
+    ('LIIF', {'datasets:val_1': {'lq_size': 48}}, "datasets:val_1: lq_size must be 'output' or 'lr'"),
     ('MetaSR', {'datasets:train': {'scale_per_batch': False}}, 'set scale_per_batch: true'),
     ('MetaSR', {'network_g': {'encoder': {'type': 'NoSuchEncoder'}}}, "encoder type 'NoSuchEncoder' is not in"),
     ('MetaSR', {'val': {'tile': 16}}, 'val:tile: MetaSR does not tile'),

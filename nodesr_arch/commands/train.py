@@ -35,9 +35,9 @@ def run(argv, is_train, prog):
     try:
         if not {'-h', '--help'} & set(argv):  # BasicSR's parser prints the help
             opt = read_options(argv, is_train=is_train)
-            mark_checked(argv)
             if int(os.environ.get('RANK', '0')) == 0:
                 lock_experiment(os.path.join(root_path, 'experiments' if is_train else 'results'), opt['name'])
+            mark_checked(argv)
     except (OptionError, LockError) as e:
         print(f'{prog}: error: {e}', file=sys.stderr)
         return 2

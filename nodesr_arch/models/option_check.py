@@ -1,8 +1,12 @@
 """Start-up checks of a BasicSR option YAML, run before anything is written.
 
-A wrong option (unknown arch, dataset or model type, a missing data folder, a scale below 1...) stops
-with a message naming the key (``datasets:train:dataroot_gt: ...``) instead of a traceback after the
-experiment folders were made.
+Checked: what NODE-SR adds (its keys, the pairing of model, datasets and network) and what must be refused
+before BasicSR makes or archives the experiment folder: an unknown registry type, a network that cannot be
+built, missing data, a dataset its constructor refuses (each of this package's datasets is built here, once:
+BasicSR takes it, :func:`take_built_dataset`), a key BasicSR reads only after the folder
+(:data:`READ_AFTER_FOLDERS`), a value it would fail on there without naming the key. The file itself and the
+experiment name are :func:`~nodesr_arch.option_files.read_option_file`'s. Each message names the key
+(``datasets:train:dataroot_gt: ...``).
 """
 import difflib
 import inspect
@@ -14,7 +18,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, MODEL_REGISTRY
 from nodesr_arch.archs.contract import contract
 from nodesr_arch.file_io import list_images
-from nodesr_arch.option_files import OptionFileError, check_experiment_name, read_option_file
+from nodesr_arch.option_files import OptionFileError, read_option_file
 from nodesr_arch.scales import check_scale
 
 
@@ -103,28 +107,24 @@ def _check_network(key, net_opt):
     return cls
 
 
-_PAIRED_TYPES = ('ContinuousScalePairedDataset', 'PairedImageDataset')
-
-
 def _is_positive_int(v):
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 def _check_frequency(key, value):
-    """A frequency in iterations: BasicSR takes ``current_iter % value``, so it must be a number >= 1."""
+    """A frequency in iterations: BasicSR takes ``current_iter % value`` from the first iteration on, after the
+    folders, where 0 or a string fails without naming the key; so it must be a number >= 1."""
     if not _is_number(value) or not 1 <= value < float('inf'):
         raise OptionError(f'{key}: must be a number of iterations >= 1, got {value!r}')
 
 
-def _check_dataset(phase, d, is_train, check_paths=True):
+def _check_dataset(phase, d, check_paths=True):
     key = f'datasets:{phase}'
-    if not isinstance(d, dict):
+    if not isinstance(d, dict):  # what the checks below read
         raise OptionError(f'{key}: must be a mapping')
-    if phase.split('_')[0] not in ('train', 'val', 'test'):
-        raise OptionError(f"{key}: phase '{phase}' must be train, val* or test*")
     if d.get('type') not in DATASET_REGISTRY:
         raise OptionError(f"{key}:type: unknown dataset '{d.get('type')}' (not in BasicSR's DATASET_REGISTRY)")
-    if d['type'] in _PAIRED_TYPES and d.get('dataroot_gt') is None:
+    if d['type'] in ('ContinuousScalePairedDataset', 'PairedImageDataset') and d.get('dataroot_gt') is None:
         raise OptionError(f"{key}:dataroot_gt: missing (the {d['type']}'s ground-truth folder or LMDB)")
     backend = (d.get('io_backend') or {}).get('type', 'disk')
     for root in ('dataroot_gt', 'dataroot_lq'):
@@ -145,40 +145,29 @@ def _check_dataset(phase, d, is_train, check_paths=True):
     step = d.get('scale_step')
     if step is not None and (not _is_number(step) or not 0 <= step < float('inf')):
         raise OptionError(f'{key}:scale_step: must be a number >= 0 (0: continuous scales), got {step!r}')
+    # a patch side other than a positive integer: ContinuousScalePairedDataset reads gt_size 0 as whole images,
+    # BasicSR's paired_random_crop fails at the first batch, after the folders, without naming the key
     if d.get('gt_size') is not None and not _is_positive_int(d['gt_size']):
         raise OptionError(f"{key}:gt_size: must be a positive integer (the training patch side), got {d['gt_size']!r}")
-    if is_train and phase == 'train':
-        for k in ('batch_size_per_gpu', 'num_worker_per_gpu'):
-            if k not in d:
-                raise OptionError(f'{key}:{k}: missing')
-        if not _is_positive_int(d['batch_size_per_gpu']):
-            raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
-    if d['type'] == 'ContinuousScalePairedDataset':  # after the scales: its LR-patch mode reads them
-        _check_continuous_dataset(key, d, phase)
+    if phase == 'train' and 'batch_size_per_gpu' in d and not _is_positive_int(d['batch_size_per_gpu']):
+        raise OptionError(f"{key}:batch_size_per_gpu: must be a positive integer, got {d['batch_size_per_gpu']!r}")
+    if d['type'] == 'ContinuousScalePairedDataset':
+        _check_continuous_keys(key, d, phase)
 
 
-def _check_continuous_dataset(key, d, phase):
+def _check_continuous_keys(key, d, phase):
     """``ContinuousScalePairedDataset`` sections: every key one it (or BasicSR's loader) reads, so a misspelt
-    ``sample_q`` does not silently train another mode; the training set's LR-patch mode (Meta-SR, LIIF) checked
-    without reading any image."""
-    from nodesr_arch.data.continuous_scale_dataset import LOADER_KEYS, OPTION_KEYS, lr_patch_mode, train_scale_range
+    ``sample_q`` does not silently train another mode; the other rules of its options are its constructor's
+    (:func:`_check_dataset_contents` builds it)."""
+    from nodesr_arch.data.continuous_scale_dataset import LOADER_KEYS, OPTION_KEYS
     known = OPTION_KEYS | LOADER_KEYS
     for k in d:
         if k not in known:
             near = difflib.get_close_matches(str(k), sorted(known), n=1)
             hint = f' (did you mean {near[0]}?)' if near else ''
             raise OptionError(f'{key}:{k}: not an option of ContinuousScalePairedDataset{hint}')
-    if phase.split('_')[0] != 'train':
-        lq = d.get('lq_size', 'output')
-        if lq not in ('output', 'lr'):
-            raise OptionError(f"{key}:lq_size: in val/test 'output' or 'lr' (the LR image: Meta-SR, LIIF), got {lq!r}")
-        if d.get('sample_q') is not None:
-            raise OptionError(f'{key}:sample_q: a training option (LIIF samples GT pixels in training only)')
-        return
-    try:
-        lr_patch_mode(d, train_scale_range(d), bool(d.get('scale_per_batch', False)))
-    except ValueError as e:
-        raise OptionError(f'{key}: {e}') from None
+    if phase.split('_')[0] != 'train' and d.get('sample_q') is not None:  # the constructor ignores it there
+        raise OptionError(f'{key}:sample_q: a training option (LIIF samples GT pixels in training only)')
 
 
 def _count_images(d):
@@ -196,9 +185,31 @@ def _count_images(d):
     return sum(len(list_images(root)) for root in roots)  # roots ~-expanded by the caller, as BasicSR does
 
 
+_BUILT = []  # (dataset options, dataset) the last check_options built, for BasicSR's build_dataset
+
+
+def take_built_dataset(dataset_opt):
+    """The dataset the last :func:`check_options` built from options equal to ``dataset_opt`` (once), so BasicSR's
+    pipeline builds it no second time (compatibility fix 6 rebinds its ``build_dataset``).
+
+    Args:
+        dataset_opt (dict): A dataset's options as BasicSR's ``parse_options`` made them.
+
+    Returns:
+        torch.utils.data.Dataset | None: The dataset, or None if the check built none from these options.
+    """
+    for i, (built_opt, dataset) in enumerate(_BUILT):
+        if built_opt == dataset_opt:
+            del _BUILT[i]
+            return dataset
+    return None
+
+
 def _check_dataset_contents(opt, phase, d):
-    """Build this package's datasets (they check their folders, protocol, patch size) and count images,
-    so an empty folder or a batch larger than the data stops here rather than after the folders exist."""
+    """Build this package's datasets (their constructors check folders, protocol, patch sizes and LR-patch mode;
+    BasicSR then takes the built one, :func:`take_built_dataset`) and count BasicSR's datasets' images, so a
+    refused dataset, an empty folder or a batch larger than the data stops here, before BasicSR makes or
+    archives the experiment folder: it builds its datasets only after that."""
     key = f'datasets:{phase}'
     d = dict(d, phase=phase.split('_')[0])
     if opt.get('scale') is not None:  # what BasicSR's parse_options does: the top-level scale, ~ expanded
@@ -210,9 +221,11 @@ def _check_dataset_contents(opt, phase, d):
             d[root] = [os.path.expanduser(p) for p in d[root]]
     if d['type'] == 'ContinuousScalePairedDataset':
         try:
-            count = len(DATASET_REGISTRY.get(d['type'])(d))
+            dataset = DATASET_REGISTRY.get(d['type'])(d)
         except (ValueError, OSError, KeyError) as e:
             raise OptionError(f'{key}: {e}') from None
+        _BUILT.append((d, dataset))
+        count = len(dataset)
     else:
         try:
             count = _count_images(d)
@@ -220,59 +233,67 @@ def _check_dataset_contents(opt, phase, d):
             raise OptionError(f'{key}: {e}') from None
     if count == 0:
         raise OptionError(f"{key}:dataroot_gt: no images in {d['dataroot_gt']}")
-    if phase == 'train' and count is not None:
+    batch = d.get('batch_size_per_gpu')
+    if phase == 'train' and count is not None and _is_positive_int(batch):
+        # BasicSR's loader drops the last partial batch: its epochs would be empty and the run loop forever
         world = int(os.environ.get('WORLD_SIZE', '1'))
         samples = count * d.get('dataset_enlarge_ratio', 1)
-        if d['batch_size_per_gpu'] * world > samples:
+        if batch * world > samples:
             per = f' x {world} processes' if world > 1 else ''
-            raise OptionError(f"{key}:batch_size_per_gpu: {d['batch_size_per_gpu']}{per} is more than the "
+            raise OptionError(f'{key}:batch_size_per_gpu: {batch}{per} is more than the '
                               f'{samples} samples an epoch holds ({count} images x dataset_enlarge_ratio '
                               f"{d.get('dataset_enlarge_ratio', 1)}): no full batch, nothing would be trained")
 
 
+#: The keys BasicSR 1.4.2's train_pipeline (True) and test_pipeline (False) read only after making or archiving
+#: the experiment folder, where their KeyError would come. A training ``val`` section also needs ``val_freq`` and
+#: ``save_img``.
+READ_AFTER_FOLDERS = {
+    True: ('datasets:train:batch_size_per_gpu', 'datasets:train:num_worker_per_gpu', 'train:total_iter',
+           'train:optim_g', 'train:scheduler', 'logger:print_freq', 'logger:save_checkpoint_freq',
+           'logger:use_tb_logger'),
+    False: ('val:save_img',),
+}
+
+
+def _check_present(opt, keys):
+    for key in keys:
+        node, parts = opt, key.split(':')
+        for i, k in enumerate(parts):
+            if not isinstance(node, dict) or k not in node:
+                raise OptionError(f"{':'.join(parts[:i + 1])}: missing")
+            node = node[k]
+
+
 def _check_train(opt):
-    train = opt.get('train')
-    if not isinstance(train, dict):
-        raise OptionError('train: missing (total_iter, optim_g, scheduler, pixel_opt...)')
-    for k in ('total_iter', 'optim_g', 'scheduler'):
-        if k not in train:
-            raise OptionError(f'train:{k}: missing')
-    if not _is_number(train['total_iter']) or train['total_iter'] < 1:
+    """NODE-SR's training keys, and the values of BasicSR's that fail only after the folders, naming no key."""
+    train = opt['train']
+    if not _is_number(train['total_iter']) or train['total_iter'] < 1:  # BasicSR's int(total_iter) fails unnamed
         raise OptionError(f"train:total_iter: must be a positive number, got {train['total_iter']!r}")
     clip = train.get('grad_clip')
     max_norm = clip.get('max_norm') if isinstance(clip, dict) else clip
     if clip is not None and (not _is_number(max_norm) or max_norm < 0):
         raise OptionError(f'train:grad_clip: must be a max norm > 0 (or {{max_norm, norm_type}}), got {clip!r}')
-    lr = (train.get('optim_g') or {}).get('lr') if isinstance(train.get('optim_g'), dict) else None
-    if not _is_number(lr) or not 0 < lr < float('inf'):
+    lr = train['optim_g'].get('lr') if isinstance(train['optim_g'], dict) else None
+    if not _is_number(lr) or not 0 < lr < float('inf'):  # YAML reads 1e-4 as a string; torch's error names no key
         raise OptionError(f'train:optim_g:lr: must be a positive number, got {lr!r}')
     nf = train.get('max_nonfinite', 10)
     if not _is_positive_int(nf):
         raise OptionError(f'train:max_nonfinite: must be an integer >= 1, got {nf!r}')
     if not isinstance(train.get('exact_resume', True), bool):
         raise OptionError(f"train:exact_resume: must be true or false, got {train['exact_resume']!r}")
-    if 'datasets' in opt and 'train' not in opt['datasets']:
-        raise OptionError('datasets:train: missing')
-    logger = opt.get('logger')
-    if not isinstance(logger, dict):
-        raise OptionError('logger: missing (print_freq, save_checkpoint_freq, use_tb_logger)')
     for k in ('print_freq', 'save_checkpoint_freq'):
-        if k not in logger:
-            raise OptionError(f'logger:{k}: missing')
-        _check_frequency(f'logger:{k}', logger[k])
+        _check_frequency(f'logger:{k}', opt['logger'][k])
 
 
 def _check_val(opt, is_train):
     val = opt.get('val')
     if val is None:
-        if not is_train:
-            raise OptionError('val: missing (a test needs val: {save_img, metrics})')
         return
-    if not isinstance(val, dict):
+    if not isinstance(val, dict):  # what the checks below read
         raise OptionError('val: must be a mapping')
-    if is_train and 'val_freq' not in val:
-        raise OptionError('val:val_freq: missing')
     if is_train:
+        _check_present(opt, ('val:val_freq', 'val:save_img'))
         _check_frequency('val:val_freq', val['val_freq'])
     tile = val.get('tile')
     if tile is not None and not _is_positive_int(tile):
@@ -281,7 +302,7 @@ def _check_val(opt, is_train):
     if pad is not None and (not isinstance(pad, int) or isinstance(pad, bool) or pad < 0):
         raise OptionError(f'val:tile_pad: must be an integer >= 0, got {pad!r}')
     for name, m in (val.get('metrics') or {}).items():
-        if not isinstance(m, dict) or 'type' not in m:
+        if not isinstance(m, dict) or 'type' not in m:  # BasicSR's KeyError 'type' comes at the first validation
             raise OptionError(f'val:metrics:{name}: must be a mapping with a "type"')
         cb = m.get('crop_border', 0)
         if cb != 'scale' and (not isinstance(cb, int) or isinstance(cb, bool) or cb < 0):
@@ -372,47 +393,51 @@ def _check_amp(opt, is_train):
 
 
 def check_options(opt, is_train=True, check_paths=True):
-    """Check the options BasicSR would otherwise trip over after making the experiment folders.
+    """Check what NODE-SR adds to an option file, and what BasicSR would trip over after making the experiment
+    folders. The experiment name is :func:`~nodesr_arch.option_files.read_option_file`'s to check.
 
     Args:
         opt (dict): Options as read from the YAML.
         is_train (bool): Training (True) or testing options.
-        check_paths (bool): Also check that data folders, files and weights exist. Default: True.
+        check_paths (bool): Also check that data folders, files and weights exist, and build this package's
+            datasets. Default: True.
 
     Raises:
         OptionError: With the offending key, e.g. ``datasets:val_1:scale: the scale must be >= 1, got 0.5``.
     """
-    try:
-        check_experiment_name(opt.get('name'))
-    except OptionFileError as e:
-        raise OptionError(str(e)) from None
     model_type = opt.get('model_type', 'SRModel')
     if model_type not in MODEL_REGISTRY:
         raise OptionError(f"model_type: unknown model '{model_type}' (not in BasicSR's MODEL_REGISTRY; a model of "
                           "another package, e.g. Real-ESRGAN's, registers when that package is imported)")
+    # num_gpu and path: BasicSR's parse_options fails on them after nodesr train took its lock in experiments/,
+    # and a wrong num_gpu only where the model or loader use it, with torch's error naming no key
     num_gpu = opt.get('num_gpu')
     if num_gpu != 'auto' and (not isinstance(num_gpu, int) or isinstance(num_gpu, bool) or num_gpu < 0):
         raise OptionError(f"num_gpu: must be an integer >= 0 or 'auto', got {num_gpu!r}")
-    if isinstance(num_gpu, int) and num_gpu > 0 and not torch.cuda.is_available():
+    if _is_positive_int(num_gpu) and not torch.cuda.is_available():
         raise OptionError(f'num_gpu: {num_gpu} but no CUDA GPU is available; use num_gpu: 0 to run on the CPU')
+    if not isinstance(opt.get('path'), dict):
+        raise OptionError('path: missing (a mapping, e.g. {pretrain_network_g: ~, resume_state: ~})')
     if 'scale' in opt:
         _check_scale('scale', opt['scale'])
     arch_cls = _check_network('network_g', opt.get('network_g'))
     datasets = opt.get('datasets')
-    if not isinstance(datasets, dict) or not datasets:
+    if not isinstance(datasets, dict) or not datasets:  # what the checks below read
         raise OptionError('datasets: missing')
+    _BUILT.clear()
     for phase, d in datasets.items():
-        _check_dataset(phase, d, is_train, check_paths)
+        if is_train and phase != 'train' and phase.split('_')[0] != 'val':  # BasicSR refuses it after the folders
+            raise OptionError(f"datasets:{phase}: phase '{phase}' must be train or val* in a training")
+        _check_dataset(phase, d, check_paths)
         if check_paths and (is_train or phase != 'train'):
             _check_dataset_contents(opt, phase, d)
     model_cls = MODEL_REGISTRY.get(model_type)
     _check_scale_feeding(opt, model_cls, arch_cls)
     _check_top_level_scale(opt, model_cls)
-    if not isinstance(opt.get('path'), dict):
-        raise OptionError('path: missing (a mapping, e.g. {pretrain_network_g: ~, resume_state: ~})')
     for k, v in opt['path'].items():
         if v is not None and check_paths and ('pretrain_network' in k or k == 'resume_state'):
             _check_paths(f'path:{k}', v, must_be_dir=False)
+    _check_present(opt, READ_AFTER_FOLDERS[is_train])
     if is_train:
         _check_train(opt)
     _check_val(opt, is_train)
